@@ -1,0 +1,73 @@
+"""Options and helpers shared by several verbs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from grace.config import Config, load_config
+from grace.errors import UserInputError
+from grace.run import safe_name
+from grace.serving import ExternalServer, LocalVLLMServer
+from grace.studies import Study, Trial, get_study
+
+
+def add_config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config-dir", type=Path, default=None, help="folder with models.yaml and experiments.yaml")
+
+
+def add_trial_options(p: argparse.ArgumentParser) -> None:
+    add_config_option(p)
+    p.add_argument("--model", default="local", help="model name from config/models.yaml (default: local)")
+    p.add_argument("--profile", default="local", help="hardware profile (local, rtx3090, a100)")
+    p.add_argument("--study", required=True, help="study1 or study2")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--sample", action="store_true", help="the study's 10-row sample")
+    g.add_argument("--input", type=Path, help="a CSV of your own with the study's columns")
+    p.add_argument("--limit", type=int, default=None, help="only the first N trials")
+    p.add_argument("--endpoint", default=None, help="use a running OpenAI-compatible server at this URL")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: results/<verb>-<model>-<study>)")
+    p.add_argument("--concurrency", type=int, default=None, help="requests in flight (default: from config)")
+
+
+def load_trials(cfg: Config, args: argparse.Namespace) -> tuple[Study, list[Trial], Path]:
+    study = get_study(args.study)
+    path = args.input or cfg.study_file(study.name, sample=args.sample)
+    if args.limit is not None and args.limit < 1:
+        raise UserInputError("--limit must be at least 1")
+    return study, study.load(path, limit=args.limit), path
+
+
+def default_out(verb: str, args: argparse.Namespace) -> Path:
+    size = "sample" if args.sample else ("input" if args.input else "full")
+    return Path("results") / safe_name(f"{verb}-{args.model}-{args.study}-{size}")
+
+
+@contextmanager
+def serving(cfg: Config, args: argparse.Namespace, seed: int | None = None) -> Iterator[object]:
+    """An Endpoint: the given --endpoint, or a local vLLM server started (and stopped) for this command."""
+    model = cfg.model(args.model)
+    if args.endpoint:
+        with ExternalServer(args.endpoint, model.name, model.revision) as ep:
+            yield ep
+    else:
+        print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)
+        with LocalVLLMServer(model, profile=args.profile, seed=seed) as ep:
+            print(f"server ready at {ep.base_url}", flush=True)
+            yield ep
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[callable]:  # type: ignore[valid-type]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=False) as prog:
+        task = prog.add_task(label, total=total)
+        yield lambda n: prog.advance(task, n)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "config_dir", None))

@@ -1,0 +1,100 @@
+"""Pydantic records written to disk, one per stage, one JSONL line per key.
+
+Every record carries the trial key, model and revision, study, experiment, prompt version, a status (`ok`
+or a named failure), the attempt count and timestamps; then its stage's fields. Exp 1 and Exp 2 records also
+keep exactly what was sent, so any result can be audited and recomputed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    experiment: ClassVar[str] = ""
+
+    trial_id: str
+    model: str
+    model_revision: str
+    study: str
+    prompt_version: str
+    status: str = "ok"  # "ok" or a named failure: "error", "empty", "truncated", ...
+    error: str | None = None
+    attempts: int = 1
+    started_at: datetime = Field(default_factory=now)
+    finished_at: datetime = Field(default_factory=now)
+
+    @property
+    def key(self) -> str:
+        return self.trial_id
+
+    @property
+    def done(self) -> bool:
+        """Complete: a resume skips it. Failed requests (status error) are redone."""
+        return self.status != "error"
+
+
+class Exp1Record(Record):
+    experiment: ClassVar[str] = "exp1"
+
+    replicate: int = 0
+    messages: list[dict[str, str]]
+    sampling: dict[str, Any]
+    served_model: str = ""
+    response: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.trial_id}#{self.replicate}"
+
+
+class OptionScores(BaseModel):
+    """One Exp 2 question: per option the summed log-probability, its token ids and count."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str  # the scored prompt text after the chat template, ending where the answer begins
+    options: list[str]
+    token_ids: dict[str, list[int]]
+    logprobs: dict[str, float]  # sum over the option's tokens
+    probs: dict[str, float]  # softmax over options of the summed log-probabilities (sums to 1)
+    probs_norm: dict[str, float]  # softmax of per-token mean log-probabilities (length-normalised)
+    entropy: float
+    argmax: str
+
+
+class Exp2Record(Record):
+    experiment: ClassVar[str] = "exp2"
+
+    path: Literal["server", "inprocess", "per-option"] = "server"
+    questions: dict[str, OptionScores] = {}
+    requests: int = 0  # server requests (or forward passes) this trial cost
+
+
+class ExtractedRecord(Record):
+    """A structured answer read from an Exp 1 response; schema fields live in `fields`."""
+
+    experiment: ClassVar[str] = "extract"
+
+    replicate: int = 0
+    method: Literal["rules", "llm", "none"] = "rules"
+    fields: dict[str, Any] = {}
+
+    @property
+    def key(self) -> str:
+        return f"{self.trial_id}#{self.replicate}"
+
+
+RECORD_TYPES: dict[str, type[Record]] = {"exp1": Exp1Record, "exp2": Exp2Record, "extract": ExtractedRecord}

@@ -1,0 +1,92 @@
+"""The run folder: results/<run-id>/run.json plus <model>/<study>/ stage files.
+
+run.json holds the config snapshot, versions, git commit, the command, start and end. A completed run
+folder is never written into again unless the caller says so (`overwrite`).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from grace.checkpoint import write_json_atomic
+from grace.config import Config
+from grace.errors import UserInputError
+from grace.paths import project_root
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str) -> str:
+    return _SAFE.sub("_", name).strip("_") or "run"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("grace", "prefect", "httpx", "pydantic", "transformers", "torch"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+class RunFolder:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    def stage_dir(self, model: str, study: str) -> Path:
+        d = self.root / safe_name(model) / study
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def read(self) -> dict[str, Any]:
+        import json
+
+        return json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
+
+    def begin(self, config: Config, params: dict[str, Any], overwrite: bool = False) -> None:
+        meta = self.read()
+        if meta.get("status") == "completed" and not overwrite:
+            raise UserInputError(
+                f"{self.root}: this run folder holds a completed run; choose another --out or pass --overwrite"
+            )
+        meta.setdefault("started_at", datetime.now(UTC).isoformat())
+        meta.update({
+            "status": "running",
+            "params": params,
+            "command": " ".join(sys.argv),
+            "git_commit": git_commit(),
+            "versions": versions(),
+            "config": config.snapshot(),
+        })
+        meta.setdefault("attempts", 0)
+        meta["attempts"] += 1
+        write_json_atomic(self.run_json, meta)
+
+    def end(self, status: str, summary: dict[str, Any] | None = None) -> None:
+        meta = self.read()
+        meta["status"] = status
+        meta["finished_at"] = datetime.now(UTC).isoformat()
+        if summary is not None:
+            meta["summary"] = summary
+        write_json_atomic(self.run_json, meta)

@@ -1,0 +1,7 @@
+"""Serving backends: local vLLM process, an external endpoint, and (later) Kubernetes."""
+
+from grace.serving.base import Endpoint, probe, wait_ready
+from grace.serving.external import ExternalServer
+from grace.serving.local import LocalVLLMServer, stop_stale_servers
+
+__all__ = ["Endpoint", "ExternalServer", "LocalVLLMServer", "probe", "stop_stale_servers", "wait_ready"]

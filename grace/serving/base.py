@@ -1,0 +1,70 @@
+"""The serving contract: a backend is a context manager that yields an Endpoint and always tears down."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from grace.errors import ServerError
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the stages send requests: an OpenAI-compatible base URL and the served model name."""
+
+    base_url: str  # e.g. http://127.0.0.1:8000 (without /v1)
+    model: str  # the served model name used in requests
+    revision: str = "unknown"
+
+    @property
+    def v1(self) -> str:
+        return self.base_url.rstrip("/") + "/v1"
+
+
+def probe(endpoint: Endpoint, timeout: float = 10.0) -> str | None:
+    """None when the server is ready: /v1/models lists the model and a one-token completion succeeds.
+
+    The probe request also asks for prompt log-probabilities, which warms vLLM's scoring path (the first
+    such request on a cold CPU server takes tens of seconds). Otherwise a short reason.
+    """
+    try:
+        r = httpx.get(f"{endpoint.v1}/models", timeout=timeout)
+        if r.status_code != 200:
+            return f"/v1/models answered {r.status_code}"
+        ids = [m.get("id") for m in r.json().get("data", [])]
+        if endpoint.model not in ids:
+            return f"/v1/models does not list {endpoint.model!r} (lists {ids})"
+        r = httpx.post(
+            f"{endpoint.v1}/completions",
+            json={"model": endpoint.model, "prompt": "Hello", "max_tokens": 1, "temperature": 0,
+                  "prompt_logprobs": 1},
+            timeout=max(timeout, 120.0),
+        )
+        if r.status_code != 200:
+            return f"a one-token completion answered {r.status_code}: {r.text[:200]}"
+        return None
+    except httpx.HTTPError as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def wait_ready(
+    endpoint: Endpoint,
+    timeout_s: float,
+    alive: Callable[[], str | None] = lambda: None,
+    interval_s: float = 1.0,
+) -> None:
+    """Poll `probe` until ready; `alive` returns a reason when the server process has died."""
+    deadline = time.monotonic() + timeout_s
+    reason = "not probed yet"
+    while time.monotonic() < deadline:
+        dead = alive()
+        if dead:
+            raise ServerError(f"server for {endpoint.model} died while starting: {dead}")
+        reason = probe(endpoint, timeout=min(10.0, max(1.0, deadline - time.monotonic()))) or ""
+        if not reason:
+            return
+        time.sleep(interval_s)
+    raise ServerError(f"server for {endpoint.model} not ready after {timeout_s:.0f}s: {reason}")

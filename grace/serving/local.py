@@ -1,0 +1,229 @@
+"""A vLLM OpenAI-compatible server as a local process (the default; CPU on this machine).
+
+The server runs in its own process group and is always stopped on leaving the context: on success, on an
+exception, on Ctrl-C. A PID file with the run id lets a later run find and stop a server whose owner was
+killed (`stop_stale_servers`). On Linux the server also gets SIGTERM if the starting thread's process dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+
+from grace.config import ModelConfig
+from grace.errors import ServerError
+from grace.paths import cache_dir, project_root, vllm_python
+from grace.serving.args import vllm_args
+from grace.serving.base import Endpoint, wait_ready
+
+PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pid_dir() -> Path:
+    return cache_dir() / "run" / "servers"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def kill_group(pid: int, grace_s: float = 15.0) -> None:
+    """SIGTERM the process group of `pid`, then SIGKILL whatever is left after `grace_s`."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+    members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    _, alive = psutil.wait_procs(members, timeout=grace_s)
+    if alive:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        psutil.wait_procs(alive, timeout=5)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+class LocalVLLMServer:
+    """Context manager: start `python -m vllm.entrypoints.openai.api_server` and yield its Endpoint."""
+
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        profile: str = "local",
+        port: int | None = None,
+        run_id: str = "adhoc",
+        seed: int | None = 2026,
+        start_timeout_s: float = 300,
+        log_path: Path | None = None,
+        weights: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.model = model
+        self.profile = model.profile(profile)
+        self.port = port or free_port()
+        self.run_id = run_id
+        self.seed = seed
+        self.start_timeout_s = start_timeout_s
+        self.weights = weights or model.weights
+        self.log_path = log_path or cache_dir() / "logs" / f"vllm-{model.name}-{self.port}.log"
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.endpoint = Endpoint(f"http://127.0.0.1:{self.port}", model.name, model.revision)
+
+    @property
+    def command(self) -> list[str]:
+        args = vllm_args(self.model, self.profile, weights=self.weights, port=self.port, host="127.0.0.1",
+                         seed=self.seed, cpu=self.profile.gpu_count == 0)
+        return [str(vllm_python()), "-m", "vllm.entrypoints.openai.api_server", *args]
+
+    def _env(self) -> dict[str, str]:
+        cache = cache_dir()
+        env = dict(os.environ)
+        env.update({
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+            "VLLM_CACHE_ROOT": str(cache / "vllm-cache"),
+            "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor-cache"),
+            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+            "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+            "PYTHONUNBUFFERED": "1",
+        })
+        # Never hand the project venv's variables to the server's interpreter.
+        env.pop("VIRTUAL_ENV", None)
+        env.pop("PYTHONPATH", None)
+        env.update(self.extra_env)
+        return env
+
+    def _died(self) -> str | None:
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        return f"exit code {self.proc.returncode}; last log lines:\n{self.log_tail()}"
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-n:])
+
+    def start(self) -> Endpoint:
+        py = vllm_python()
+        if not py.exists():
+            raise ServerError(f"vLLM server interpreter {py} not found: run scripts/setup.sh first")
+        if self.model.local_path and not Path(self.weights).exists():
+            raise ServerError(f"model {self.model.name}: weights {self.weights} not found: run scripts/setup.sh")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")
+        in_main = threading.current_thread() is threading.main_thread()
+        self.proc = subprocess.Popen(
+            self.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self._env(),
+            cwd=str(project_root()),
+            start_new_session=True,  # its own process group: teardown kills the engine child too
+            preexec_fn=_die_with_parent if in_main else None,
+        )
+        log.close()
+        self._write_pid_file()
+        try:
+            wait_ready(self.endpoint, self.start_timeout_s, alive=self._died)
+        except BaseException as e:
+            self.stop()
+            if isinstance(e, ServerError):
+                raise ServerError(f"{e}\n--- vLLM log ({self.log_path}) ---\n{self.log_tail()}") from None
+            raise
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            kill_group(self.proc.pid)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._pid_file().unlink(missing_ok=True)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _pid_file(self) -> Path:
+        return pid_dir() / f"{self.port}.json"
+
+    def _write_pid_file(self) -> None:
+        assert self.proc is not None
+        pid_dir().mkdir(parents=True, exist_ok=True)
+        self._pid_file().write_text(json.dumps({
+            "pid": self.proc.pid, "port": self.port, "model": self.model.name, "run_id": self.run_id,
+            "owner_pid": os.getpid(), "started": time.time(),
+        }))
+
+    def __enter__(self) -> Endpoint:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def stop_stale_servers(run_id: str | None = None, only_orphans: bool = True) -> list[dict[str, object]]:
+    """Stop servers recorded in PID files (of `run_id`, or all) whose owner process is gone (or all)."""
+    stopped = []
+    for f in sorted(pid_dir().glob("*.json")) if pid_dir().exists() else []:
+        try:
+            info = json.loads(f.read_text())
+        except (OSError, ValueError):
+            f.unlink(missing_ok=True)
+            continue
+        if run_id is not None and info.get("run_id") != run_id:
+            continue
+        if only_orphans and psutil.pid_exists(int(info.get("owner_pid", -1))):
+            continue
+        pid = int(info["pid"])
+        if psutil.pid_exists(pid) and _is_vllm(pid):
+            kill_group(pid)
+            stopped.append(info)
+        f.unlink(missing_ok=True)
+    return stopped
+
+
+def _is_vllm(pid: int) -> bool:
+    try:
+        return "vllm" in " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return False

@@ -1,0 +1,94 @@
+"""Study 1, knowledge attribution (after Goodman & Stuhlmüller 2013, Experiment 2, number words).
+
+A speaker looked at `access` of 3 objects and says how many (`observe`) have a property. Listeners say how
+many have it before and after the statement, split 100% over the states 0-3, and judge whether the speaker
+knows the exact number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from grace.studies.base import Messages, Question, Study, Trial
+
+STATES = ("0", "1", "2", "3")
+KNOWLEDGE = ("yes", "no")
+CONDITIONS = ((1, 1), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3))  # (access, observe), observe <= access
+
+SYSTEM = (
+    "You are taking part in a psychology study about how people understand what others say. "
+    "Read the story and answer the questions as a thoughtful participant would."
+)
+
+EXP1_FORMAT = (
+    "Reply in exactly this format, then add one or two sentences of reasoning:\n"
+    "Initial Answer: <a number from 0 to 3>\n"
+    "Probabilities: 0: <x>%, 1: <x>%, 2: <x>%, 3: <x>%\n"
+    "Knowledge: <yes or no>"
+)
+
+
+def _setup(text: str) -> str:
+    return text.replace("<br>", "\n").strip()
+
+
+@dataclass(frozen=True)
+class Study1(Study):
+    name: str = "study1"
+    required_columns: tuple[str, ...] = ("story_setup", "priorQ", "speach", "speachQ")
+    optional_columns: tuple[str, ...] = ("participant_id", "story_shortname", "knowledgeQ", "access", "observe")
+    key_columns: tuple[str, ...] = ("participant_id", "story_shortname")
+    prompt_version: str = "study1-exp1-v1"
+    exp2_prompt_version: str = "study1-exp2-v1"
+    description: str = "knowledge attribution (Goodman & Stuhlmüller 2013)"
+    option_sets: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"prior": STATES, "posterior": STATES, "knowledge": KNOWLEDGE}
+    )
+
+    def check_row(self, row: Trial) -> str | None:
+        access = row.get("access", "").strip()
+        observe = row.get("observe", "").strip()
+        if access or observe:
+            if access not in {"1", "2", "3"}:
+                return f"column 'access': {access!r} is not 1, 2 or 3"
+            if observe not in {"0", "1", "2", "3"}:
+                return f"column 'observe': {observe!r} is not 0-3"
+            if int(observe) > int(access):
+                return f"column 'observe': {observe} exceeds access {access}"
+        pid = row.get("participant_id", "").strip()
+        if pid and not pid.isdigit():
+            return f"column 'participant_id': {pid!r} is not a whole number"
+        return None
+
+    def condition(self, trial: Trial) -> dict[str, str]:
+        return {"access": trial.get("access", ""), "observe": trial.get("observe", "")}
+
+    def knowledge_question(self, trial: Trial) -> str:
+        return trial.get("knowledgeQ", "").strip() or "Does the speaker know exactly how many have the property?"
+
+    def exp1_messages(self, trial: Trial) -> Messages:
+        user = (
+            f"{_setup(trial['story_setup'])}\n\n"
+            f"Question 1: {trial['priorQ'].strip()}\n"
+            f"Then you hear this statement: \"{trial['speach'].strip()}\"\n"
+            f"Question 2: {trial['speachQ'].strip()} Give a probability in % for each possible answer "
+            f"(0, 1, 2, 3), summing to 100%.\n"
+            f"Question 3: {self.knowledge_question(trial)} Answer yes or no.\n\n"
+            f"{EXP1_FORMAT}"
+        )
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+    def exp2_questions(self, trial: Trial) -> list[Question]:
+        setup = _setup(trial["story_setup"])
+        statement = f"Then you hear this statement: \"{trial['speach'].strip()}\"\n"
+        number = "Answer with a single number from 0 to 3."
+
+        def q(name: str, body: str, options: tuple[str, ...]) -> Question:
+            msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{setup}\n\n{body}"}]
+            return Question(name, msgs, options)
+
+        return [
+            q("prior", f"{trial['priorQ'].strip()} {number}", STATES),
+            q("posterior", f"{statement}{trial['speachQ'].strip()} {number}", STATES),
+            q("knowledge", f"{statement}{self.knowledge_question(trial)} Answer yes or no.", KNOWLEDGE),
+        ]

