@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +16,24 @@ from grace.serving import Endpoint, LocalVLLMServer
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Every process this test session starts inherits this marker, so the leak check only ever looks at (and
+# kills) servers of this session, never those of another session running beside it.
+SESSION_MARK = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+os.environ["GRACE_TEST_SESSION"] = SESSION_MARK
+
+
 def vllm_processes() -> list[psutil.Process]:
+    """vLLM server processes started by this test session (directly or through Prefect)."""
     out = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
             cmd = " ".join(p.info["cmdline"] or [])
+            if "vllm" not in cmd or p.pid == os.getpid():
+                continue
+            if p.environ().get("GRACE_TEST_SESSION") == SESSION_MARK:
+                out.append(p)
         except psutil.Error:
             continue
-        if "vllm.entrypoints.openai.api_server" in cmd and p.pid != os.getpid():
-            out.append(p)
     return out
 
 
@@ -49,9 +59,8 @@ def smollm2_server(cfg: Config) -> Iterator[Endpoint]:
 @pytest.fixture(scope="session", autouse=True)
 def no_leaked_servers() -> Iterator[None]:
     """Every test session must end with no vLLM server left running."""
-    before = {p.pid for p in vllm_processes()}
     yield
-    leaked = [p for p in vllm_processes() if p.pid not in before and p.is_running()]
+    leaked = [p for p in vllm_processes() if p.is_running()]
     for p in leaked:
         p.kill()
     assert not leaked, f"vLLM servers left running after the tests: {[p.pid for p in leaked]}"

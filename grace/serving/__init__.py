@@ -3,5 +3,8 @@
 from grace.serving.base import Endpoint, probe, wait_ready
 from grace.serving.external import ExternalServer
 from grace.serving.local import LocalVLLMServer, stop_stale_servers
+from grace.serving.managed import ManagedServer
 
-__all__ = ["Endpoint", "ExternalServer", "LocalVLLMServer", "probe", "stop_stale_servers", "wait_ready"]
+__all__ = [
+    "Endpoint", "ExternalServer", "LocalVLLMServer", "ManagedServer", "probe", "stop_stale_servers", "wait_ready",
+]

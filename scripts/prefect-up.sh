@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Start the embedded Prefect server (SQLite under .grace/prefect) and a process worker for the
+# `grace-local` pool, unless they are already running. Idempotent; `scripts/stop.sh` stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PREFECT_HOME=$PWD/.grace/prefect
+PORT=${GRACE_PREFECT_PORT:-4200}
+export PREFECT_API_URL=http://127.0.0.1:$PORT/api
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+export PREFECT_WORKER_QUERY_SECONDS=${PREFECT_WORKER_QUERY_SECONDS:-5}
+RUN=.grace/run; mkdir -p "$RUN" "$PREFECT_HOME"
+P=.venv/bin/prefect
+
+healthy() { curl -fsS -m 3 "$PREFECT_API_URL/health" >/dev/null 2>&1; }
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+if ! healthy; then
+  echo "starting Prefect server on http://127.0.0.1:$PORT ..."
+  set -m
+  nohup "$P" server start --host 127.0.0.1 --port "$PORT" > "$RUN/prefect-server.log" 2>&1 &
+  echo $! > "$RUN/prefect-server.pid"
+  set +m
+  for _ in $(seq 1 120); do healthy && break; sleep 1; done
+  healthy || { echo "Prefect server did not become healthy; see $RUN/prefect-server.log" >&2; tail -20 "$RUN/prefect-server.log" >&2; exit 1; }
+fi
+if ! "$P" work-pool inspect grace-local >/dev/null 2>&1; then
+  "$P" work-pool create grace-local --type process >/dev/null
+fi
+if ! running "$RUN/prefect-worker.pid"; then
+  echo "starting process worker for pool grace-local ..."
+  set -m
+  nohup "$P" worker start --pool grace-local --type process > "$RUN/prefect-worker.log" 2>&1 &
+  echo $! > "$RUN/prefect-worker.pid"
+  set +m
+fi
+echo "Prefect UI: http://127.0.0.1:$PORT"

@@ -1,0 +1,34 @@
+"""The experiment task: one model x study x experiment, resumable from its row-level checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from grace.config import ExperimentConfig
+from grace.pipeline import run_stage, stage_summary
+from grace.serving import ManagedServer
+from grace.studies import Study, Trial
+
+
+@task(
+    name="experiment",
+    task_run_name="{exp.study}-{exp.experiment}",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_jitter_factor=0.5,
+    cache_policy=NO_CACHE,  # the checkpoint file is the cache: a retry skips finished rows
+)
+def experiment_task(
+    server: ManagedServer, study: Study, trials: list[Trial], exp: ExperimentConfig, out_dir: Path
+) -> dict[str, Any]:
+    result = run_stage(server, study, trials, exp, out_dir)
+    summary = stage_summary(server.endpoint.model, result)
+    print(
+        f"{summary['model']} {exp.key}: {result.ok} ok, {result.failed} failed, other {result.other}, "
+        f"{result.total - result.skipped} done now in {result.wall_s:.1f}s, {result.skipped} resumed"
+    )
+    return summary
