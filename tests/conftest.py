@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
+import yaml
 
 from grace.config import Config, load_config
 from grace.serving import Endpoint, LocalVLLMServer
@@ -64,3 +71,113 @@ def no_leaked_servers() -> Iterator[None]:
     for p in leaked:
         p.kill()
     assert not leaked, f"vLLM servers left running after the tests: {[p.pid for p in leaked]}"
+
+
+# --- Prefect: a real server (SQLite in a temporary home) and a real process worker -------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def test_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's config with a short request-retry policy, so fault tests fail over in seconds."""
+    d = tmp_path_factory.mktemp("config")
+    shutil.copy(ROOT / "config" / "models.yaml", d / "models.yaml")
+    exp = yaml.safe_load((ROOT / "config" / "experiments.yaml").read_text())
+    for s in exp["studies"].values():
+        s["input"] = str(ROOT / s["input"])
+        s["sample"] = str(ROOT / s["sample"])
+    for e in exp["experiments"]:
+        e["retry"] = {"attempts": 2, "backoff_initial_s": 0.1, "backoff_max_s": 0.5, "request_timeout_s": 60}
+    (d / "experiments.yaml").write_text(yaml.safe_dump(exp, sort_keys=False))
+    return d
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`prefect server start` on a free port with its own SQLite database; yields the API URL."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = open(home / "server.log", "wb")
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=home)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (home / "server.log").read_text()[-2000:]
+            time.sleep(1)
+        else:
+            raise AssertionError("Prefect server not healthy after 180 s")
+        os.environ["PREFECT_API_URL"] = url
+        os.environ["PREFECT_HOME"] = str(home)
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_env(prefect_server: str, test_config_dir: Path) -> dict[str, str]:
+    """Environment for Prefect CLI calls and the worker (its flow runs inherit it)."""
+    return {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_WORKER_PREFETCH_SECONDS": "2", "GRACE_CONFIG_DIR": str(test_config_dir),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def prefect_cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run([str(ROOT / ".venv/bin/prefect"), "--no-prompt", *args], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"prefect {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def full_study_deployment(prefect_env: dict[str, str]) -> str:
+    """grace/full-study registered from prefect.yaml, exactly as scripts/run-study.sh does."""
+    prefect_cli(prefect_env, "work-pool", "create", "grace-local", "--type", "process", "--overwrite")
+    prefect_cli(prefect_env, "deploy", "--name", "full-study")
+    return "grace/full-study"
+
+
+@pytest.fixture(scope="session")
+def prefect_worker(prefect_env: dict[str, str], full_study_deployment: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/prefect"), "worker", "start", "--pool", "grace-local",
+                             "--type", "process"], env=prefect_env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(3)
+    assert proc.poll() is None, log_path.read_text()
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+        log.close()

@@ -1,0 +1,130 @@
+"""A fault-injecting HTTP proxy on 127.0.0.1 between Grace and a real vLLM server, for tests.
+
+It forwards every request to the upstream server and counts them by path. A `Faults` policy decides, per
+forwarded chat/completions request, whether to answer 503 or 429, sleep past the client's timeout, or drop
+the connection instead. Only ever listens on and connects to loopback addresses.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+FAULT_PATHS = ("/v1/chat/completions", "/v1/completions")
+
+
+@dataclass
+class Faults:
+    """What to do with each faultable request. `pass_first` requests pass before faults start."""
+
+    mode: str = "pass"  # pass | 503 | 429 | slow | drop | mixed
+    share: float = 1.0  # share of requests hit once faults are on
+    pass_first: int = 0
+    slow_s: float = 5.0
+    seed: int = 0
+    paths: tuple[str, ...] = FAULT_PATHS  # which request paths faults apply to
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, faults: Faults | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.faults = faults or Faults()
+        self.counts: Counter[str] = Counter()  # path -> requests received
+        self.injected: Counter[str] = Counter()  # fault kind -> times injected
+        self.forwarded: Counter[str] = Counter()  # path -> requests passed upstream
+        self._lock = threading.Lock()
+        self._seen = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                proxy._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                proxy._handle(self, "POST")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._client = httpx.Client(timeout=600)
+
+    def set(self, faults: Faults) -> None:
+        with self._lock:
+            self.faults = faults
+            self._seen = 0
+
+    def _decide(self, path: str) -> str:
+        with self._lock:
+            self.counts[path] += 1
+            f = self.faults
+            if path not in f.paths:
+                return "pass"
+            self._seen += 1
+            if f.mode == "pass" or self._seen <= f.pass_first or f.rng.random() >= f.share:
+                return "pass"
+            kind = f.rng.choice(["503", "429", "slow", "drop"]) if f.mode == "mixed" else f.mode
+            self.injected[kind] += 1
+            return kind
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        path = h.path.split("?")[0]
+        kind = self._decide(path)
+        if kind in ("503", "429"):
+            self._reply(h, int(kind), b'{"error": "injected fault"}')
+            return
+        if kind == "drop":
+            h.close_connection = True
+            try:
+                h.connection.shutdown(2)
+            except OSError:
+                pass
+            return
+        if kind == "slow":
+            time.sleep(self.faults.slow_s)
+        try:
+            r = self._client.request(method, self.upstream + h.path, content=body,
+                                     headers={"Content-Type": h.headers.get("Content-Type", "application/json")})
+        except httpx.HTTPError as e:
+            self._reply(h, 502, f'{{"error": "upstream: {type(e).__name__}"}}'.encode())
+            return
+        with self._lock:
+            self.forwarded[path] += 1
+        self._reply(h, r.status_code, r.content)
+
+    @staticmethod
+    def _reply(h: BaseHTTPRequestHandler, code: int, body: bytes) -> None:
+        try:
+            h.send_response(code)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        except OSError:
+            pass
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._client.close()

@@ -1,0 +1,134 @@
+"""The flow `grace` through a real Prefect server and a real process worker: deployment, run, retry, cancel."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from uuid import UUID
+
+import psutil
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+
+from grace.serving import Endpoint
+from tests.conftest import prefect_cli, vllm_processes
+from tests.support.fault_proxy import FaultProxy, Faults
+
+pytestmark = pytest.mark.prefect
+
+
+def wait_final(flow_run_id: UUID, timeout: float = 600) -> FlowRun:
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(flow_run_id)
+            if run.state and run.state.is_final():
+                return run
+            time.sleep(2)
+    raise AssertionError(f"flow run {flow_run_id} not final after {timeout}s: {run.state}")
+
+
+def start(deployment: str, **params: object) -> FlowRun:
+    return run_deployment(deployment, parameters=params, timeout=0)
+
+
+def run_dir_of(run: FlowRun, out: Path) -> Path:
+    return out / f"{run.name}-{str(run.id)[:8]}"
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_deployment_registered_with_schedule_and_parameters(full_study_deployment: str) -> None:
+    with get_client(sync_client=True) as client:
+        dep = client.read_deployment_by_name(full_study_deployment)
+        flow = client.read_flow(dep.flow_id)
+    assert flow.name == "grace" and dep.name == "full-study"
+    assert dep.work_pool_name == "grace-local"
+    assert [s.schedule.cron for s in dep.schedules] == ["0 2 * * *"]
+    assert [s.active for s in dep.schedules] == [False], "the nightly schedule ships inactive"
+    assert dep.parameters["sample"] is True and dep.parameters["profile"] == "local"
+    assert dep.parameters["studies"] == ["study1", "study2"]
+    assert set(dep.parameter_openapi_schema["properties"]) >= {"models", "studies", "experiments", "sample",
+                                                               "profile", "out", "run_id"}
+
+
+def test_sample_run_completes_and_tears_down(full_study_deployment: str, prefect_worker: object,
+                                             tmp_path: Path) -> None:
+    run = start(full_study_deployment, models=["toy"], experiments=["exp1"], max_tokens=16, out=str(tmp_path))
+    run = wait_final(run.id)
+    assert run.state.is_completed(), run.state.message
+    rd = run_dir_of(run, tmp_path)
+    meta = json.loads((rd / "run.json").read_text())
+    assert meta["status"] == "completed"
+    for study in ("study1", "study2"):
+        rows = jsonl(rd / "toy" / study / "exp1.jsonl")
+        assert len({r["trial_id"] for r in rows}) == 10 and len(rows) == 10
+        assert (rd / "toy" / study / "exp1.parquet").exists()
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts() if a.key}
+        subruns = client.read_flow_runs()
+    assert {"grace-toy-stages", "grace-run"} <= keys
+    assert any(r.name == "toy" and r.state.is_completed() for r in subruns), "per-model subflow run"
+    assert not vllm_processes(), "the vLLM server must be gone after the flow run"
+
+
+def test_failed_run_retry_resumes_without_recomputing(
+    full_study_deployment: str, prefect_worker: object, prefect_env: dict[str, str], toy_server: Endpoint,
+    tmp_path: Path,
+) -> None:
+    with FaultProxy(toy_server.base_url, Faults(mode="503", pass_first=6, paths=("/v1/chat/completions",))) as proxy:
+        run = start(full_study_deployment, models=["toy"], studies=["study1"], experiments=["exp1"],
+                    max_tokens=8, concurrency=1, endpoint=proxy.url, task_retries=0, out=str(tmp_path))
+        run = wait_final(run.id)
+        assert run.state.is_failed(), f"expected the injected 503s to fail the run, got {run.state.name}"
+        ckpt = run_dir_of(run, tmp_path) / "toy" / "study1" / "exp1.jsonl"
+        first = jsonl(ckpt)
+        ok_before = {r["trial_id"] for r in first if r["status"] != "error"}
+        assert len(ok_before) == 6
+
+        proxy.set(Faults(mode="pass"))
+        chat_before = proxy.forwarded["/v1/chat/completions"]
+        prefect_cli(prefect_env, "flow-run", "retry", str(run.id))
+        time.sleep(3)
+        run = wait_final(run.id)
+        assert run.state.is_completed(), run.state.message
+        asked_again = proxy.forwarded["/v1/chat/completions"] - chat_before
+    final = {}
+    for r in jsonl(ckpt):
+        final[r["trial_id"]] = r
+    assert asked_again == 4, f"the retry must ask only the 4 missing trials, asked {asked_again}"
+    assert len(final) == 10 and all(r["status"] != "error" for r in final.values())
+
+
+def test_cancel_stops_the_server_within_seconds(full_study_deployment: str, prefect_worker: object,
+                                                prefect_env: dict[str, str], tmp_path: Path) -> None:
+    run = start(full_study_deployment, models=["toy"], studies=["study2"], experiments=["exp1"], sample=False,
+                max_tokens=64, concurrency=4, out=str(tmp_path))
+    rd = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until the server answers and rows are being written
+        with get_client(sync_client=True) as client:
+            cur = client.read_flow_run(run.id)
+        rd = run_dir_of(cur, tmp_path)
+        ck = rd / "toy" / "study2" / "exp1.jsonl"
+        if ck.exists() and ck.stat().st_size > 0:
+            break
+        assert not (cur.state and cur.state.is_final()), f"run ended early: {cur.state}"
+        time.sleep(1)
+    else:
+        raise AssertionError("the flow never started querying")
+    servers = vllm_processes()
+    assert servers, "a vLLM server should be running mid-run"
+    t0 = time.monotonic()
+    prefect_cli(prefect_env, "flow-run", "cancel", str(run.id))
+    gone = psutil.wait_procs(servers, timeout=60)[1] == []
+    elapsed = time.monotonic() - t0
+    assert gone, f"vLLM server still running {elapsed:.0f}s after cancel: {[p.pid for p in servers]}"
+    final = wait_final(run.id, timeout=120)
+    assert final.state.is_cancelled(), final.state.name
+    print(f"server gone {elapsed:.1f}s after cancel")
