@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "grace.commands.checks",
     "grace.commands.serve",
     "grace.commands.query",
+    "grace.commands.compare",
 ]
 
 

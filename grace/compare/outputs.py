@@ -1,0 +1,184 @@
+"""Reading a run folder for the comparison: which model/study outputs exist, each trial's condition, and the
+Exp 2 and extracted Exp 1 answers (the one adapter that knows those files' field names).
+
+Layout: RUN_DIR/<model>/<study>/exp2.jsonl (grace.records.Exp2Record) and extracted.jsonl (one line per Exp 1
+response: trial_id, replicate, status, method and the schema fields, either at the top level or under
+`fields`). A later line for a key replaces an earlier one, as in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from grace.checkpoint import Checkpoint
+from grace.config import Config
+from grace.errors import DataError, GraceError
+from grace.records import Exp2Record
+from grace.studies import Study, get_study
+
+STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
+TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
+
+
+@dataclass
+class StageOutputs:
+    """One model's outputs for one study, as the comparison needs them."""
+
+    model: str  # the model name recorded in the files (falls back to the folder name)
+    study: Study
+    folder: Path
+    conditions: dict[str, dict[str, str]] = field(default_factory=dict)  # trial_id -> condition
+    exp2: list[Exp2Record] = field(default_factory=list)  # status ok
+    exp2_not_ok: dict[str, int] = field(default_factory=dict)  # status -> count
+    extracted: list[dict[str, Any]] = field(default_factory=list)  # adapter rows, see extracted_row
+    exp2_present: bool = False
+    exp1_present: bool = False
+    unknown_trials: int = 0  # trial ids whose condition was found nowhere (left out, reported)
+    notes: list[str] = field(default_factory=list)
+
+
+def extracted_row(line: dict[str, Any]) -> dict[str, Any]:
+    """The adapter for extracted.jsonl: trial_id, replicate, status and the schema fields, flattened."""
+    fields = line.get("fields") if isinstance(line.get("fields"), dict) else {}
+
+    def get(name: str) -> Any:
+        return fields.get(name, line.get(name))
+
+    return {
+        "trial_id": str(line["trial_id"]),
+        "replicate": int(line.get("replicate", 0)),
+        "status": str(line.get("status", "ok")),
+        "model": line.get("model"),
+        "initial_answer": get("initial_answer"),
+        "probabilities": get("probabilities"),
+        "knowledge": get("knowledge"),
+        "utterance": get("utterance"),
+    }
+
+
+def read_extracted(path: Path) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = extracted_row(json.loads(line))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            if i == len(lines):  # a truncated last line (crash mid-write)
+                continue
+            raise DataError(f"{path}: line {i}: not an extraction record (needs trial_id, status)") from None
+        rows[f"{row['trial_id']}#{row['replicate']}"] = row
+    return list(rows.values())
+
+
+def _text(v: Any) -> str:
+    """A table cell as the CSV text it came from (3.0 -> "3", missing -> "")."""
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _conditions_from_tables(study: Study, folder: Path) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name in TABLES:
+        path = folder / name
+        if not path.exists():
+            continue
+        try:
+            df = pd.read_parquet(path)
+        except Exception:  # noqa: BLE001 - an unreadable table only means we look elsewhere
+            continue
+        if "trial_id" not in df.columns or not set(study.required_columns) <= set(df.columns):
+            continue
+        cols = [c for c in (*study.required_columns, *study.optional_columns) if c in df.columns]
+        for rec in df[["trial_id", *cols]].drop_duplicates("trial_id").to_dict("records"):
+            row = {k: _text(v) for k, v in rec.items()}
+            try:
+                cond = study.condition(row)
+            except (KeyError, ValueError):
+                continue
+            if all(cond.values()):
+                out.setdefault(row["trial_id"], cond)
+    return out
+
+
+def _conditions_from_csvs(study: Study, cfg: Config | None) -> dict[str, dict[str, str]]:
+    if cfg is None:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for sample in (False, True):
+        try:
+            trials = study.load(cfg.study_file(study.name, sample=sample))
+        except GraceError:
+            continue
+        for t in trials:
+            cond = study.condition(t)
+            if all(cond.values()):
+                out.setdefault(t["trial_id"], cond)
+    return out
+
+
+def load_stage(folder: Path, study_name: str, cfg: Config | None) -> StageOutputs:
+    study = get_study(study_name)
+    out = StageOutputs(model=folder.parent.name, study=study, folder=folder)
+    exp2_path = folder / "exp2.jsonl"
+    if exp2_path.exists():
+        out.exp2_present = True
+        ckpt = Checkpoint(exp2_path, Exp2Record)
+        recs = ckpt.load()
+        if ckpt.report.invalid:
+            out.notes.append(f"exp2.jsonl: {len(ckpt.report.invalid)} line(s) not valid Exp2Record, left out "
+                             f"(first: line {ckpt.report.invalid[0]})")
+        for r in recs.values():
+            out.model = r.model
+            if r.status == "ok":
+                out.exp2.append(r)
+            else:
+                out.exp2_not_ok[r.status] = out.exp2_not_ok.get(r.status, 0) + 1
+    ext_path = folder / "extracted.jsonl"
+    if ext_path.exists():
+        out.exp1_present = True
+        out.extracted = read_extracted(ext_path)
+        for r in out.extracted:
+            if r.get("model"):
+                out.model = str(r["model"])
+                break
+    needed = {r.trial_id for r in out.exp2} | {r["trial_id"] for r in out.extracted}
+    conds = _conditions_from_tables(study, folder)
+    if needed - conds.keys():
+        for k, v in _conditions_from_csvs(study, cfg).items():
+            conds.setdefault(k, v)
+    out.conditions = {k: conds[k] for k in needed if k in conds}
+    unknown = needed - out.conditions.keys()
+    out.unknown_trials = len(unknown)
+    if unknown:
+        out.notes.append(f"{len(unknown)} trial(s) with no known condition (not in the stage tables nor the "
+                         f"configured study CSVs), left out: e.g. {sorted(unknown)[0]}")
+    return out
+
+
+def discover(run_dir: Path, cfg: Config | None) -> list[StageOutputs]:
+    """Every RUN_DIR/<model>/<study>/ that holds exp2.jsonl or extracted.jsonl for a known study."""
+    from grace.studies import STUDIES
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: run folder not found")
+    found = []
+    for model_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name not in {"compare", "report"}):
+        for study_name in STUDIES:
+            folder = model_dir / study_name
+            if any((folder / f).exists() for f in STAGE_FILES):
+                found.append(load_stage(folder, study_name, cfg))
+    if not found:
+        raise DataError(f"{run_dir}: no <model>/<study>/exp2.jsonl or extracted.jsonl to compare "
+                        "(run `grace score` and `grace extract` first)")
+    return found

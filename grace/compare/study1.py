@@ -1,0 +1,198 @@
+"""Study 1 (knowledge and implicature): posterior bets by (access, observe), the published findings as a
+scorecard, and knowledgeability by access against the human figures.
+
+Bets are out of 100. Exp 2: the "posterior" option probabilities x 100 and P("yes") x 100 on "knowledge".
+Exp 1: the extracted `probabilities` x 100 and the yes-rate of the extracted `knowledge` answers (averaged
+over a trial's replicates). A finding is reproduced when the model's one-sided paired test across trials
+(bets on state_a > bets on state_b) is significant exactly where the humans' was.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from grace.compare.human import Finding, Study1Human
+from grace.compare.metrics import DEFAULT_BOOTSTRAP, interval, paired_greater, paired_greater_boot
+from grace.compare.outputs import StageOutputs
+from grace.compare.schema import ConditionPosterior, FindingResult, KnowledgeResult, Study1Result
+from grace.studies.study1 import STATES
+
+Condition = tuple[int, int]  # (access, observe)
+
+
+@dataclass
+class Bets:
+    """Per trial: its condition, posterior bets over 0-3 (or None) and knowledge bet (or None), out of 100."""
+
+    posterior: dict[Condition, list[np.ndarray]] = field(default_factory=dict)
+    knowledge: dict[int, list[float]] = field(default_factory=dict)  # access -> per-trial bets
+    n_responses: int = 0
+    unparseable: int = 0
+    knowledge_unparseable: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+def _condition(out: StageOutputs, trial_id: str) -> Condition | None:
+    c = out.conditions.get(trial_id)
+    return (int(c["access"]), int(c["observe"])) if c else None
+
+
+def exp2_bets(out: StageOutputs) -> Bets:
+    bets = Bets(n_responses=len(out.exp2), statuses=Counter({"ok": len(out.exp2), **out.exp2_not_ok}))
+    for rec in out.exp2:
+        cond = _condition(out, rec.trial_id)
+        if cond is None:
+            continue
+        post = rec.questions.get("posterior")
+        if post is not None:
+            p = np.array([post.probs.get(s, 0.0) for s in STATES], dtype=float)
+            if p.sum() > 0 and np.isfinite(p).all():
+                bets.posterior.setdefault(cond, []).append(100 * p / p.sum())
+            else:
+                bets.unparseable += 1
+        else:
+            bets.unparseable += 1
+        know = rec.questions.get("knowledge")
+        if know is not None and sum(know.probs.values()) > 0:
+            bets.knowledge.setdefault(cond[0], []).append(100 * know.probs.get("yes", 0.0) / sum(know.probs.values()))
+        else:
+            bets.knowledge_unparseable += 1
+    return bets
+
+
+def _probabilities(value: object) -> np.ndarray | None:
+    if not isinstance(value, dict):
+        return None
+    try:
+        p = np.array([float(value.get(s, 0.0)) for s in STATES])
+    except (TypeError, ValueError):
+        return None
+    if not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+        return None
+    return 100 * p / p.sum()
+
+
+def exp1_bets(out: StageOutputs) -> Bets:
+    bets = Bets()
+    post: dict[str, list[np.ndarray]] = {}
+    know: dict[str, list[float]] = {}
+    for row in out.extracted:
+        tid = row["trial_id"]
+        if tid not in out.conditions:
+            continue
+        bets.n_responses += 1
+        bets.statuses[row["status"]] += 1
+        usable = row["status"] in {"ok", "partial"}
+        p = _probabilities(row.get("probabilities")) if usable else None
+        if p is None:
+            bets.unparseable += 1
+        else:
+            post.setdefault(tid, []).append(p)
+        k = row.get("knowledge") if usable else None
+        if k in {"yes", "no"}:
+            know.setdefault(tid, []).append(100.0 if k == "yes" else 0.0)
+        else:
+            bets.knowledge_unparseable += 1
+    for tid, ps in post.items():
+        cond = _condition(out, tid)
+        assert cond is not None
+        bets.posterior.setdefault(cond, []).append(np.mean(ps, axis=0))
+    for tid, ks in know.items():
+        cond = _condition(out, tid)
+        assert cond is not None
+        bets.knowledge.setdefault(cond[0], []).append(float(np.mean(ks)))
+    return bets
+
+
+def score_findings(bets: Bets, findings: list[Finding], alpha: float, n_boot: int,
+                   rng: np.random.Generator) -> tuple[list[FindingResult], tuple[float, float] | None]:
+    """Each finding tested on the model's trials; and a bootstrap interval of the count reproduced."""
+    results = []
+    boot_hits = np.zeros(n_boot, dtype=int)
+    for f in findings:
+        trials = bets.posterior.get((f.access, f.observe), [])
+        arr = np.stack(trials) if trials else np.zeros((0, len(STATES)))
+        a, b = arr[:, f.state_a], arr[:, f.state_b]
+        test = paired_greater(a, b, alpha)
+        sig_boot = paired_greater_boot(a, b, n_boot, rng, alpha)
+        hit_boot = sig_boot == f.humans if len(arr) >= 2 else np.zeros(n_boot, dtype=bool)
+        boot_hits += hit_boot
+        reproduced = test.p_value is not None and test.significant == f.humans
+        results.append(FindingResult(
+            label=f.label, observe=f.observe, access=f.access, state_a=f.state_a, state_b=f.state_b,
+            humans=f.humans, n_trials=len(arr),
+            mean_a=float(a.mean()) if len(arr) else None, mean_b=float(b.mean()) if len(arr) else None,
+            mean_diff=test.mean_diff if len(arr) else None, statistic=test.statistic, p_value=test.p_value,
+            model_significant=test.significant, reproduced=reproduced,
+            reproduced_boot_share=float(hit_boot.mean()),
+            note="; ".join(filter(None, [f.note and f"humans: {f.note}", test.note])),
+        ))
+    ci = interval(boot_hits.astype(float)) if findings else None
+    return results, ci
+
+
+def knowledge_results(bets: Bets, human: Study1Human, n_boot: int,
+                      rng: np.random.Generator) -> tuple[list[KnowledgeResult], bool | None]:
+    out = []
+    for access in sorted(set(bets.knowledge) | set(human.knowledgeability)):
+        vals = np.array(bets.knowledge.get(access, []), dtype=float)
+        hm, hsd = human.knowledgeability.get(access, (None, None))
+        mean = float(vals.mean()) if vals.size else None
+        ci = interval(vals[rng.integers(0, vals.size, size=(n_boot, vals.size))].mean(axis=1)) if vals.size else None
+        out.append(KnowledgeResult(access=access, n_trials=int(vals.size), model_mean=mean, model_ci=ci,
+                                   human_mean=hm, human_sd=hsd,
+                                   difference=None if mean is None or hm is None else mean - hm))
+    both = [k for k in out if k.model_mean is not None and k.human_mean is not None]
+    if len(both) < 2:
+        return out, None
+    order_model = [k.access for k in sorted(both, key=lambda k: k.model_mean)]  # type: ignore[arg-type,return-value]
+    order_human = [k.access for k in sorted(both, key=lambda k: k.human_mean)]  # type: ignore[arg-type,return-value]
+    return out, order_model == order_human
+
+
+def compare_bets(model: str, source: str, bets: Bets, human: Study1Human, alpha: float = 0.05,
+                 n_boot: int = DEFAULT_BOOTSTRAP, rng: np.random.Generator | None = None) -> Study1Result:
+    rng = rng or np.random.default_rng()
+    res = Study1Result(model=model, source=source, status="ok", n_responses=bets.n_responses,
+                       unparseable=bets.unparseable, knowledge_unparseable=bets.knowledge_unparseable,
+                       status_counts=dict(bets.statuses), findings_total=len(human.findings),
+                       n_trials=sum(len(v) for v in bets.posterior.values()))
+    if source == "exp1":
+        res.unparseable_share = bets.unparseable / bets.n_responses if bets.n_responses else None
+    if not bets.posterior:
+        if bets.n_responses and bets.unparseable == bets.n_responses:
+            res.status = "all-unparseable"
+            res.message = (f"all {bets.n_responses} responses lack usable posterior probabilities "
+                           f"(statuses: {dict(bets.statuses)}): no finding can be tested")
+        else:
+            res.status = "no-data"
+            res.message = "no trials with posterior bets in any (access, observe) condition"
+    for (access, observe), trials in sorted(bets.posterior.items()):
+        arr = np.stack(trials)
+        boot = arr[rng.integers(0, len(arr), size=(n_boot, len(arr)))].mean(axis=1)
+        res.conditions.append(ConditionPosterior(
+            access=access, observe=observe, n_trials=len(arr),
+            mean={s: float(v) for s, v in zip(STATES, arr.mean(axis=0), strict=True)},
+            ci={s: interval(boot[:, i]) for i, s in enumerate(STATES)},
+        ))
+    res.findings, res.reproduced_ci = score_findings(bets, human.findings, alpha, n_boot, rng)
+    res.reproduced = sum(f.reproduced for f in res.findings)
+    untestable = [f for f in res.findings if f.p_value is None]
+    if untestable and res.status == "ok":
+        res.message = (f"{len(untestable)} finding(s) not testable (fewer than 2 trials in the condition), "
+                       "counted as not reproduced")
+    res.knowledge, res.knowledge_order_matches = knowledge_results(bets, human, n_boot, rng)
+    return res
+
+
+def compare_study1(out: StageOutputs, human: Study1Human, alpha: float = 0.05, n_boot: int = DEFAULT_BOOTSTRAP,
+                   rng: np.random.Generator | None = None) -> list[Study1Result]:
+    results = []
+    if out.exp2_present:
+        results.append(compare_bets(out.model, "exp2", exp2_bets(out), human, alpha, n_boot, rng))
+    if out.exp1_present:
+        results.append(compare_bets(out.model, "exp1", exp1_bets(out), human, alpha, n_boot, rng))
+    return results
