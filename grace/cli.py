@@ -14,6 +14,9 @@ COMMAND_MODULES = [
     "grace.commands.serve",
     "grace.commands.query",
     "grace.commands.compare",
+    "grace.commands.manifests",
+    "grace.commands.cleanup",
+    "grace.commands.archive",
 ]
 
 

@@ -86,9 +86,11 @@ def backend_factory(
     if profile == "local":
         log_path = (log_dir / f"vllm-{safe_name(model.name)}.log") if log_dir else None
         return lambda: LocalVLLMServer(model, profile=profile, run_id=run_id, seed=seed, log_path=log_path)
-    from grace.serving.kubernetes import kubernetes_backend  # the cluster backend (issue 10)
+    from grace.manifests.settings import load_cluster_settings
+    from grace.serving.kubernetes import KubernetesServer
 
-    return lambda: kubernetes_backend(model, profile, run_id=run_id)
+    settings = load_cluster_settings()
+    return lambda: KubernetesServer(model, profile=profile, settings=settings, run_id=run_id, seed=seed)
 
 
 def run_stage(

@@ -1,0 +1,1 @@
+"""Prefect blocks of Grace (orchestration layer): cluster settings and the Hugging Face token."""

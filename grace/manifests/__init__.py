@@ -1,0 +1,1 @@
+"""Kubernetes manifests: cluster settings, object builders, policy checks, schema validation, writing."""
