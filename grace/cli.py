@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "grace.commands.manifests",
     "grace.commands.cleanup",
     "grace.commands.archive",
+    "grace.commands.extract",
+    "grace.commands.report",
 ]
 
 

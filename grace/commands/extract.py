@@ -1,0 +1,136 @@
+"""`grace extract`: structured answers from free-text replies (rules, then optionally an LLM).
+
+Contract: `grace extract --study S --input FILE --output FILE [--llm-endpoint URL --llm-model NAME]`. The input
+is CSV or JSONL with `trial_id` and `response` columns (others are carried through, renamed `input_<name>` when
+they clash with an output field); the output is JSONL, one record per input row in the same order. With
+`--stage DIR` instead, a run folder's `<model>/<study>/exp1.jsonl` becomes `extracted.jsonl` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from grace.checkpoint import atomic_path
+from grace.commands.common import config_from
+from grace.errors import DataError, UserInputError
+from grace.extract import FIELD_MODELS, Reply, extract_rows, extract_stage
+from grace.serving import ExternalServer
+from grace.studies import get_study
+
+RESERVED = ("trial_id", "status", "method")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="structured answers from Exp 1 replies (rules, then an LLM)")
+    p.add_argument("--study", required=True, help="study1 or study2")
+    p.add_argument("--input", type=Path, help="CSV or JSONL with trial_id and response columns")
+    p.add_argument("--output", type=Path, help="JSONL to write: one record per input row, same order")
+    p.add_argument("--stage", type=Path, help="instead of --input/--output: a run folder's <model>/<study> dir")
+    p.add_argument("--llm-endpoint", default=None, help="OpenAI-compatible vLLM server for the LLM stage")
+    p.add_argument("--llm-model", default=None, help="served model name at --llm-endpoint")
+    p.add_argument("--config-dir", type=Path, default=None, help="folder with models.yaml and experiments.yaml")
+    p.set_defaults(func=extract)
+
+
+def read_input(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV or JSONL file (by suffix; .jsonl/.ndjson/.json lines), checked for trial_id and response."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {i}: not JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {i}: not a JSON object")
+            rows.append(row)
+    else:
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+            raise DataError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+        rows = df.to_dict(orient="records")
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    for col in ("trial_id", "response"):
+        for i, row in enumerate(rows, start=1):
+            if col not in row:
+                raise DataError(f"{path}: row {i}: no {col!r} column")
+    for i, row in enumerate(rows, start=1):
+        if row["trial_id"] is None or not str(row["trial_id"]).strip():
+            raise DataError(f"{path}: row {i}: empty trial_id")
+        r = row["response"]
+        if r is not None and not isinstance(r, str):
+            if isinstance(r, float) and math.isnan(r):
+                row["response"] = None
+            else:
+                raise DataError(f"{path}: row {i}, column 'response': not text ({type(r).__name__})")
+    return rows
+
+
+def output_record(row: dict[str, Any], fields: dict[str, Any], status: str, method: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"trial_id": str(row["trial_id"])}
+    for k, v in row.items():
+        if k == "trial_id":
+            continue
+        out[f"input_{k}" if (k in fields or k in RESERVED) else k] = v
+    out.update(fields)
+    out["status"] = status
+    out["method"] = method
+    return out
+
+
+def _endpoint(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if bool(args.llm_endpoint) != bool(args.llm_model):
+        raise UserInputError("--llm-endpoint and --llm-model go together")
+    return ExternalServer(args.llm_endpoint, args.llm_model) if args.llm_endpoint else None
+
+
+def extract(args: argparse.Namespace) -> int:
+    study = get_study(args.study).name
+    if study not in FIELD_MODELS:
+        raise UserInputError(f"no extraction schema for study {study!r}")
+    cfg = config_from(args)
+    ex = cfg.experiments_file.extraction
+    opts = {"concurrency": ex.concurrency, "max_tokens": ex.max_tokens}
+    server = _endpoint(args)
+    if args.stage:
+        if args.input or args.output:
+            raise UserInputError("use either --stage or --input/--output")
+        if not (args.stage / "exp1.jsonl").is_file():
+            raise DataError(f"{args.stage}: no exp1.jsonl")
+        if server:
+            with server as ep:
+                summary = extract_stage(args.stage, study, ep, **opts)
+        else:
+            summary = extract_stage(args.stage, study, **opts)
+        print(summary.line())
+        for p in summary.outputs:
+            print(f"wrote {p}")
+        return 0
+    if not args.input or not args.output:
+        raise UserInputError("--input and --output are required (or --stage DIR)")
+    rows = read_input(args.input)
+    replies = [Reply(r["response"], r.get("finish_reason") if isinstance(r.get("finish_reason"), str) else None)
+               for r in rows]
+    if server:
+        with server as ep:
+            results, summary = extract_rows(study, replies, ep, **opts)
+    else:
+        results, summary = extract_rows(study, replies, **opts)
+    with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for row, res in zip(rows, results, strict=True):
+            fh.write(json.dumps(output_record(row, res.fields, res.status, res.method), default=str) + "\n")
+    print(summary.line())
+    print(f"wrote {args.output} ({len(rows)} records)")
+    return 0

@@ -1,0 +1,199 @@
+"""Extraction of whole tables: rules on every reply, then the LLM stage on what the rules found absent.
+
+`extract_rows` is the core (a list of replies in, one result per reply out, same order); `extract_stage`
+runs it on a run folder's `exp1.jsonl` and writes `extracted.jsonl` plus the tidy `extracted.parquet/.csv`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from grace.checkpoint import Checkpoint, atomic_path, write_table
+from grace.config import Retry
+from grace.extract import llm
+from grace.extract.models import FIELD_MODELS
+from grace.extract.rules_study1 import _probability_fields, extract_study1
+from grace.extract.rules_study2 import extract_study2, fields_for
+from grace.extract.text import RuleResult, decide_status
+from grace.records import Exp1Record, ExtractedRecord, now
+from grace.serving.base import Endpoint
+
+RULES = {"study1": extract_study1, "study2": extract_study2}
+ANSWER_FIELDS = {"study1": ("initial_answer", "probabilities", "knowledge"), "study2": ("utterance",)}
+PROMPT_VERSION = "extract-v1"
+
+
+@dataclass
+class Reply:
+    response: str | None
+    finish_reason: str | None = None
+
+
+@dataclass
+class Extracted:
+    """One reply's result: the schema fields, status (ok/partial/unparseable/refused) and method (rules/llm)."""
+
+    fields: dict[str, Any]
+    status: str
+    method: str = "rules"
+    rules_status: str = ""
+
+
+@dataclass
+class ExtractSummary:
+    """Counts and timings of one extraction, for the CLI, the flow's artifact and the report."""
+
+    total: int = 0
+    rules_status: dict[str, int] = field(default_factory=dict)  # after the rule stage alone
+    status: dict[str, int] = field(default_factory=dict)  # final
+    method: dict[str, int] = field(default_factory=dict)
+    llm_requests: int = 0  # replies sent to the LLM stage
+    llm_filled: int = 0  # of those, replies where the LLM supplied at least one kept value
+    llm_errors: int = 0
+    rules_s: float = 0.0
+    llm_s: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        def pct(d: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v} ({v / self.total:.0%})" for k, v in sorted(d.items())) if self.total else "-"
+
+        return (f"{self.total} replies; rules: {pct(self.rules_status)} in {self.rules_s:.2f}s; "
+                f"llm: {self.llm_requests} asked, {self.llm_filled} filled, {self.llm_errors} errors in "
+                f"{self.llm_s:.1f}s; final: {pct(self.status)}; method: {pct(self.method)}")
+
+
+def _merge(study: str, rr: RuleResult, reply: str, answer: llm.LLMAnswer) -> Extracted:
+    """Fill the rules' missing fields with grounded LLM values; everything else stays as the rules left it."""
+    fields = dict(rr.fields)
+    notes = list(rr.notes)
+    used = False
+    if answer.values is None:
+        notes.append(f"llm: {answer.error}")
+    else:
+        for name in rr.missing:
+            value = answer.values.get(name)
+            if value is None:
+                notes.append(f"llm: {name} not stated")
+                continue
+            grounded = (llm.grounded_study2(value, reply) if study == "study2"
+                        else llm.grounded_study1(name, value, reply))
+            if not grounded:
+                notes.append(f"llm: {name} {value!r} not found in the reply (dropped)")
+                continue
+            if study == "study2":
+                fields.update(fields_for(value))
+            elif name == "probabilities":
+                unit = "fraction" if all(v <= 1 for v in value) and sum(value) <= 1.02 else "percent"
+                total = sum(value) * (100 if unit == "fraction" else 1)
+                if any(v < 0 for v in value) or abs(total - 100) > 1:
+                    notes.append(f"llm: probabilities {value} do not sum to 100% (dropped)")
+                    continue
+                probs, _ = _probability_fields(list(value), unit, notes)
+                fields.update(probs or {})
+                if fields.get("probabilities") is None:
+                    continue
+            else:
+                fields[name] = value
+            used = True
+    found = sum(fields.get(f) is not None for f in ANSWER_FIELDS[study])
+    flagged = rr.flagged or fields.get("sums_to_100") is False
+    status = decide_status(found, len(ANSWER_FIELDS[study]), flagged, reply)
+    fields["notes"] = notes
+    return Extracted(fields, status, "llm" if used else "rules", rr.status)
+
+
+def extract_rows(
+    study: str, replies: list[Reply], endpoint: Endpoint | None = None, *, concurrency: int = 16,
+    max_tokens: int = 200, retry: Retry | None = None,
+) -> tuple[list[Extracted], ExtractSummary]:
+    """Rules on every reply; with an endpoint, the LLM on replies whose answer fields the rules found absent."""
+    if study not in RULES:
+        raise ValueError(f"no extraction rules for study {study!r}")
+    summary = ExtractSummary(total=len(replies))
+    t0 = time.perf_counter()
+    ruled = [RULES[study](r.response, r.finish_reason) for r in replies]
+    out = [Extracted(r.fields, r.status, "rules", r.status) for r in ruled]
+    summary.rules_s = time.perf_counter() - t0
+    todo = [i for i, r in enumerate(ruled) if r.missing and r.status != "refused" and (replies[i].response or "")]
+    if endpoint is not None and todo:
+        t1 = time.perf_counter()
+        answers = asyncio.run(llm.ask_many(endpoint, study, [replies[i].response or "" for i in todo],
+                                           concurrency=concurrency, max_tokens=max_tokens, retry=retry))
+        summary.llm_s = time.perf_counter() - t1
+        summary.llm_requests = len(todo)
+        for i, ans in zip(todo, answers, strict=True):
+            out[i] = _merge(study, ruled[i], replies[i].response or "", ans)
+            summary.llm_errors += ans.values is None
+            summary.llm_filled += out[i].method == "llm"
+    for r in out:
+        FIELD_MODELS[study].model_validate(r.fields)  # the schema holds for every record written
+    summary.rules_status = dict(Counter(r.status for r in ruled))
+    summary.status = dict(Counter(r.status for r in out))
+    summary.method = dict(Counter(r.method for r in out))
+    return out, summary
+
+
+def _conditions(stage_dir: Path) -> pd.DataFrame | None:
+    """The design cell columns of the Exp 1 tidy table (access/observe, goal/state), when it exists."""
+    for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv)):
+        p = stage_dir / name
+        if p.exists():
+            df = reader(p)
+            cols = [c for c in ("trial_id", "replicate", "access", "observe", "goal", "state") if c in df.columns]
+            if {"trial_id", "replicate"} <= set(cols):
+                return df[cols].astype({"trial_id": str}).drop_duplicates(["trial_id", "replicate"])
+    return None
+
+
+def extract_stage(
+    stage_dir: Path, study: str, endpoint: Endpoint | None = None, *, concurrency: int = 16,
+    max_tokens: int = 200, retry: Retry | None = None,
+) -> ExtractSummary:
+    """Read stage_dir/exp1.jsonl, write extracted.jsonl (one ExtractedRecord per Exp 1 key) and the tidy table."""
+    stage_dir = Path(stage_dir)
+    records = list(Checkpoint(stage_dir / "exp1.jsonl", Exp1Record).load().values())
+    started = now()
+    replies = [Reply(r.response if r.status != "error" else None, r.finish_reason) for r in records]
+    results, summary = extract_rows(study, replies, endpoint, concurrency=concurrency, max_tokens=max_tokens,
+                                    retry=retry)
+    finished = now()
+    target = stage_dir / "extracted.jsonl"
+    rows = []
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for rec, res in zip(records, results, strict=True):
+            if rec.status == "error":
+                res.fields["notes"] = [f"no reply: the Exp 1 request failed ({rec.error or 'error'})"]
+            out = ExtractedRecord(
+                trial_id=rec.trial_id, replicate=rec.replicate, model=rec.model, model_revision=rec.model_revision,
+                study=study, prompt_version=PROMPT_VERSION, status=res.status, method=res.method,
+                fields=res.fields, started_at=started, finished_at=finished,
+            )
+            fh.write(out.model_dump_json() + "\n")
+            rows.append({"trial_id": rec.trial_id, "replicate": rec.replicate, "model": rec.model,
+                         "status": res.status, "method": res.method, "rules_status": res.rules_status,
+                         **flat_fields(res.fields)})
+    df = pd.DataFrame(rows)
+    cond = _conditions(stage_dir)
+    if cond is not None and not df.empty:
+        df = df.merge(cond, on=["trial_id", "replicate"], how="left")
+    summary.outputs = [str(target)] + [str(p) for p in write_table(df, stage_dir / "extracted")]
+    return summary
+
+
+def flat_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Schema fields for a table: the probabilities dict also as p0..p3 columns, notes joined."""
+    out = dict(fields)
+    probs = fields.get("probabilities")
+    if "probabilities" in fields:
+        for s in "0123":
+            out[f"p{s}"] = probs.get(s) if probs else None
+    out["notes"] = "; ".join(fields.get("notes") or [])
+    return out

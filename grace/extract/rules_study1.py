@@ -1,0 +1,320 @@
+"""Rule-based reading of Study 1 replies: initial answer 0-3, bets over 0-3, knowledge yes/no.
+
+Each field is looked for after its label ("Initial Answer:", "Probabilities:", "Knowledge:", "Question 2:",
+a numbered list item "3.") wherever it stands in the reply; the value must open the labelled segment, so an
+echoed question ("Question 1: how many of the 3 ...") is never read as an answer. Values that conflict, fall
+outside the allowed range or are ranges ("3-4") leave the field empty with a note; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from grace.extract.text import RuleResult, decide_status, leftover_reasoning, normalise
+
+FIELDS = ("initial_answer", "probabilities", "knowledge")
+NUMBER_WORDS = {"zero": 0, "none": 0, "no": 0, "one": 1, "two": 2, "three": 3, "all three": 3, "all 3": 3,
+                "all": 3}
+_SEP = r"\s*(?:\([^)\n]{0,30}\)\s*)?(?::|=|-(?!\d)|\bis\b|\bwould be\b)"
+_LABELS = [
+    ("initial_answer", r"initial\s+(?:answer|guess|estimate)|prior\s+(?:answer|guess)|answer\s+to\s+question\s*1"
+                       r"|question\s*1|q1|answer\s*1"),
+    ("probabilities", r"probabilit(?:y|ies)(?:\s+distribution)?|bets?|posterior(?:\s+probabilities)?"
+                      r"|question\s*2|q2|answer\s*2"),
+    ("knowledge", r"knowledge|question\s*3|q3|answer\s*3"),
+    ("reasoning", r"reasoning|explanation|rationale"),
+]
+_LABEL_RE = re.compile(
+    "|".join(f"(?P<{name}>\\b(?:{pat}))" for name, pat in _LABELS) + f"(?={_SEP})", re.IGNORECASE
+)
+_SEP_RE = re.compile(_SEP, re.IGNORECASE)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*]\s*)?([123])\s*[.)]\s+(.+)$", re.MULTILINE)
+_HEDGE = re.compile(
+    r"^(?:i\s+(?:think|guess|believe|would\s+say|'d\s+say)|i'd\s+say|probably|maybe|likely|about|around|"
+    r"approximately|roughly)\s*[:,]?\s*", re.IGNORECASE)
+_NUM = r"(?:\d+(?:\.\d+)?|\.\d+)"
+_WORD_NUM = re.compile(r"^(all\s+three|all\s+3|zero|none|one|two|three|all)\b", re.IGNORECASE)
+_RANGE_AFTER = re.compile(r"^\s*(?:-|to|or|/|and)\s*(?:\d|zero|one|two|three)", re.IGNORECASE)
+
+_S = r"[ \t]"  # horizontal space: a pair never spans lines
+# state -> value pairs: "0: 10%", "0 fruits - 10%", "P(0) = 0.1", "2 (30%)"; value -> state: "$30 on 2 fruits"
+_PAIR_SV = re.compile(
+    rf"(?<![\d.$%-])(?:p{_S}*\({_S}*)?([0-3])(?!\.\d){_S}*\)?{_S}*(?:[a-z]+{_S}*)?(?::|=|-|->|\u2192|\.(?={_S})){_S}*"
+    rf"(-?){_S}*(\$)?{_S}*({_NUM}){_S}*(%|percent|\$|dollars?)?(?!{_S}*[:=\d])",
+    re.IGNORECASE,
+)
+_PAIR_PAREN = re.compile(
+    rf"(?<![\d.$%])([0-3]){_S}*(?:[a-z]+{_S}*)?\({_S}*(-?){_S}*(\$)?{_S}*({_NUM}){_S}*(%|\$)?{_S}*\)",
+    re.IGNORECASE,
+)
+_PAIR_VS = re.compile(
+    rf"(-(?=\$?\d))?(\$)?{_S}*({_NUM}){_S}*(%|percent|\$|dollars?)?{_S}+(?:on|for|to){_S}+(?:state{_S}+)?([0-3])(?![\d%]|\.\d)",
+    re.IGNORECASE,
+)
+_SEQ4 = re.compile(
+    rf"(?<![\d.:])(-?{_NUM})\s*(%?)\s*[,/;|]\s*(-?{_NUM})\s*(%?)\s*[,/;|]\s*(-?{_NUM})\s*(%?)\s*[,/;|]\s*"
+    rf"(-?{_NUM})\s*(%?)(?![\d.])"
+)
+_KNOW_YES = re.compile(r"^(?:yes|true|y)\b|^(?:he|she|they|the\s+speaker|\w+)\s+(?:does\s+)?knows?\b",
+                       re.IGNORECASE)
+_KNOW_NO = re.compile(
+    r"^(?:no|false|n)\b|^(?:he|she|they|the\s+speaker|\w+)\s+(?:does\s*not|doesn't|cannot|can't|do\s+not)\s+know",
+    re.IGNORECASE)
+_KNOW_UNSURE = re.compile(r"^(?:not\s+sure|unsure|uncertain|maybe|possibly|partly|partially|unclear)", re.IGNORECASE)
+_TEMPLATE = re.compile(r"<[^>]*>|yes\s*(?:or|/)\s*no", re.IGNORECASE)
+_BARE_YESNO = re.compile(r"^\s*(?:[-*]\s*)?(yes|no)\s*[.!]?\s*$", re.IGNORECASE | re.MULTILINE)
+_ANSWER_LINE = re.compile(
+    "|".join(f"\\b(?:{pat})" for name, pat in _LABELS if name != "reasoning") + f"(?={_SEP})", re.IGNORECASE
+)
+
+
+class _Field:
+    """Candidate values for one field, from every place it was found."""
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+        self.problems: list[str] = []
+
+    def settle(self, name: str, notes: list[str]) -> tuple[object | None, bool, bool]:
+        """(value, found, flagged): one distinct valid value wins; several conflict; none leaves problems."""
+        distinct = []
+        for v in self.values:
+            if v not in distinct:
+                distinct.append(v)
+        if len(distinct) == 1:
+            return distinct[0], True, False
+        if len(distinct) > 1:
+            notes.append(f"{name}: conflicting values {', '.join(_show(v) for v in distinct)}")
+            return None, False, True
+        if self.problems:
+            notes.extend(f"{name}: {p}" for p in dict.fromkeys(self.problems))
+            return None, False, True
+        return None, False, False
+
+
+def _show(v: object) -> str:
+    if isinstance(v, tuple):
+        return "/".join(f"{x:g}" for x in v[0])
+    return str(v)
+
+
+def _segments(text: str) -> list[tuple[str, str]]:
+    """(field, text after its label up to the next label) for every label found."""
+    hits = list(_LABEL_RE.finditer(text))
+    out = []
+    for i, m in enumerate(hits):
+        end = hits[i + 1].start() if i + 1 < len(hits) else len(text)
+        rest = text[m.end():end]
+        sep = _SEP_RE.match(rest)
+        rest = rest[sep.end():] if sep else rest
+        out.append((m.lastgroup or "", rest))
+    return out
+
+
+def _clean_value(seg: str) -> str:
+    s = seg.strip().lstrip("[(\"'").strip()
+    return _HEDGE.sub("", s)
+
+
+def parse_initial(seg: str) -> tuple[int | None, str | None]:
+    """(value, problem) from the start of a labelled segment."""
+    s = _clean_value(seg)
+    if not s:
+        return None, None
+    if s.startswith("<"):
+        return None, "the template's placeholder was echoed"
+    m = re.match(rf"^(-\s*)?({_NUM})", s)
+    if m:
+        after = s[m.end():]
+        if _RANGE_AFTER.match(after):
+            return None, f"a range or alternatives ({s[:m.end() + 6].split(chr(10))[0].strip()!r}), not one number"
+        if m.group(1):
+            return None, f"negative number {s[:m.end()]!r}"
+        num = float(m.group(2))
+        if num != int(num) or not 0 <= num <= 3:
+            return None, f"{m.group(2)} is not a whole number from 0 to 3"
+        return int(num), None
+    w = _WORD_NUM.match(s)
+    if w:
+        word = re.sub(r"\s+", " ", w.group(1).lower())
+        if _RANGE_AFTER.match(s[w.end():]):
+            return None, f"a range or alternatives ({s[:w.end() + 6].strip()!r}), not one number"
+        return NUMBER_WORDS[word], None
+    return None, None
+
+
+def _unit(markers: list[str], values: list[float]) -> str:
+    joined = " ".join(m.lower() for m in markers if m)
+    if "$" in joined or "dollar" in joined:
+        return "dollars"
+    if "%" in joined or "percent" in joined:
+        return "percent"
+    if all(v <= 1 for v in values) and abs(sum(values) - 1) <= 0.02:
+        return "fraction"
+    return "percent"
+
+
+def _pairs(seg: str) -> tuple[dict[str, list[float]], list[str], bool]:
+    """State -> values found as labelled pairs, the unit markers seen, and whether a negative number was."""
+    found: dict[str, list[float]] = {}
+    markers: list[str] = []
+    negative = False
+    for m in _PAIR_SV.finditer(seg):
+        state, neg, dollar, num, unit = m.groups()
+        found.setdefault(state, []).append(float(num))
+        markers += [dollar or "", unit or ""]
+        negative |= bool(neg)
+    for m in _PAIR_PAREN.finditer(seg):
+        state, neg, dollar, num, unit = m.groups()
+        if state not in found:
+            found.setdefault(state, []).append(float(num))
+            markers += [dollar or "", unit or ""]
+            negative |= bool(neg)
+    for m in _PAIR_VS.finditer(seg):
+        neg, dollar, num, unit, state = m.groups()
+        found.setdefault(state, []).append(float(num))
+        markers += [dollar or "", unit or ""]
+        negative |= bool(neg)
+    return found, markers, negative
+
+
+def parse_probabilities(seg: str, labelled: bool) -> tuple[tuple[list[float], str] | None, str | None]:
+    """((raw values for 0..3, unit), problem). Unlabelled text needs explicit state -> value pairs."""
+    found, markers, negative = _pairs(seg)
+    if not found and labelled:
+        m = _SEQ4.search(seg)
+        if m:
+            g = m.groups()
+            nums = [g[0], g[2], g[4], g[6]]
+            negative = any(n.startswith("-") for n in nums)
+            found = {str(i): [abs(float(n))] for i, n in enumerate(nums)}
+            markers = [g[1], g[3], g[5], g[7]]
+    if not found:
+        return None, None
+    for state, vals in found.items():
+        if len(set(vals)) > 1:
+            return None, f"state {state} given two different values ({', '.join(f'{v:g}' for v in vals)})"
+    absent = [s for s in "0123" if s not in found]
+    if absent:
+        return None, f"no value for state(s) {', '.join(absent)} (only {len(found)} of 4)"
+    raw = [found[s][0] for s in "0123"]
+    if negative:
+        return None, "a negative probability"
+    return (raw, _unit(markers, raw)), None
+
+
+def parse_knowledge(seg: str) -> tuple[str | None, str | None]:
+    s = _clean_value(seg)
+    if not s:
+        return None, None
+    if _TEMPLATE.match(s) or s.lower().startswith(("yes or no", "yes/no")):
+        return None, "the template's 'yes or no' was echoed"
+    if _KNOW_UNSURE.match(s):
+        return None, f"not a yes or no ({s.split(chr(10))[0][:30]!r})"
+    no, yes = _KNOW_NO.match(s), _KNOW_YES.match(s)
+    if no and not yes:
+        return "no", None
+    if yes and not no:
+        return "yes", None
+    return None, None
+
+
+def _probability_fields(raw: list[float], unit: str, notes: list[str]) -> tuple[dict | None, bool]:
+    """(fields, flagged). Percent-equivalent sum, normalised probabilities; a sum other than 100 is flagged."""
+    scale = 100.0 if unit == "fraction" else 1.0
+    pct = [v * scale for v in raw]
+    total = sum(pct)
+    out: dict = {"probabilities_raw": raw, "probabilities_unit": unit, "probabilities_sum": round(total, 6)}
+    if total <= 0:
+        notes.append("probabilities: all zero")
+        return {**out, "sums_to_100": False}, True
+    if any(v > 100 for v in pct):
+        notes.append("probabilities: a value above 100%")
+        return {**out, "sums_to_100": False}, True
+    ok = abs(total - 100) <= 1.0
+    out["sums_to_100"] = ok
+    out["probabilities"] = {s: v / total for s, v in zip("0123", pct, strict=True)}
+    if not ok:
+        notes.append(f"probabilities: sum to {total:g}% (normalised)")
+    return out, not ok
+
+
+def extract_study1(response: str | None, finish_reason: str | None = None) -> RuleResult:
+    """Read one Study 1 reply with rules only."""
+    empty = {"initial_answer": None, "probabilities": None, "probabilities_raw": None, "probabilities_unit": None,
+             "probabilities_sum": None, "sums_to_100": None, "knowledge": None, "reasoning": None}
+    if response is None or not response.strip():
+        return RuleResult({**empty, "notes": ["empty response"]}, "unparseable", [], ["empty response"])
+    text = normalise(response)
+    cands = {f: _Field() for f in FIELDS}
+    labelled = {f: False for f in FIELDS}
+    reasoning_parts: list[str] = []
+    for name, seg in _segments(text):
+        if name == "reasoning":
+            reasoning_parts.append(seg.strip())
+            continue
+        labelled[name] = True
+        _read(name, seg, cands[name], labelled=True)
+    for m in _LIST_ITEM.finditer(text):  # "1. 2" / "2. 0: 10%, ..." / "3. No" when no label was used
+        name = FIELDS[int(m.group(1)) - 1]
+        if not labelled[name] and not _ANSWER_LINE.search(m.group(2)):
+            _read(name, m.group(2), cands[name], labelled=True)
+    if not cands["probabilities"].values and not cands["probabilities"].problems:
+        _read("probabilities", text, cands["probabilities"], labelled=False)
+    if not labelled["knowledge"] and not cands["knowledge"].values:
+        bare = {m.group(1).lower() for m in _BARE_YESNO.finditer(text)}
+        if len(bare) == 1:
+            cands["knowledge"].values.append(bare.pop())
+        elif len(bare) > 1:
+            cands["knowledge"].problems.append("both a bare 'yes' and a bare 'no' line")
+
+    notes: list[str] = []
+    fields = dict(empty)
+    found, flagged, missing = 0, False, []
+    for name in FIELDS:
+        value, ok, bad = cands[name].settle(name, notes)
+        flagged |= bad
+        if not ok:
+            if not bad:
+                missing.append(name)
+            continue
+        if name == "probabilities":
+            raw, unit = value  # type: ignore[misc]
+            probs, pflag = _probability_fields(raw, unit, notes)
+            fields.update(probs or {})
+            flagged |= pflag
+            if fields["probabilities"] is None:
+                continue
+        else:
+            fields[name] = value
+        found += 1
+    if finish_reason == "length" and (missing or flagged):
+        notes.append("reply truncated by max_tokens")
+    reasoning = "\n".join(p for p in reasoning_parts if p) or leftover_reasoning(text, _is_answer_line)
+    fields["reasoning"] = reasoning
+    status = decide_status(found, len(FIELDS), flagged, text)
+    if status == "refused":
+        missing = []
+        notes.append("the reply refuses to answer")
+    elif status == "unparseable" and not notes:
+        notes.append("no answer found")
+    fields["notes"] = notes
+    return RuleResult(fields, status, missing, notes, flagged)
+
+
+def _is_answer_line(line: str) -> bool:
+    return bool(_ANSWER_LINE.search(line) or _PAIR_SV.search(line) or _PAIR_VS.search(line)
+                or _BARE_YESNO.match(line) or _LIST_ITEM.match(line))
+
+
+def _read(name: str, seg: str, cand: _Field, labelled: bool) -> None:
+    if name == "initial_answer":
+        v, p = parse_initial(seg)
+    elif name == "probabilities":
+        v, p = parse_probabilities(seg, labelled)
+    else:
+        v, p = parse_knowledge(seg)
+    if v is not None:
+        cand.values.append(v)
+    if p:
+        cand.problems.append(p)

@@ -1,0 +1,230 @@
+"""The data-quality report of a run folder: checks, verdicts, plots, as Markdown and JSON in run_dir/report/."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grace.checkpoint import atomic_path, write_json_atomic
+from grace.errors import ConfigError, UserInputError
+from grace.report import plots
+from grace.report.checks import MAX_ERROR_RATE, MAX_TRUNCATION_RATE, MIN_OK_RATE, StageChecks, run_checks
+from grace.report.load import StageData, discover
+from grace.run import safe_name
+
+
+def _variants() -> dict[str, str]:
+    """model folder name -> folder name of the full-precision model it is a variant of (config/models.yaml)."""
+    try:
+        from grace.config import load_config
+
+        cfg = load_config()
+    except (ConfigError, OSError):
+        return {}
+    return {safe_name(m.name): safe_name(m.variant_of) for m in cfg.models.values() if m.variant_of}
+
+
+def _extracted_frame(data: StageData) -> pd.DataFrame:
+    rows = []
+    for rec in (data.records.get("extracted") or {}).values():
+        f = rec.fields  # type: ignore[attr-defined]
+        probs = f.get("probabilities") or {}
+        rows.append({"trial_id": rec.trial_id, "status": rec.status, "utterance": f.get("utterance"),
+                     **{f"p{s}": probs.get(s, np.nan) for s in "0123"}})
+    return _with_conditions(pd.DataFrame(rows, columns=["trial_id", "status", "utterance", "p0", "p1", "p2", "p3"]),
+                            data)
+
+
+def _exp2_frame(data: StageData, question: str) -> pd.DataFrame | None:
+    recs = data.records.get("exp2")
+    if not recs:
+        return None
+    rows = []
+    for rec in recs.values():
+        q = rec.questions.get(question)  # type: ignore[attr-defined]
+        if q is not None:
+            rows.append({"trial_id": rec.trial_id, **{f"p{s}": q.probs.get(s, np.nan) for s in "0123"},
+                         "utterance": q.argmax})
+    return _with_conditions(pd.DataFrame(rows), data) if rows else None
+
+
+def _with_conditions(df: pd.DataFrame, data: StageData) -> pd.DataFrame:
+    if data.conditions is not None and not df.empty:
+        return df.merge(data.conditions, on="trial_id", how="left")
+    return df
+
+
+def _order(models: list[str], variants: dict[str, str]) -> list[str]:
+    """Models sorted, each variant right after its full-precision model when both are present."""
+    out: list[str] = []
+    for m in sorted(models):
+        if variants.get(m) in models:
+            continue
+        out.append(m)
+        out += sorted(v for v, base in variants.items() if base == m and v in models)
+    return out + [m for m in sorted(models) if m not in out]
+
+
+def _label(model: str, variants: dict[str, str]) -> str:
+    return f"{model} (quantized variant of {variants[model]})" if model in variants else model
+
+
+def _pair_rows(base: StageData, var: StageData, sb: StageChecks, sv: StageChecks) -> dict[str, Any]:
+    """Side-by-side numbers of a full-precision model and its quantized variant on one study."""
+    def rate(sc: StageChecks, exp: str, key: str, name: str) -> Any:
+        return sc.metrics.get(exp, {}).get(key, {}).get(name)
+
+    eb, ev = _extracted_frame(base), _extracted_frame(var)
+    out: dict[str, Any] = {
+        "ok rate": (rate(sb, "extracted", "status_rates", "ok"), rate(sv, "extracted", "status_rates", "ok")),
+        "truncation rate": (sb.metrics.get("exp1", {}).get("truncation_rate"),
+                            sv.metrics.get("exp1", {}).get("truncation_rate")),
+        "fit": (sb.fit, sv.fit),
+    }
+    both = eb.merge(ev, on="trial_id", suffixes=("_b", "_v"))
+    if base.study == "study1":
+        ep = [float((f[[f"p{s}" for s in "0123"]].dropna().to_numpy() @ np.arange(4)).mean())
+              if f[["p0"]].dropna().size else None for f in (eb, ev)]
+        out["mean expected posterior"] = tuple(round(v, 3) if v is not None else None for v in ep)
+        pb = both[[f"p{s}_b" for s in "0123"]].to_numpy()
+        pv = both[[f"p{s}_v" for s in "0123"]].to_numpy()
+        ok = ~(np.isnan(pb).any(1) | np.isnan(pv).any(1))
+        out["mean |posterior difference| per trial (TV)"] = (
+            round(float(0.5 * np.abs(pb[ok] - pv[ok]).sum(1).mean()), 4) if ok.any() else None, f"{ok.sum()} trials")
+    else:
+        same = both.dropna(subset=["utterance_b", "utterance_v"])
+        out["same utterance on the same trial"] = (
+            round(float((same["utterance_b"] == same["utterance_v"]).mean()), 4) if len(same) else None,
+            f"{len(same)} trials")
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return "-" if v is None else str(v)
+
+
+def build_report(run_dir: Path) -> Path:
+    """Check every model x study of the run and write run_dir/report/{report.md, report.json, *.png}."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserInputError(f"{run_dir}: not a folder")
+    stages = discover(run_dir)
+    if not stages:
+        raise UserInputError(f"{run_dir}: no <model>/<study>/ folders with exp1.jsonl, exp2.jsonl or extracted.jsonl")
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    variants = _variants()
+    by_study: dict[str, dict[str, StageData]] = {}
+    for s in stages:
+        by_study.setdefault(s.study, {})[s.model] = s
+
+    results: dict[str, dict[str, StageChecks]] = {}
+    stage_plots: dict[tuple[str, str], list[str]] = {}
+    for study, models in by_study.items():
+        expected: set[str] = set()
+        for d in models.values():
+            for exp in ("exp1", "exp2"):
+                expected |= {r.trial_id for r in (d.records.get(exp) or {}).values()}
+        for model, d in models.items():
+            sc = run_checks(d, expected)
+            results.setdefault(model, {})[study] = sc
+            paths = []
+            if "extracted" in d.records:
+                ex = _extracted_frame(d)
+                name = f"{safe_name(model)}_{study}"
+                if study == "study1":
+                    paths.append(plots.posterior_by_condition(
+                        ex, _exp2_frame(d, "posterior"), f"{_label(model, variants)}: posterior bets (study 1)",
+                        out / f"{name}_posterior.png"))
+                else:
+                    paths.append(plots.utterances_by_goal_state(
+                        ex, f"{_label(model, variants)}: chosen utterance (study 2, Exp 1)",
+                        out / f"{name}_utterances.png"))
+            stage_plots[(model, study)] = [p.name for p in paths]
+
+    run_plots: list[str] = []
+    status_rows = [(f"{m} / {s}", sc.metrics["extracted"]["status"]) for m in _order(list(results), variants)
+                   for s, sc in sorted(results[m].items()) if "extracted" in sc.metrics]
+    if status_rows:
+        run_plots.append(plots.status_bars(status_rows, out / "parse_status.png").name)
+    pairs: list[dict[str, Any]] = []
+    for study, models in sorted(by_study.items()):
+        order = [m for m in _order(list(models), variants) if "extracted" in models[m].records]
+        if not order:
+            continue
+        frames = [(_label(m, variants), _extracted_frame(models[m])) for m in order]
+        fn = plots.compare_study1 if study == "study1" else plots.compare_study2
+        run_plots.append(fn(frames, out / f"compare_{study}.png").name)
+        for var, base in variants.items():
+            if var in models and base in models:
+                pairs.append({"study": study, "full": base, "quantized": var,
+                              "rows": _pair_rows(models[base], models[var], results[base][study],
+                                                 results[var][study])})
+
+    report = {
+        "run_dir": str(run_dir), "generated_at": datetime.now(UTC).isoformat(),
+        "thresholds": {"max_error_rate": MAX_ERROR_RATE, "max_truncation_rate": MAX_TRUNCATION_RATE,
+                       "min_ok_rate": MIN_OK_RATE},
+        "models": {m: {s: {"fit": sc.fit, "reasons": sc.reasons, "checks": [c.as_dict() for c in sc.checks],
+                           "metrics": sc.metrics, "plots": stage_plots.get((m, s), [])}
+                       for s, sc in sorted(studies.items())} for m, studies in sorted(results.items())},
+        "variant_pairs": [{**p, "rows": {k: list(v) for k, v in p["rows"].items()}} for p in pairs],
+        "plots": run_plots,
+    }
+    write_json_atomic(out / "report.json", report)
+    md = render_markdown(report, variants)
+    target = out / "report.md"
+    with atomic_path(target) as tmp:
+        tmp.write_text(md, encoding="utf-8")
+    return target
+
+
+def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
+    lines = [f"# Data-quality report: {report['run_dir']}", "", f"Generated {report['generated_at']}.", "",
+             "## Verdict", "", "| model | study | verdict | reasons |", "|---|---|---|---|"]
+    for m in _order(list(report["models"]), variants):
+        for s, r in report["models"][m].items():
+            verdict = "fit" if r["fit"] else "**not fit**"
+            lines.append(f"| {_label(m, variants)} | {s} | {verdict} | {'; '.join(r['reasons']) or '-'} |")
+    t = report["thresholds"]
+    lines += ["", f"Not fit when: rows lost, duplicated or unreadable; invalid probabilities; more than "
+              f"{t['max_error_rate']:.0%} failed requests; more than {t['max_truncation_rate']:.0%} truncated "
+              f"replies; fewer than {t['min_ok_rate']:.0%} replies fully read (status ok).", ""]
+    for p in report["plots"]:
+        lines += [f"![{p}]({p})", ""]
+    if report["variant_pairs"]:
+        lines += ["## Quantized vs full precision", ""]
+        for p in report["variant_pairs"]:
+            lines += [f"### {p['study']}: {p['full']} vs {p['quantized']}", "",
+                      f"| measure | {p['full']} | {p['quantized']} |", "|---|---|---|"]
+            lines += [f"| {k} | {_fmt(v[0])} | {_fmt(v[1])} |" for k, v in p["rows"].items()]
+            lines.append("")
+    for m in _order(list(report["models"]), variants):
+        for s, r in report["models"][m].items():
+            lines += [f"## {_label(m, variants)} / {s}: {'fit' if r['fit'] else 'NOT FIT'}", "",
+                      "| experiment | check | result | detail |", "|---|---|---|---|"]
+            for c in r["checks"]:
+                res = "pass" if c["passed"] else ("FAIL" if c["fatal"] else "warn")
+                lines.append(f"| {c['experiment']} | {c['name']} | {res} | {c['detail']} |")
+            met = r["metrics"]
+            if "extracted" in met:
+                e = met["extracted"]
+                lines += ["", "Extraction status: " + ", ".join(f"{k} {v:.1%}" for k, v in e["status_rates"].items())
+                          + "; method: " + ", ".join(f"{k} {v:.1%}" for k, v in e["method_rates"].items())
+                          + "; missing per field: " + ", ".join(f"{k} {v}" for k, v in e["missing"].items())]
+            if "exp1" in met:
+                e = met["exp1"]
+                lines += ["", f"Exp 1: {e['rows']} replies, finish reasons {e['finish_reason']}, reply length "
+                          f"mean {e['response_chars']['mean']} chars (max {e['response_chars']['max']}), "
+                          f"{e['completion_tokens_mean']} tokens on average; missing {e['missing']}."]
+            if met.get("agreement"):
+                lines += ["", "Exp 1 stated answer vs Exp 2 argmax: " + "; ".join(
+                    f"{k} {v['agree']}/{v['pairs']}" for k, v in met["agreement"].items())]
+            lines += [""] + [f"![{p}]({p})" for p in r["plots"]] + [""]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,213 @@
+"""Data-quality checks per model x study x experiment, and the fit / not-fit verdict with its reasons.
+
+A check is `fatal` when failing it makes the model's data unfit for analysis (rows lost or duplicated, invalid
+probabilities, too many failed or unreadable answers); other checks are reported for information.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from grace.records import Exp1Record, Exp2Record, ExtractedRecord
+from grace.report.load import StageData
+
+MAX_ERROR_RATE = 0.01  # Exp 1 / Exp 2 requests that failed for good
+MAX_TRUNCATION_RATE = 0.20  # Exp 1 replies cut by max_tokens
+MIN_OK_RATE = 0.80  # extracted answers with every field read (status ok)
+PROB_TOL = 1e-4
+
+
+@dataclass
+class Check:
+    experiment: str
+    name: str
+    passed: bool
+    detail: str
+    fatal: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StageChecks:
+    model: str
+    study: str
+    checks: list[Check] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fit(self) -> bool:
+        return all(c.passed for c in self.checks if c.fatal)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{c.experiment}: {c.detail}" for c in self.checks if c.fatal and not c.passed]
+
+    def add(self, experiment: str, name: str, passed: bool, detail: str, fatal: bool = True) -> None:
+        self.checks.append(Check(experiment, name, bool(passed), detail, fatal))
+
+
+def _rates(counter: Counter, total: int) -> dict[str, float]:
+    return {k: round(v / total, 4) for k, v in sorted(counter.items())} if total else {}
+
+
+def _probs_valid(probs: dict[str, float]) -> bool:
+    vals = list(probs.values())
+    return (bool(vals) and all(isinstance(v, int | float) and not math.isnan(v) and -PROB_TOL <= v <= 1 + PROB_TOL
+                                for v in vals) and abs(sum(vals) - 1) <= PROB_TOL * max(1, len(vals)))
+
+
+def _rows_and_dupes(sc: StageChecks, exp: str, data: StageData, expected: set[str]) -> None:
+    keys = set(data.records[exp])
+    missing = expected - keys
+    extra = keys - expected
+    sc.add(exp, "row count", not missing and not extra,
+           f"{len(keys)} rows, expected {len(expected)}" + (f"; {len(missing)} missing" if missing else "")
+           + (f"; {len(extra)} unexpected" if extra else ""))
+    dupes = [k for k, n in data.done_lines.get(exp, {}).items() if n > 1]
+    sc.add(exp, "duplicate keys", not dupes, f"{len(dupes)} keys with more than one completed line"
+           + (f" (e.g. {dupes[0]})" if dupes else ""))
+    rep = data.reports.get(exp)
+    if rep is not None:
+        sc.add(exp, "readable lines", not rep.invalid,
+               f"{len(rep.invalid)} lines that are not valid records" + (f" (line {rep.invalid[0]})" if rep.invalid
+                                                                          else "")
+               + ("; a torn last line" if rep.truncated else ""), fatal=bool(rep.invalid))
+
+
+def check_exp1(sc: StageChecks, data: StageData, expected_keys: set[str]) -> None:
+    recs: list[Exp1Record] = list(data.records["exp1"].values())  # type: ignore[arg-type]
+    n = len(recs)
+    _rows_and_dupes(sc, "exp1", data, expected_keys)
+    status = Counter(r.status for r in recs)
+    err = status.get("error", 0) / n if n else 0.0
+    sc.add("exp1", "failed requests", err <= MAX_ERROR_RATE, f"{err:.1%} of requests failed (limit "
+           f"{MAX_ERROR_RATE:.0%})")
+    finish = Counter(r.finish_reason or "none" for r in recs)
+    trunc = finish.get("length", 0) / n if n else 0.0
+    sc.add("exp1", "truncation", trunc <= MAX_TRUNCATION_RATE,
+           f"{trunc:.1%} of replies cut by max_tokens (limit {MAX_TRUNCATION_RATE:.0%})")
+    lengths = [len(r.response or "") for r in recs]
+    tokens = [r.completion_tokens for r in recs if r.completion_tokens is not None]
+    missing = {"response": sum(not (r.response or "").strip() for r in recs),
+               "finish_reason": sum(r.finish_reason is None for r in recs),
+               "completion_tokens": sum(r.completion_tokens is None for r in recs)}
+    sc.metrics["exp1"] = {
+        "rows": n, "status": dict(status), "status_rates": _rates(status, n), "finish_reason": dict(finish),
+        "truncation_rate": round(trunc, 4), "missing": missing,
+        "response_chars": {"mean": round(statistics.fmean(lengths), 1) if lengths else None,
+                           "median": statistics.median(lengths) if lengths else None,
+                           "max": max(lengths) if lengths else None},
+        "completion_tokens_mean": round(statistics.fmean(tokens), 1) if tokens else None,
+        "latency_s_mean": round(statistics.fmean([r.latency_s for r in recs if r.latency_s is not None] or [0]), 3),
+    }
+
+
+def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str]) -> None:
+    recs: list[Exp2Record] = list(data.records["exp2"].values())  # type: ignore[arg-type]
+    n = len(recs)
+    _rows_and_dupes(sc, "exp2", data, expected_trials)
+    status = Counter(r.status for r in recs)
+    err = status.get("error", 0) / n if n else 0.0
+    sc.add("exp2", "failed requests", err <= MAX_ERROR_RATE, f"{err:.1%} of trials failed (limit "
+           f"{MAX_ERROR_RATE:.0%})")
+    bad, bad_argmax, questions = 0, 0, Counter()
+    for r in recs:
+        for q, scores in r.questions.items():
+            questions[q] += 1
+            if not _probs_valid(scores.probs):
+                bad += 1
+            elif scores.argmax != max(scores.probs, key=scores.probs.get):  # type: ignore[arg-type]
+                bad_argmax += 1
+    sc.add("exp2", "probabilities", bad == 0, f"{bad} question scores with probabilities outside [0,1] or not "
+           f"summing to 1")
+    sc.add("exp2", "argmax", bad_argmax == 0, f"{bad_argmax} argmax values that are not the most probable option")
+    sc.metrics["exp2"] = {"rows": n, "status": dict(status), "status_rates": _rates(status, n),
+                          "questions": dict(questions)}
+
+
+def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str]) -> None:
+    recs: list[ExtractedRecord] = list(data.records["extracted"].values())  # type: ignore[arg-type]
+    n = len(recs)
+    _rows_and_dupes(sc, "extracted", data, exp1_keys)
+    status = Counter(r.status for r in recs)
+    method = Counter(r.method for r in recs)
+    ok = status.get("ok", 0) / n if n else 0.0
+    sc.add("extracted", "parse rate", ok >= MIN_OK_RATE,
+           f"{ok:.1%} of replies fully read (status ok; limit {MIN_OK_RATE:.0%})")
+    bad = sum(1 for r in recs if r.fields.get("probabilities") and not _probs_valid(r.fields["probabilities"]))
+    sc.add("extracted", "probabilities", bad == 0, f"{bad} parsed probability sets outside [0,1] or not summing "
+           "to 1")
+    field_names = sorted({k for r in recs for k in r.fields if k not in ("notes", "reasoning")})
+    missing = {f: sum(r.fields.get(f) is None for r in recs) for f in field_names}
+    not100 = sum(1 for r in recs if r.fields.get("sums_to_100") is False)
+    sc.metrics["extracted"] = {"rows": n, "status": dict(status), "status_rates": _rates(status, n),
+                               "method": dict(method), "method_rates": _rates(method, n), "missing": missing,
+                               "probabilities_not_summing_to_100": not100}
+
+
+AGREEMENT = {  # study -> (extracted field, exp2 question)
+    "study1": (("initial_answer", "prior"), ("posterior_argmax", "posterior"), ("knowledge", "knowledge")),
+    "study2": (("utterance", "utterance"),),
+}
+
+
+def _stated(fields: dict[str, Any], name: str) -> str | None:
+    if name == "posterior_argmax":
+        probs = fields.get("probabilities")
+        if not probs:
+            return None
+        top = max(probs.values())
+        winners = [k for k, v in probs.items() if abs(v - top) < 1e-12]
+        return winners[0] if len(winners) == 1 else None  # a tie has no single stated answer
+    v = fields.get(name)
+    return None if v is None else str(v)
+
+
+def agreement(sc: StageChecks, data: StageData) -> None:
+    """Exp 1's stated answer vs Exp 2's argmax, over the trials where both exist (replicate 0... all)."""
+    ex = data.records.get("extracted") or {}
+    e2 = data.records.get("exp2") or {}
+    out = {}
+    for fname, question in AGREEMENT.get(data.study, ()):
+        both = agree = 0
+        for rec in ex.values():
+            stated = _stated(rec.fields, fname)  # type: ignore[attr-defined]
+            r2 = e2.get(rec.trial_id)
+            if stated is None or r2 is None or question not in r2.questions:  # type: ignore[attr-defined]
+                continue
+            both += 1
+            agree += stated == r2.questions[question].argmax  # type: ignore[attr-defined]
+        out[f"{fname}~{question}"] = {"pairs": both, "agree": agree,
+                                      "rate": round(agree / both, 4) if both else None}
+    sc.metrics["agreement"] = out
+    if out:
+        sc.add("agreement", "exp1 vs exp2", True, "; ".join(
+            f"{k}: {v['rate']:.0%} of {v['pairs']}" if v["rate"] is not None else f"{k}: no pairs"
+            for k, v in out.items()), fatal=False)
+
+
+def run_checks(data: StageData, expected_trials: set[str]) -> StageChecks:
+    """All checks of one model x study; `expected_trials` is the study's trial set over the whole run."""
+    sc = StageChecks(data.model, data.study)
+    exp1_keys: set[str] = set()
+    if "exp1" in data.records:
+        reps = {r.replicate for r in data.records["exp1"].values()}  # type: ignore[attr-defined]
+        exp1_keys = {f"{t}#{r}" for t in expected_trials for r in (reps or {0})}
+        check_exp1(sc, data, exp1_keys)
+    else:
+        sc.add("exp1", "present", False, "no exp1.jsonl", fatal=False)
+    if "exp2" in data.records:
+        check_exp2(sc, data, expected_trials)
+    if "extracted" in data.records:
+        check_extracted(sc, data, set(data.records.get("exp1", {})) or exp1_keys)
+    elif "exp1" in data.records:
+        sc.add("extracted", "present", False, "no extracted.jsonl: run the extraction stage", fatal=True)
+    if "extracted" in data.records and "exp2" in data.records:
+        agreement(sc, data)
+    return sc

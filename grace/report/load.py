@@ -1,0 +1,116 @@
+"""Reading a run folder for the report: which model x study stages exist, and their records as tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from grace.checkpoint import Checkpoint, LoadReport
+from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record
+from grace.studies import STUDIES
+
+COND_COLS = ("access", "observe", "goal", "state")
+
+
+@dataclass
+class StageData:
+    """One model x study of a run: the latest record per key, raw line counts, and the design cells."""
+
+    model: str
+    study: str
+    path: Path
+    records: dict[str, dict[str, Record]] = field(default_factory=dict)  # experiment -> key -> record
+    reports: dict[str, LoadReport] = field(default_factory=dict)
+    done_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment -> key -> lines not "error"
+    conditions: pd.DataFrame | None = None  # trial_id + design columns
+
+
+FILES: dict[str, tuple[str, type[Record]]] = {
+    "exp1": ("exp1.jsonl", Exp1Record),
+    "exp2": ("exp2.jsonl", Exp2Record),
+    "extracted": ("extracted.jsonl", ExtractedRecord),
+}
+
+
+def _done_lines(path: Path) -> dict[str, int]:
+    """Lines per key whose status is not 'error' (a checkpoint may hold a failed line and its redo)."""
+    counts: dict[str, int] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(d, dict) or d.get("status") == "error":
+            continue
+        key = str(d.get("trial_id"))
+        if "replicate" in d:
+            key += f"#{d['replicate']}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def conditions_table(stage_dir: Path) -> pd.DataFrame | None:
+    for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv),
+                         ("exp2.parquet", pd.read_parquet), ("exp2.csv", pd.read_csv)):
+        p = stage_dir / name
+        if p.exists():
+            try:
+                df = reader(p)
+            except (OSError, ValueError):
+                continue
+            cols = [c for c in COND_COLS if c in df.columns]
+            if "trial_id" in df.columns and cols:
+                return df[["trial_id", *cols]].astype(str).drop_duplicates("trial_id")
+    return None
+
+
+def _read_only_load(ckpt: Checkpoint) -> dict[str, Record]:
+    """Checkpoint.load without touching the file (it trims a torn last line, which a report must not do)."""
+    raw = ckpt.path.read_bytes()
+    ckpt.report = LoadReport()
+    out: dict[str, Record] = {}
+    if raw and not raw.endswith(b"\n"):
+        ckpt.report.truncated = 1
+        raw = raw[: raw.rfind(b"\n") + 1]
+    for i, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        ckpt.report.lines += 1
+        try:
+            rec = ckpt.record_type.model_validate_json(line)
+        except ValueError:
+            ckpt.report.invalid.append(i)
+            continue
+        if rec.key in out:
+            ckpt.report.superseded += 1
+        out[rec.key] = rec
+    ckpt.report.records = len(out)
+    return out
+
+
+def load_stage(model: str, study: str, path: Path) -> StageData:
+    data = StageData(model, study, path)
+    for exp, (name, rtype) in FILES.items():
+        p = path / name
+        if not p.exists():
+            continue
+        ckpt = Checkpoint(p, rtype)
+        data.records[exp] = _read_only_load(ckpt)
+        data.reports[exp] = ckpt.report
+        data.done_lines[exp] = _done_lines(p)
+    data.conditions = conditions_table(path)
+    return data
+
+
+def discover(run_dir: Path) -> list[StageData]:
+    """Every <model>/<study>/ folder of the run holding at least one stage file."""
+    out = []
+    for model_dir in sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and p.name != "report"):
+        for study in STUDIES:
+            d = model_dir / study
+            if d.is_dir() and any((d / name).exists() for name, _ in FILES.values()):
+                out.append(load_stage(model_dir.name, study, d))
+    return out
