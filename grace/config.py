@@ -25,6 +25,9 @@ GPU_PRODUCTS = {
 }
 
 
+LIMIT_HEADROOM = 1.2  # cluster policy: limits at most 20% above requests
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,13 +41,17 @@ class Resources(Strict):
     memory_gib_limit: Annotated[float, Field(gt=0)] = 38
 
     @model_validator(mode="after")
-    def _limits_not_below_requests(self) -> Resources:
-        if self.cpu_limit < self.cpu_request:
-            raise ValueError(f"cpu_limit {self.cpu_limit} is below cpu_request {self.cpu_request}")
-        if self.memory_gib_limit < self.memory_gib_request:
-            raise ValueError(
-                f"memory_gib_limit {self.memory_gib_limit} is below memory_gib_request {self.memory_gib_request}"
-            )
+    def _limits_within_policy(self) -> Resources:
+        """Cluster policy: a limit is at least its request and at most 20% above it."""
+        for kind, req, lim in (("cpu", self.cpu_request, self.cpu_limit),
+                               ("memory_gib", self.memory_gib_request, self.memory_gib_limit)):
+            if lim < req:
+                raise ValueError(f"{kind}_limit {lim} is below {kind}_request {req}")
+            if lim > req * LIMIT_HEADROOM + 1e-9:
+                raise ValueError(
+                    f"{kind}_limit {lim} is more than 20% above {kind}_request {req} "
+                    f"(cluster policy: at most {round(req * LIMIT_HEADROOM, 3)})"
+                )
         return self
 
 
@@ -220,11 +227,30 @@ def _format_error(path: Path, err: ValidationError) -> str:
     return f"{path}: {loc or '<top>'}: {msg}{extra}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error, not silently merged."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (a model or field given twice)", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
 def _load_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

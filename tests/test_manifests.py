@@ -104,8 +104,6 @@ def _bad_models(tmp_path: Path, edit) -> Path:
 
 
 @pytest.mark.parametrize("edit, rule", [
-    (lambda m: m["gemma2-2b"]["profiles"]["a100"]["resources"].update(cpu_limit=6), "limit-ratio"),
-    (lambda m: m["gemma2-2b"]["profiles"]["a100"]["resources"].update(memory_gib_limit=40), "limit-ratio"),
     (lambda m: m["llama3-70b-awq"]["profiles"]["rtx3090"].pop("exception"), "gpu-exception"),
     (lambda m: m["llama3-70b-awq"]["profiles"]["a100"].update(tensor_parallel_size=1), "tensor-parallel"),
 ])
@@ -120,6 +118,21 @@ def test_bad_model_configs_fail_policy(tmp_path: Path, settings: ClusterSettings
     out = capsys.readouterr()
     assert f"[{rule}]" in out.out and "policy violation" in out.err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("field,value", [("cpu_limit", 6), ("memory_gib_limit", 40)])
+def test_limit_ratio_rejected_by_config_and_by_policy(tmp_path: Path, cfg: Config, settings: ClusterSettings,
+                                                      field: str, value: float) -> None:
+    """The 20% rule is enforced twice: when the config loads, and on every generated (or edited) object."""
+    cdir = _bad_models(tmp_path, lambda m: m["gemma2-2b"]["profiles"]["a100"]["resources"].update({field: value}))
+    with pytest.raises(ConfigError, match="more than 20%"):
+        load_config(cdir)
+    dep = vllm_deployment(cfg.model("gemma2-2b"), "a100", settings, "r1")
+    res = container(dep)["resources"]
+    key = "cpu" if field == "cpu_limit" else "memory"
+    res["limits"][key] = "6" if key == "cpu" else "40Gi"
+    bad = errors(check_objects([dep], settings))
+    assert {v.rule for v in bad} == {"limit-ratio"}
 
 
 def test_gemma2_float16_rejected_by_config(tmp_path: Path) -> None:

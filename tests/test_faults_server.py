@@ -1,0 +1,127 @@
+"""Server faults through the real flow `grace` (in-process, real Prefect server, real local vLLM servers).
+
+- The vLLM server is SIGKILLed mid-Experiment 1: the rows in flight fail, the stage raises, Prefect's task
+  retry calls ManagedServer.ensure_alive, which restarts the server; the run completes with exactly one
+  response per trial.
+- A server that never becomes ready (bad model folder, port taken): a clear error well within the start
+  timeout, the process gone, the PID file gone, the flow failed with that message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import yaml
+
+from grace.config import Config
+from grace.errors import ServerError
+from grace.serving import LocalVLLMServer
+from grace.serving.local import pid_dir
+from tests.conftest import vllm_processes
+
+pytestmark = [pytest.mark.faults, pytest.mark.prefect]
+
+
+def new_servers(before: set[int]) -> list[psutil.Process]:
+    return [p for p in vllm_processes() if p.pid not in before and p.is_running()]
+
+
+def kill_server_when_rows_appear(ckpt: Path, before: set[int], killed: list[int], min_rows: int = 3) -> None:
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        if ckpt.exists() and ckpt.read_text().count("\n") >= min_rows:
+            for p in new_servers(before):
+                if p.pid not in killed:
+                    killed.append(p.pid)
+                    os.killpg(os.getpgid(p.pid), signal.SIGKILL)
+            return
+        time.sleep(0.5)
+
+
+def test_server_sigkilled_mid_exp1_is_restarted_by_the_task_retry(
+    prefect_server: str, test_config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.grace_flow import grace
+
+    monkeypatch.setenv("GRACE_CONFIG_DIR", str(test_config_dir))
+    before = {p.pid for p in vllm_processes()}
+    rid, n = "faults-sigkill", 30
+    ckpt = tmp_path / rid / "toy" / "study2" / "exp1.jsonl"
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_server_when_rows_appear, args=(ckpt, before, killed), daemon=True)
+    killer.start()
+    state = grace(models=["toy"], studies=["study2"], experiments=["exp1"], sample=False, limit=n,
+                  max_tokens=16, concurrency=2, out=str(tmp_path), run_id=rid, return_state=True)
+    killer.join(timeout=5)
+    assert killed, "the server was never killed: the fault did not happen"
+    assert state.is_completed(), state.message
+    lines = [json.loads(x) for x in ckpt.read_text().splitlines()]
+    errors_seen = sum(r["status"] == "error" for r in lines)
+    table = pd.read_parquet(ckpt.with_suffix(".parquet"))
+    counts = Counter(table["trial_id"])
+    leaked = new_servers(before)
+    print(f"FAULTS-TABLE | vLLM server SIGKILLed mid-Exp 1 | 1 flow run, {1 + (errors_seen > 0)} task runs | "
+          f"{n} | {len(counts)} | {sum(c - 1 for c in counts.values())} | {len(leaked)}")
+    assert len(counts) == n and set(counts.values()) == {1}, "every trial exactly one response"
+    assert (table["status"] != "error").all()
+    assert errors_seen > 0, "rows in flight at the kill must have failed (then been redone)"
+    assert all(not psutil.pid_exists(pid) or not psutil.Process(pid).is_running() for pid in killed)
+    assert not leaked, f"server(s) left running: {[p.pid for p in leaked]}"
+    assert json.loads((tmp_path / rid / "run.json").read_text())["status"] == "completed"
+
+
+def test_bad_model_folder_fails_the_flow_fast_with_the_reason(
+    prefect_server: str, test_config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.grace_flow import grace
+
+    cdir = tmp_path / "cfg"
+    cdir.mkdir()
+    (cdir / "experiments.yaml").write_text((test_config_dir / "experiments.yaml").read_text())
+    models = yaml.safe_load((test_config_dir / "models.yaml").read_text())
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    models["models"]["toy"]["local_path"] = str(broken)
+    (cdir / "models.yaml").write_text(yaml.safe_dump(models))
+    monkeypatch.setenv("GRACE_CONFIG_DIR", str(cdir))
+    before = {p.pid for p in vllm_processes()}
+    t0 = time.monotonic()
+    state = grace(models=["toy"], studies=["study2"], experiments=["exp1"], max_tokens=8, out=str(tmp_path),
+                  run_id="faults-badmodel", return_state=True)
+    elapsed = time.monotonic() - t0
+    assert state.is_failed(), state.name
+    assert "toy" in state.message and "died while starting" in state.message, state.message
+    assert elapsed < 300, f"the failure took {elapsed:.0f}s, longer than the start timeout"
+    assert not new_servers(before), "the failed server must be gone"
+    assert not any("faults-badmodel" in f.read_text() for f in pid_dir().glob("*.json"))
+    print(f"FAULTS-TABLE | server never ready: bad model folder | 1 | 0 | 0 | 0 | 0   (failed in {elapsed:.0f}s)")
+
+
+def test_port_taken_is_a_clear_error_and_nothing_is_left(cfg: Config) -> None:
+    before = {p.pid for p in vllm_processes()}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        server = LocalVLLMServer(cfg.model("toy"), port=port, run_id="faults-port", start_timeout_s=240)
+        t0 = time.monotonic()
+        with pytest.raises(ServerError) as err:
+            server.start()
+        elapsed = time.monotonic() - t0
+    msg = str(err.value)
+    assert "died while starting" in msg and ("in use" in msg.lower() or "address" in msg.lower()), msg
+    assert elapsed < 240
+    assert server.proc is not None and server.proc.poll() is not None
+    assert not new_servers(before) and not (pid_dir() / f"{port}.json").exists()
+    print(f"FAULTS-TABLE | server never ready: port taken | 1 | 0 | 0 | 0 | 0   (failed in {elapsed:.0f}s)")
