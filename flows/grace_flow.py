@@ -17,6 +17,7 @@ from grace.config import load_config
 from grace.pipeline import backend_factory, make_plan, mark_model_done, model_done
 from grace.run import RunFolder
 from grace.serving import ManagedServer, stop_stale_servers
+from tasks.analysis import compare_task, extract_task, report_task
 from tasks.artifacts import publish_run, publish_stages
 from tasks.experiments import experiment_task
 
@@ -69,6 +70,12 @@ def model_run(
             for name, (study, trials, _path) in plan.studies.items():
                 exp = plan.experiment(cfg, name, exp_name)
                 summaries.append(task(server, study, trials, exp, run.stage_dir(model, name)))
+        if "exp1" in experiments:
+            extraction = cfg.experiments_file.extraction
+            for name in plan.studies:
+                retry = cfg.experiment(name, "exp1").retry
+                extract_task.with_options(retries=task_retries)(
+                    server, name, run.stage_dir(model, name), extraction, retry)
     mark_model_done(run, model, key, summaries)
     publish_stages(model, summaries)
     return summaries
@@ -88,6 +95,7 @@ def grace(
     concurrency: int | None = None,
     endpoint: str | None = None,
     task_retries: int = 2,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run the study: every chosen model, one at a time, through every chosen study and experiment."""
     logger = get_run_logger()
@@ -99,7 +107,7 @@ def grace(
     params = {"models": [m.name for m in plan.models], "studies": studies, "experiments": experiments,
               "sample": sample, "profile": profile, "limit": limit, "max_tokens": max_tokens,
               "flow_run_id": str(current_run.id)}
-    run.begin(cfg, params, overwrite=True)
+    run.begin(cfg, params, overwrite=overwrite)  # a completed run folder is never re-entered unasked
     logger.info("run %s: %d model(s) x %s x %s -> %s", rid, len(plan.models), studies, experiments, run.root)
     summaries: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
@@ -113,8 +121,13 @@ def grace(
         else:
             failures[m.name] = state.message or state.name
             logger.error("model %s did not finish: %s", m.name, failures[m.name])
+    if summaries:  # the report and the comparison cover whatever finished, failures included
+        for step in (report_task, compare_task):
+            state = step(run.root, return_state=True)
+            if not state.is_completed():
+                failures[step.name] = state.message or state.name
     publish_run(run.root, summaries, failures)
     run.end("failed" if failures else "completed", {"stages": summaries, "failures": failures})
     if failures:
-        raise RuntimeError(f"{len(failures)} model(s) did not finish: {failures}; retry the flow run to resume")
+        raise RuntimeError(f"{len(failures)} step(s) did not finish: {failures}; retry the flow run to resume")
     return {"run_dir": str(run.root.resolve()), "stages": summaries}
