@@ -13,12 +13,13 @@ COMMAND_MODULES = [
     "grace.commands.checks",
     "grace.commands.serve",
     "grace.commands.query",
+    "grace.commands.score",
+    "grace.commands.extract",
+    "grace.commands.report",
     "grace.commands.compare",
     "grace.commands.manifests",
     "grace.commands.cleanup",
     "grace.commands.archive",
-    "grace.commands.extract",
-    "grace.commands.report",
 ]
 
 

@@ -68,11 +68,14 @@ class OptionScores(BaseModel):
     prompt: str  # the scored prompt text after the chat template, ending where the answer begins
     options: list[str]
     token_ids: dict[str, list[int]]
+    token_logprobs: dict[str, list[float]] = {}  # per option token, given the prompt and earlier option tokens
     logprobs: dict[str, float]  # sum over the option's tokens
     probs: dict[str, float]  # softmax over options of the summed log-probabilities (sums to 1)
     probs_norm: dict[str, float]  # softmax of per-token mean log-probabilities (length-normalised)
-    entropy: float
+    entropy: float  # of `probs`, in nats
     argmax: str
+    argmax_norm: str = ""  # argmax of the length-normalised scores
+    boundary_fallback: list[str] = []  # options tokenized alone: in context they changed the prompt's tokens
 
 
 class Exp2Record(Record):
@@ -81,6 +84,8 @@ class Exp2Record(Record):
     path: Literal["server", "inprocess", "per-option"] = "server"
     questions: dict[str, OptionScores] = {}
     requests: int = 0  # server requests (or forward passes) this trial cost
+    sequences: int = 0  # token sequences scored (in-process: prompt+option rows in the forward batches)
+    latency_s: float | None = None
 
 
 class ExtractedRecord(Record):

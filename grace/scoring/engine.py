@@ -1,0 +1,210 @@
+"""Experiment 2 stage: score every trial's questions on one path, resumable, then a tidy table.
+
+Mirrors `grace.query.run_exp1`: records go to `out_dir/exp2.jsonl` (one Exp2Record per trial, flushed as
+it arrives; a re-run skips trials already done), then `out_dir/exp2.parquet` / `.csv` with one row per
+trial x question x option. A trial that cannot be scored gets a named status (bad_option, context_overflow,
+no_logprobs, rejected, error) and no numbers; `error` (transient) rows are redone on resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from grace.checkpoint import Checkpoint, write_table
+from grace.client import make_client
+from grace.config import ExperimentConfig, ModelConfig
+from grace.query import StageResult
+from grace.records import Exp2Record, OptionScores, now
+from grace.scoring.errors import ScoringError
+from grace.scoring.inprocess import InProcessScorer
+from grace.scoring.logprobs import score_options
+from grace.scoring.server import Counter, score_per_option, score_trie
+from grace.scoring.tokenize import EncodedQuestion, Tokenizer, encode_question, load_tokenizer
+from grace.serving.base import Endpoint
+from grace.studies import Study, Trial
+
+Path_ = Literal["server", "inprocess", "per-option"]
+PATHS: tuple[str, ...] = ("server", "inprocess", "per-option")
+Progress = Callable[[int], None]
+
+
+def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial) -> list[EncodedQuestion]:
+    return [encode_question(tokenizer, q) for q in study.exp2_questions(trial)]
+
+
+def _base(trial: Trial, study: Study, model: str, revision: str, path: str) -> dict[str, Any]:
+    return {"trial_id": trial["trial_id"], "model": model, "model_revision": revision, "study": study.name,
+            "prompt_version": study.exp2_prompt_version, "path": path, "started_at": now()}
+
+
+def build_questions(encoded: list[EncodedQuestion], token_lps: list[dict[str, list[float]]]) -> dict[str, OptionScores]:
+    return {q.name: score_options(q.prompt, q.options, q.option_ids, lps, q.boundary_fallback)
+            for q, lps in zip(encoded, token_lps, strict=True)}
+
+
+async def _score_server(client: Any, endpoint: Endpoint, study: Study, tokenizer: Tokenizer,
+                        exp: ExperimentConfig, trial: Trial, path: str) -> Exp2Record:
+    base = _base(trial, study, endpoint.model, endpoint.revision, path)
+    counter = Counter()
+    t0 = time.perf_counter()
+    scorer = score_trie if path == "server" else score_per_option
+    try:
+        encoded = encode_trial(tokenizer, study, trial)
+        lps = await asyncio.gather(*(scorer(client, endpoint, q, exp.retry, counter) for q in encoded))
+        questions = build_questions(encoded, list(lps))
+    except ScoringError as e:
+        return Exp2Record(**base, status=e.status, error=str(e), attempts=max(1, e.attempts),
+                          requests=counter.requests, latency_s=time.perf_counter() - t0)
+    return Exp2Record(**base, questions=questions, requests=counter.requests,
+                      sequences=sum(len(q.options) for q in encoded), latency_s=time.perf_counter() - t0)
+
+
+def _todo(ckpt: Checkpoint[Exp2Record], trials: list[Trial], result: StageResult,
+          progress: Progress | None) -> list[Trial]:
+    done = ckpt.done_keys()
+    todo = [t for t in trials if t["trial_id"] not in done]
+    result.skipped = len(trials) - len(todo)
+    if progress and result.skipped:
+        progress(result.skipped)
+    return todo
+
+
+async def run_exp2(
+    endpoint: Endpoint,
+    study: Study,
+    trials: list[Trial],
+    exp: ExperimentConfig,
+    out_dir: Path,
+    *,
+    tokenizer: Tokenizer | ModelConfig | str,
+    path: Path_ = "server",
+    concurrency: int | None = None,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Score through a running server: path "server" (trie of next-token reads) or "per-option"."""
+    if path not in ("server", "per-option"):
+        raise ValueError(f"run_exp2 scores through a server; path {path!r} is not a server path")
+    tok = tokenizer if not isinstance(tokenizer, ModelConfig | str) else load_tokenizer(tokenizer)
+    out_dir = Path(out_dir)
+    ckpt: Checkpoint[Exp2Record] = Checkpoint(out_dir / "exp2.jsonl", Exp2Record)
+    result = StageResult(study.name, "exp2", ckpt.path, total=len(trials))
+    todo: Iterator[Trial] = iter(_todo(ckpt, trials, result, progress))
+    result.load_report = ckpt.report
+    n = concurrency or exp.concurrency
+    t0 = time.perf_counter()
+    async with make_client(n, exp.retry) as client:
+        with ckpt:
+
+            async def worker() -> None:
+                for trial in todo:  # a shared iterator
+                    rec = await _score_server(client, endpoint, study, tok, exp, trial, path)
+                    ckpt.append(rec)
+                    result.sent += rec.requests
+                    if progress:
+                        progress(1)
+
+            await asyncio.gather(*(worker() for _ in range(n)))
+    result.wall_s = time.perf_counter() - t0
+    finish_exp2(study, trials, out_dir, result)
+    return result
+
+
+def run_exp2_sync(*args: Any, **kwargs: Any) -> StageResult:
+    return asyncio.run(run_exp2(*args, **kwargs))
+
+
+def run_exp2_inprocess(
+    model_path: str | Path,
+    study: Study,
+    trials: list[Trial],
+    out_dir: Path,
+    *,
+    model: str,
+    revision: str = "unknown",
+    batch_size: int = 16,
+    tokenizer: Tokenizer | None = None,
+    scorer: InProcessScorer | None = None,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Score with transformers in this process (float32, CPU by default); `sent` counts forward passes."""
+    out_dir = Path(out_dir)
+    tok = tokenizer or load_tokenizer(str(model_path))
+    ckpt: Checkpoint[Exp2Record] = Checkpoint(out_dir / "exp2.jsonl", Exp2Record)
+    result = StageResult(study.name, "exp2", ckpt.path, total=len(trials))
+    todo = _todo(ckpt, trials, result, progress)
+    result.load_report = ckpt.report
+    t0 = time.perf_counter()
+    sc = scorer or InProcessScorer(model_path, batch_size=batch_size)
+    passes0 = sc.forward_passes
+    per_chunk = max(1, batch_size // 4)  # trials per scoring call: full batches, frequent checkpoints
+    with ckpt:
+        for c in range(0, len(todo), per_chunk):
+            chunk = todo[c:c + per_chunk]
+            ready: list[tuple[Trial, list[EncodedQuestion]]] = []
+            for trial in chunk:
+                try:
+                    encoded = encode_trial(tok, study, trial)
+                    for q in encoded:
+                        sc.check_fits(q)
+                    ready.append((trial, encoded))
+                except ScoringError as e:
+                    ckpt.append(Exp2Record(**_base(trial, study, model, revision, "inprocess"), status=e.status,
+                                           error=str(e)))
+            t1 = time.perf_counter()
+            flat = [q for _, enc in ready for q in enc]
+            rows0 = sc.rows
+            lps = sc.score(flat) if flat else []
+            rows_each = (sc.rows - rows0) // max(1, len(ready))
+            each = (time.perf_counter() - t1) / max(1, len(ready))
+            i = 0
+            for trial, encoded in ready:
+                base = _base(trial, study, model, revision, "inprocess")
+                part = lps[i:i + len(encoded)]
+                i += len(encoded)
+                try:
+                    rec = Exp2Record(**base, questions=build_questions(encoded, part), latency_s=each,
+                                     sequences=rows_each)
+                except ScoringError as e:
+                    rec = Exp2Record(**base, status=e.status, error=str(e))
+                ckpt.append(rec)
+            if progress:
+                progress(len(chunk))
+    result.sent = sc.forward_passes - passes0
+    result.wall_s = time.perf_counter() - t0
+    finish_exp2(study, trials, out_dir, result)
+    return result
+
+
+def finish_exp2(study: Study, trials: list[Trial], out_dir: Path, result: StageResult) -> None:
+    """Count statuses over the checkpoint and write the tidy table: trial x question x option."""
+    records = Checkpoint(out_dir / "exp2.jsonl", Exp2Record).load()
+    by_id = {t["trial_id"]: t for t in trials}
+    counts: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    for t in trials:
+        rec = records.get(t["trial_id"])
+        if rec is None:
+            continue
+        counts[rec.status] = counts.get(rec.status, 0) + 1
+        head = {"trial_id": rec.trial_id, **study.condition(by_id[rec.trial_id]), "model": rec.model,
+                "model_revision": rec.model_revision, "study": rec.study, "prompt_version": rec.prompt_version,
+                "path": rec.path, "status": rec.status, "error": rec.error}
+        if not rec.questions:
+            rows.append(head)
+            continue
+        for qname, qs in rec.questions.items():
+            for opt in qs.options:
+                rows.append({**head, "question": qname, "option": opt, "n_tokens": len(qs.token_ids[opt]),
+                             "logprob": qs.logprobs[opt], "prob": qs.probs[opt], "prob_norm": qs.probs_norm[opt],
+                             "entropy": qs.entropy, "argmax": qs.argmax, "argmax_norm": qs.argmax_norm,
+                             "is_argmax": opt == qs.argmax})
+    result.ok = counts.pop("ok", 0)
+    result.failed = counts.pop("error", 0)
+    result.other = counts
+    result.tables = write_table(pd.DataFrame(rows), out_dir / "exp2")
