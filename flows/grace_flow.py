@@ -69,7 +69,7 @@ def model_run(
         for exp_name in experiments:
             for name, (study, trials, _path) in plan.studies.items():
                 exp = plan.experiment(cfg, name, exp_name)
-                summaries.append(task(server, study, trials, exp, run.stage_dir(model, name)))
+                summaries.append(task(server, mcfg, study, trials, exp, run.stage_dir(model, name)))
         if "exp1" in experiments:
             extraction = cfg.experiments_file.extraction
             for name in plan.studies:

@@ -94,20 +94,26 @@ def backend_factory(
 
 
 def run_stage(
-    server: ManagedServer, study: Study, trials: list[Trial], exp: ExperimentConfig, out_dir: Path,
-    progress: Callable[[int], None] | None = None,
+    server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
+    out_dir: Path, progress: Callable[[int], None] | None = None,
 ) -> StageResult:
     """One model x study x experiment, resumable; raises StageIncomplete when rows failed for good."""
-    endpoint = server.ensure_alive()
     if exp.experiment == "exp1":
+        endpoint = server.ensure_alive()
         result = asyncio.run(run_exp1(endpoint, study, trials, exp, out_dir, progress=progress))
-    else:
-        from grace.scoring import run_exp2  # Experiment 2 (issue 5)
+    elif exp.scoring_path == "inprocess":  # transformers in this process (a GPU Job on the cluster)
+        from grace.scoring import run_exp2_inprocess
 
-        result = asyncio.run(run_exp2(endpoint, study, trials, exp, out_dir, progress=progress))
+        result = run_exp2_inprocess(model.weights, study, trials, out_dir, model=model.name,
+                                    revision=model.revision, progress=progress)
+    else:
+        from grace.scoring import run_exp2  # the server path: one request per branch point of the options
+
+        endpoint = server.ensure_alive()
+        result = asyncio.run(run_exp2(endpoint, study, trials, exp, out_dir, tokenizer=model, progress=progress))
     if result.failed:
         raise StageIncomplete(
-            f"{exp.key} for {endpoint.model}: {result.failed} of {result.total} rows failed after retries "
+            f"{exp.key} for {model.name}: {result.failed} of {result.total} rows failed after retries "
             f"(see {result.checkpoint}); a retry redoes only those"
         )
     return result

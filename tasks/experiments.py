@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grace.config import ExperimentConfig
+from grace.config import ExperimentConfig, ModelConfig
 from grace.pipeline import run_stage, stage_summary
 from grace.serving import ManagedServer
 from grace.studies import Study, Trial
@@ -23,10 +23,11 @@ from grace.studies import Study, Trial
     cache_policy=NO_CACHE,  # the checkpoint file is the cache: a retry skips finished rows
 )
 def experiment_task(
-    server: ManagedServer, study: Study, trials: list[Trial], exp: ExperimentConfig, out_dir: Path
+    server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
+    out_dir: Path,
 ) -> dict[str, Any]:
-    result = run_stage(server, study, trials, exp, out_dir)
-    summary = stage_summary(server.endpoint.model, result)
+    result = run_stage(server, model, study, trials, exp, out_dir)
+    summary = stage_summary(model.name, result)
     print(
         f"{summary['model']} {exp.key}: {result.ok} ok, {result.failed} failed, other {result.other}, "
         f"{result.total - result.skipped} done now in {result.wall_s:.1f}s, {result.skipped} resumed"

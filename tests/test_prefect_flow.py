@@ -59,20 +59,25 @@ def test_deployment_registered_with_schedule_and_parameters(full_study_deploymen
 
 def test_sample_run_completes_and_tears_down(full_study_deployment: str, prefect_worker: object,
                                              tmp_path: Path) -> None:
-    run = start(full_study_deployment, models=["toy"], experiments=["exp1"], max_tokens=16, out=str(tmp_path))
+    """The whole default protocol (Exp 1, Exp 2, extraction, report, comparison) on the toy model."""
+    run = start(full_study_deployment, models=["toy"], max_tokens=16, out=str(tmp_path))
     run = wait_final(run.id)
     assert run.state.is_completed(), run.state.message
     rd = run_dir_of(run, tmp_path)
     meta = json.loads((rd / "run.json").read_text())
     assert meta["status"] == "completed"
     for study in ("study1", "study2"):
-        rows = jsonl(rd / "toy" / study / "exp1.jsonl")
-        assert len({r["trial_id"] for r in rows}) == 10 and len(rows) == 10
-        assert (rd / "toy" / study / "exp1.parquet").exists()
+        for stage in ("exp1", "exp2", "extracted"):
+            rows = jsonl(rd / "toy" / study / f"{stage}.jsonl")
+            assert len({r["trial_id"] for r in rows}) == 10 and len(rows) == 10, (study, stage)
+            assert (rd / "toy" / study / f"{stage}.parquet").exists()
+        for r in jsonl(rd / "toy" / study / "exp2.jsonl"):
+            assert all(abs(sum(q["probs"].values()) - 1) < 1e-6 for q in r["questions"].values())
+    assert (rd / "report" / "report.md").exists() and (rd / "compare" / "compare.json").exists()
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts() if a.key}
         subruns = client.read_flow_runs()
-    assert {"grace-toy-stages", "grace-run"} <= keys
+    assert {"grace-toy-stages", "grace-run", "grace-report"} <= keys
     assert any(r.name == "toy" and r.state.is_completed() for r in subruns), "per-model subflow run"
     assert not vllm_processes(), "the vLLM server must be gone after the flow run"
 
