@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "grace.commands.manifests",
     "grace.commands.cleanup",
     "grace.commands.archive",
+    "grace.commands.plan",
+    "grace.commands.bench",
 ]
 
 

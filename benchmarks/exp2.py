@@ -1,0 +1,82 @@
+"""Exp 2 scoring: Grace's server path (token-trie reads) vs one request per option (lm-eval style) vs the
+in-process transformers path (batched forward passes), on the same trials and model.
+
+Trials/s is measured end to end through grace.scoring (checkpoint and tidy table included); requests per
+trial are counted by the engine (`StageResult.sent`: HTTP requests, or forward passes in process). The
+in-process model load is timed separately and excluded, as the server's start is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Row, log, ratio
+from grace.config import Config
+from grace.query import StageResult
+from grace.scoring import run_exp2, run_exp2_inprocess
+from grace.scoring.inprocess import InProcessScorer
+from grace.scoring.tokenize import load_tokenizer
+from grace.serving import Endpoint
+from grace.studies import Trial, get_study
+
+BENCH = "exp2"
+
+
+def _row(model: str, study: str, contender: str, res: StageResult, wall: float, unit: str, note: str = "") -> Row:
+    n = res.total - res.skipped
+    bad = n - res.ok
+    notes = [f"{study}", unit] + ([f"{bad} not ok"] if bad else []) + ([note] if note else [])
+    return Row(BENCH, model, contender, n=n, wall_s=wall, rps=n / wall, per_trial=res.sent / max(1, n),
+               note="; ".join(notes))
+
+
+def _server(ep: Endpoint, cfg: Config, study: str, trials: list[Trial], path: str,
+            tok: object) -> tuple[StageResult, float]:
+    exp = cfg.experiment(study, "exp2")
+    with tempfile.TemporaryDirectory(prefix="grace-bench-") as d:
+        t0 = time.perf_counter()
+        res = asyncio.run(run_exp2(ep, get_study(study), trials, exp, Path(d), tokenizer=tok, path=path))  # type: ignore[arg-type]
+        return res, time.perf_counter() - t0
+
+
+def _inprocess(cfg: Config, model: str, study: str, trials: list[Trial], scorer: InProcessScorer,
+               tok: object) -> tuple[StageResult, float]:
+    with tempfile.TemporaryDirectory(prefix="grace-bench-") as d:
+        t0 = time.perf_counter()
+        res = run_exp2_inprocess(cfg.model(model).weights, get_study(study), trials, Path(d), model=model,
+                                 batch_size=scorer.batch_size, tokenizer=tok, scorer=scorer)
+        return res, time.perf_counter() - t0
+
+
+def run(ep: Endpoint, cfg: Config, model: str, *, n: int, studies: tuple[str, ...] = ("study1", "study2"),
+        batch_sizes: tuple[int, ...] = (16, 64)) -> list[Row]:
+    mc = cfg.model(model)
+    tok = load_tokenizer(mc)
+    rows: list[Row] = []
+    t0 = time.perf_counter()
+    scorer = InProcessScorer(mc.weights, batch_size=batch_sizes[0])
+    load_s = time.perf_counter() - t0
+    for study in studies:
+        all_trials = get_study(study).load(cfg.study_file(study, sample=False), limit=n + 8)
+        trials, warm = all_trials[:n], all_trials[n:]
+        _server(ep, cfg, study, warm or trials[:4], "server", tok)  # warm-up on other trials (prefix cache)
+        log(f"exp2 {model} {study}: server path, per-option, in-process on {len(trials)} trials")
+        res, wall = _server(ep, cfg, study, trials, "server", tok)
+        server = _row(model, study, "grace server path", res, wall, "HTTP requests/trial")
+        res, wall = _server(ep, cfg, study, trials, "per-option", tok)
+        per_opt = _row(model, study, "one request per option", res, wall, "HTTP requests/trial")
+        inproc: list[Row] = []
+        for b in batch_sizes:
+            scorer.batch_size = b
+            res, wall = _inprocess(cfg, model, study, trials, scorer, tok)
+            inproc.append(_row(model, study, f"in-process batch={b}", res, wall, "forward passes/trial",
+                               f"load {load_s:.0f}s excluded"))
+        best = max(inproc, key=lambda r: r.rps or 0)
+        for r in (server, per_opt, *inproc):
+            if r is not best:
+                r.ratio, r.vs = ratio(r.rps, best.rps), best.contender
+        rows += [server, per_opt, *inproc]
+    return rows

@@ -1,0 +1,135 @@
+"""Run the benchmarks back to back per model, print the table and the targets, write the JSON.
+
+`python -m benchmarks [--models toy smollm2] [--only exp1 exp2 prefect memory] [--quick]`. Per model: the
+offline vLLM limit first (nothing else of ours running), then one vLLM server for every client benchmark.
+Targets are judged on `toy`; `smollm2` figures stand beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from benchmarks import exp1, exp2, memory, orchestration
+from benchmarks.common import Report, Row, Target, local_server, log, render, write_json
+from benchmarks.options import ALL, add_arguments
+from grace.config import Config, load_config
+
+
+@dataclass(frozen=True)
+class Sizes:
+    exp1_n: int
+    exp1_max_tokens: int
+    sweep: tuple[int, ...]
+    seq_n: int
+    exp2_n: int
+    exp2_studies: tuple[str, ...] = ("study1", "study2")
+    mem_sizes: tuple[int, int] = (300, 2424)
+    benches: tuple[str, ...] = field(default=ALL)
+
+
+SIZES = {
+    "toy": Sizes(exp1_n=128, exp1_max_tokens=32, sweep=(8, 64, 128), seq_n=16, exp2_n=32),
+    "smollm2": Sizes(exp1_n=16, exp1_max_tokens=16, sweep=(), seq_n=4, exp2_n=6, exp2_studies=("study1",),
+                     benches=("exp1", "exp2")),
+}
+QUICK = {
+    "toy": Sizes(exp1_n=16, exp1_max_tokens=8, sweep=(4,), seq_n=4, exp2_n=4, mem_sizes=(30, 240)),
+    "smollm2": Sizes(exp1_n=4, exp1_max_tokens=8, sweep=(), seq_n=2, exp2_n=2, exp2_studies=("study1",),
+                     benches=("exp1", "exp2")),
+}
+
+
+def bench_model(cfg: Config, model: str, sz: Sizes, only: set[str], offline: bool) -> list[Row]:
+    todo = [b for b in sz.benches if b in only]
+    rows: list[Row] = []
+    setup = exp1.setup(cfg, model, sz.exp1_n, sz.exp1_max_tokens) if "exp1" in todo else None
+    limit = None
+    if setup and offline:
+        log(f"exp1 {model}: vllm.LLM offline on {sz.exp1_n} prompts (max_tokens {sz.exp1_max_tokens})")
+        try:
+            limit = exp1.offline_limit(cfg, setup)
+        except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
+            rows.append(Row("exp1", model, "limit: vllm.LLM offline", note=f"failed: {str(e)[:120]}"))
+    if not todo:
+        return rows
+    with local_server(cfg, model, run_id=f"bench-{model}") as srv:
+        steps: list[tuple[str, Callable[[], list[Row]]]] = []
+        if setup:
+            steps.append(("exp1", lambda: exp1.run(srv.ensure_alive(), setup, sweep=list(sz.sweep), seq_n=sz.seq_n,
+                                                   offline=limit)))
+        if "exp2" in todo:
+            steps.append(("exp2", lambda: exp2.run(srv.ensure_alive(), cfg, model, n=sz.exp2_n,
+                                                   studies=sz.exp2_studies)))
+        if "prefect" in todo:
+            steps.append(("prefect", lambda: orchestration.run(srv.ensure_alive())))
+        if "memory" in todo:
+            steps.append(("memory", lambda: memory.run(srv.ensure_alive(), sizes=sz.mem_sizes)))
+        for name, step in steps:
+            try:
+                rows += step()
+            except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
+                log(f"{name} {model} failed: {type(e).__name__}: {e}")
+                rows.append(Row(name, model, "FAILED", note=f"{type(e).__name__}: {str(e)[:150]}"))
+    return rows
+
+
+def _find(rows: list[Row], bench: str, model: str, prefix: str) -> list[Row]:
+    return [r for r in rows if r.bench == bench and r.model == model and r.contender.startswith(prefix)]
+
+
+def targets(rows: list[Row], models: list[str]) -> list[Target]:
+    out: list[Target] = []
+    for m in models:
+        for r in [x for x in _find(rows, "exp1", m, "grace c=") if "default" in x.contender]:
+            out.append(Target("exp1 grace / server limit (out tok/s)", m, r.ratio, ">= 0.9",
+                              None if r.ratio is None else r.ratio >= 0.9, "limit = best of offline, saturating"))
+        for r in _find(rows, "exp1", m, "grace default / sequential"):
+            out.append(Target("exp1 grace / sequential loop", m, r.ratio, ">= 10",
+                              None if r.ratio is None else r.ratio >= 10))
+        server = _find(rows, "exp2", m, "grace server path")
+        per_opt = _find(rows, "exp2", m, "one request per option")
+        for s, p in zip(server, per_opt, strict=False):
+            study = s.note.split(";")[0]
+            out.append(Target(f"exp2 server / best in-process ({study})", m, s.ratio, ">= 0.9",
+                              None if s.ratio is None else s.ratio >= 0.9, f"vs {s.vs}"))
+            fewest = s.per_trial is not None and p.per_trial is not None and s.per_trial <= p.per_trial
+            out.append(Target(f"exp2 requests/trial ({study})", m, s.per_trial, f"fewest (per-option {p.per_trial})",
+                              fewest))
+        for r in _find(rows, "prefect", m, "prefect overhead"):
+            out.append(Target("prefect overhead share of wall time", m, r.ratio, "<= 0.05",
+                              None if r.ratio is None else r.ratio <= 0.05, f"{r.value:+.1f} s"))
+        for r in [x for x in rows if x.bench == "memory" and x.model == m and "growth" in x.contender]:
+            out.append(Target(f"client peak RSS {r.contender.split(' ')[0]}", m, r.ratio, "<= 1.10 (flat)",
+                              None if r.ratio is None else r.ratio <= 1.10, f"{r.value:+.1f} MiB"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="grace bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def run(a: argparse.Namespace) -> int:
+    """Every chosen benchmark for every chosen model; prints the table, writes the JSON."""
+    cfg = load_config()
+    sizes = QUICK if a.quick else SIZES
+    report = Report(meta={"models": a.models, "only": a.only, "quick": a.quick, "cpus": os.cpu_count(),
+                          "load_before": [round(x, 2) for x in os.getloadavg()],
+                          "sizes": {m: sizes[m].__dict__ for m in a.models if m in sizes}})
+    t0 = time.perf_counter()
+    for m in a.models:
+        sz = sizes.get(m) or sizes["smollm2"]
+        report.rows += bench_model(cfg, m, sz, set(a.only), offline=not a.no_offline)
+    report.meta["total_s"] = time.perf_counter() - t0
+    report.meta["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    report.targets = targets(report.rows, a.models)
+    print()
+    print(render(report))
+    print(f"\nJSON: {write_json(report)}")
+    return 0
