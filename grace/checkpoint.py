@@ -6,21 +6,22 @@ Resume reads every complete line, skips keys already done, and redoes the rest. 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 import pandas as pd
-from pydantic import ValidationError
 
 from grace.records import Record
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
 
 @dataclass
@@ -39,8 +40,12 @@ class Checkpoint(Generic[R]):
         self.report = LoadReport()
         self._fh: IO[str] | None = None
 
-    def load(self) -> dict[str, R]:
-        """All records by key; a later line for a key replaces an earlier one (a redone row)."""
+    def load(self, trim: bool = True) -> dict[str, R]:
+        """All records by key; a later line for a key replaces an earlier one (a redone row).
+
+        With `trim`, a torn last line is also cut off the file so appends start clean; readers that must not
+        touch the file (reports) pass trim=False.
+        """
         self.report = LoadReport()
         out: dict[str, R] = {}
         if not self.path.exists():
@@ -49,8 +54,9 @@ class Checkpoint(Generic[R]):
         if raw and not raw.endswith(b"\n"):
             cut = raw.rfind(b"\n") + 1
             self.report.truncated = 1
-            with open(self.path, "r+b") as f:  # drop the partial line so appends start clean
-                f.truncate(cut)
+            if trim:
+                with open(self.path, "r+b") as f:  # drop the partial line so appends start clean
+                    f.truncate(cut)
             raw = raw[:cut]
         for i, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
             if not line.strip():
@@ -58,7 +64,7 @@ class Checkpoint(Generic[R]):
             self.report.lines += 1
             try:
                 rec = self.record_type.model_validate_json(line)
-            except ValidationError:
+            except ValueError:  # pydantic's ValidationError included
                 self.report.invalid.append(i)
                 continue
             if rec.key in out:
@@ -143,3 +149,16 @@ def ordered_records(records: dict[str, R], order: list[str], key: Callable[[R], 
     """Records sorted by input order (keys absent from `order` last)."""
     pos = {k: i for i, k in enumerate(order)}
     return sorted(records.values(), key=lambda r: pos.get(key(r), len(pos)))
+
+
+async def drain(items: Iterator[T], workers: int, handle: Callable[[T], Awaitable[None]]) -> None:
+    """Run `handle` over `items` with at most `workers` in flight.
+
+    The workers share one iterator, so memory stays flat whatever the number of items (no task per item).
+    """
+
+    async def worker() -> None:
+        for item in items:
+            await handle(item)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from grace.checkpoint import Checkpoint, LoadReport, write_table
+from grace.checkpoint import Checkpoint, LoadReport, drain, write_table
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import ExperimentConfig
 from grace.records import Exp1Record, now
@@ -119,15 +119,14 @@ async def run_exp1(
     async with make_client(n, exp.retry) as client:
         with ckpt:
 
-            async def worker() -> None:
-                for trial, rep in todo:  # a shared iterator: memory stays flat whatever the trial count
-                    rec = await _query_one(client, endpoint, study, exp, trial, rep)
-                    ckpt.append(rec)
-                    result.sent += rec.attempts
-                    if progress:
-                        progress(1)
+            async def handle(item: tuple[Trial, int]) -> None:
+                rec = await _query_one(client, endpoint, study, exp, *item)
+                ckpt.append(rec)
+                result.sent += rec.attempts
+                if progress:
+                    progress(1)
 
-            await asyncio.gather(*(worker() for _ in range(n)))
+            await drain(todo, n, handle)
     result.wall_s = time.perf_counter() - t0
     finish_exp1(study, trials, out_dir, result)
     return result

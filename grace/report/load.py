@@ -69,26 +69,7 @@ def conditions_table(stage_dir: Path) -> pd.DataFrame | None:
 
 def _read_only_load(ckpt: Checkpoint) -> dict[str, Record]:
     """Checkpoint.load without touching the file (it trims a torn last line, which a report must not do)."""
-    raw = ckpt.path.read_bytes()
-    ckpt.report = LoadReport()
-    out: dict[str, Record] = {}
-    if raw and not raw.endswith(b"\n"):
-        ckpt.report.truncated = 1
-        raw = raw[: raw.rfind(b"\n") + 1]
-    for i, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        ckpt.report.lines += 1
-        try:
-            rec = ckpt.record_type.model_validate_json(line)
-        except ValueError:
-            ckpt.report.invalid.append(i)
-            continue
-        if rec.key in out:
-            ckpt.report.superseded += 1
-        out[rec.key] = rec
-    ckpt.report.records = len(out)
-    return out
+    return ckpt.load(trim=False)
 
 
 def load_stage(model: str, study: str, path: Path) -> StageData:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from grace.checkpoint import Checkpoint, write_table
+from grace.checkpoint import Checkpoint, drain, write_table
 from grace.client import make_client
 from grace.config import ExperimentConfig, ModelConfig
 from grace.query import StageResult
@@ -101,15 +101,14 @@ async def run_exp2(
     async with make_client(n, exp.retry) as client:
         with ckpt:
 
-            async def worker() -> None:
-                for trial in todo:  # a shared iterator
-                    rec = await _score_server(client, endpoint, study, tok, exp, trial, path)
-                    ckpt.append(rec)
-                    result.sent += rec.requests
-                    if progress:
-                        progress(1)
+            async def handle(trial: Trial) -> None:
+                rec = await _score_server(client, endpoint, study, tok, exp, trial, path)
+                ckpt.append(rec)
+                result.sent += rec.requests
+                if progress:
+                    progress(1)
 
-            await asyncio.gather(*(worker() for _ in range(n)))
+            await drain(todo, n, handle)
     result.wall_s = time.perf_counter() - t0
     finish_exp2(study, trials, out_dir, result)
     return result
