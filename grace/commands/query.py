@@ -12,6 +12,7 @@ from grace.run import RunFolder
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("query", help="Experiment 1: ask the model each trial (resumable)")
     add_trial_options(p)
+    p.add_argument("--max-tokens", type=int, default=None, help="override the experiment's max_tokens")
     p.set_defaults(func=query)
 
 
@@ -19,6 +20,8 @@ def query(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     model = cfg.model(args.model)
     exp = cfg.experiment(args.study, "exp1")
+    if args.max_tokens:
+        exp = exp.model_copy(update={"sampling": exp.sampling.model_copy(update={"max_tokens": args.max_tokens})})
     study, trials, path = load_trials(cfg, args)
     run = RunFolder(args.out or default_out("query", args))
     out = run.stage_dir(model.name, study.name)
