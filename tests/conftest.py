@@ -29,15 +29,19 @@ SESSION_MARK = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 os.environ["GRACE_TEST_SESSION"] = SESSION_MARK
 
 
-def vllm_processes() -> list[psutil.Process]:
-    """vLLM server processes started by this test session (directly or through Prefect)."""
+def vllm_processes(flow_run_id: object | None = None) -> list[psutil.Process]:
+    """vLLM server processes started by this test session (directly or through Prefect); with `flow_run_id`,
+    only those started by that flow run (they inherit the worker's PREFECT__FLOW_RUN_ID)."""
     out = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
             cmd = " ".join(p.info["cmdline"] or [])
             if "vllm" not in cmd or p.pid == os.getpid():
                 continue
-            if p.environ().get("GRACE_TEST_SESSION") == SESSION_MARK:
+            env = p.environ()
+            if env.get("GRACE_TEST_SESSION") != SESSION_MARK:
+                continue
+            if flow_run_id is None or env.get("PREFECT__FLOW_RUN_ID") == str(flow_run_id):
                 out.append(p)
         except psutil.Error:
             continue

@@ -48,7 +48,7 @@ def test_killed_flow_process_leaves_no_server_and_rerun_resumes(
         raise AssertionError("the flow never wrote rows")
     proc = flow_run_process(str(run.id))
     assert proc is not None, "flow-run process not found"
-    servers = vllm_processes()
+    servers = vllm_processes(run.id)
     assert servers, "a vLLM server should be running mid-model"
     os.kill(proc.pid, signal.SIGKILL)
     t0 = time.monotonic()
@@ -59,6 +59,7 @@ def test_killed_flow_process_leaves_no_server_and_rerun_resumes(
     assert 0 < len(done_before) < 120
 
     rerun = wait_final(run_deployment(full_study_deployment, parameters=params, timeout=0).id)
+    assert not vllm_processes(rerun.id), "the rerun's server is gone too"
     assert rerun.state.is_completed(), rerun.state.message
     lines = [json.loads(x) for x in ckpt.read_text().splitlines() if x.strip()]
     keys = [r["trial_id"] for r in lines]
@@ -67,4 +68,3 @@ def test_killed_flow_process_leaves_no_server_and_rerun_resumes(
     assert redone == 0, f"{redone} trials were asked twice"
     stages = json.loads((tmp_path / "killed-run" / "run.json").read_text())["summary"]["stages"]
     assert stages[0]["done_before"] == len(done_before)
-    assert not vllm_processes()

@@ -79,7 +79,7 @@ def test_sample_run_completes_and_tears_down(full_study_deployment: str, prefect
         subruns = client.read_flow_runs()
     assert {"grace-toy-stages", "grace-run", "grace-report"} <= keys
     assert any(r.name == "toy" and r.state.is_completed() for r in subruns), "per-model subflow run"
-    assert not vllm_processes(), "the vLLM server must be gone after the flow run"
+    assert not vllm_processes(run.id), "the vLLM server must be gone after the flow run"
 
 
 def test_failed_run_retry_resumes_without_recomputing(
@@ -127,7 +127,7 @@ def test_cancel_stops_the_server_within_seconds(full_study_deployment: str, pref
         time.sleep(1)
     else:
         raise AssertionError("the flow never started querying")
-    servers = vllm_processes()
+    servers = vllm_processes(run.id)
     assert servers, "a vLLM server should be running mid-run"
     t0 = time.monotonic()
     prefect_cli(prefect_env, "flow-run", "cancel", str(run.id))
