@@ -106,7 +106,8 @@ class FaultProxy:
             self._reply(h, 502, f'{{"error": "upstream: {type(e).__name__}"}}'.encode())
             return
         with self._lock:
-            self.forwarded[path] += 1
+            # structured-output requests (the extraction stage) are counted apart from the experiment's own
+            self.forwarded[path + ("#structured" if b'"structured_outputs"' in body else "")] += 1
         self._reply(h, r.status_code, r.content)
 
     @staticmethod
