@@ -42,6 +42,7 @@ def model_run(
     model: str, run_dir: str, run_id: str, studies: list[str], experiments: list[str], sample: bool,
     profile: str, limit: int | None, max_tokens: int | None, concurrency: int | None, endpoint: str | None,
     task_retries: int,
+    extract_llm: bool | None = None,
 ) -> list[dict[str, Any]]:
     """One model: start its server, run every stage, stop the server (on success, failure or cancel)."""
     cfg = load_config()
@@ -72,6 +73,8 @@ def model_run(
                 summaries.append(task(server, mcfg, study, trials, exp, run.stage_dir(model, name)))
         if "exp1" in experiments:
             extraction = cfg.experiments_file.extraction
+            if extract_llm is not None:
+                extraction = extraction.model_copy(update={"llm_fallback": extract_llm})
             for name in plan.studies:
                 retry = cfg.experiment(name, "exp1").retry
                 extract_task.with_options(retries=task_retries)(
@@ -96,6 +99,7 @@ def grace(
     endpoint: str | None = None,
     task_retries: int = 2,
     overwrite: bool = False,
+    extract_llm: bool | None = None,  # None: config's extraction.llm_fallback; false: rules only (quick runs)
 ) -> dict[str, Any]:
     """Run the study: every chosen model, one at a time, through every chosen study and experiment."""
     logger = get_run_logger()
@@ -114,7 +118,7 @@ def grace(
     for m in plan.models:
         state = model_run(
             m.name, str(run.root), rid, studies, experiments, sample, profile, limit, max_tokens, concurrency,
-            endpoint, task_retries, return_state=True,
+            endpoint, task_retries, extract_llm, return_state=True,
         )
         if state.is_completed():
             summaries += state.result()
