@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -130,6 +131,12 @@ def local_server(cfg: Config, model: str, run_id: str = "bench") -> Iterator[Man
         print(f"[bench] {model}: vLLM ready at {srv.endpoint.base_url} in {time.perf_counter() - t0:.0f} s",
               flush=True)
         yield srv
+
+
+def cpu_s() -> float:
+    """This process's CPU time (user + system): how much of the 2 shared cores the client itself takes."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def log(msg: str) -> None:

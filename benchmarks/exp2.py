@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Row, log, ratio
+from benchmarks.common import Row, cpu_s, log, ratio
 from grace.config import Config
 from grace.query import StageResult
 from grace.scoring import run_exp2, run_exp2_inprocess
@@ -34,12 +34,14 @@ def _row(model: str, study: str, contender: str, res: StageResult, wall: float, 
 
 
 def _server(ep: Endpoint, cfg: Config, study: str, trials: list[Trial], path: str,
-            tok: object) -> tuple[StageResult, float]:
+            tok: object) -> tuple[StageResult, float, str]:
+    """One server-path run; the note gives the client's own CPU per trial (the rest of the 2 cores is vLLM's)."""
     exp = cfg.experiment(study, "exp2")
     with tempfile.TemporaryDirectory(prefix="grace-bench-") as d:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         res = asyncio.run(run_exp2(ep, get_study(study), trials, exp, Path(d), tokenizer=tok, path=path))  # type: ignore[arg-type]
-        return res, time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+        return res, wall, f"client CPU {1000 * cpu / max(1, len(trials)):.1f} ms/trial"
 
 
 def _inprocess(cfg: Config, model: str, study: str, trials: list[Trial], scorer: InProcessScorer,
@@ -64,10 +66,10 @@ def run(ep: Endpoint, cfg: Config, model: str, *, n: int, studies: tuple[str, ..
         trials, warm = all_trials[:n], all_trials[n:]
         _server(ep, cfg, study, warm or trials[:4], "server", tok)  # warm-up on other trials (prefix cache)
         log(f"exp2 {model} {study}: server path, per-option, in-process on {len(trials)} trials")
-        res, wall = _server(ep, cfg, study, trials, "server", tok)
-        server = _row(model, study, "grace server path", res, wall, "HTTP requests/trial")
-        res, wall = _server(ep, cfg, study, trials, "per-option", tok)
-        per_opt = _row(model, study, "one request per option", res, wall, "HTTP requests/trial")
+        res, wall, cpu = _server(ep, cfg, study, trials, "server", tok)
+        server = _row(model, study, "grace server path", res, wall, "HTTP requests/trial", cpu)
+        res, wall, cpu = _server(ep, cfg, study, trials, "per-option", tok)
+        per_opt = _row(model, study, "one request per option", res, wall, "HTTP requests/trial", cpu)
         inproc: list[Row] = []
         for b in batch_sizes:
             scorer.batch_size = b

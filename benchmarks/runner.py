@@ -22,22 +22,24 @@ from grace.config import Config, load_config
 @dataclass(frozen=True)
 class Sizes:
     exp1_n: int
-    exp1_max_tokens: int
+    exp1_max_tokens: int | None  # None: the study's own Exp 1 max_tokens (study2: 128)
     sweep: tuple[int, ...]
     seq_n: int
     exp2_n: int
     exp2_studies: tuple[str, ...] = ("study1", "study2")
     mem_sizes: tuple[int, int] = (300, 2424)
+    prefect_full: bool = True  # the orchestration pair on the full study too, not only the sample
     benches: tuple[str, ...] = field(default=ALL)
 
 
 SIZES = {
-    "toy": Sizes(exp1_n=128, exp1_max_tokens=32, sweep=(8, 64, 128), seq_n=16, exp2_n=32),
+    "toy": Sizes(exp1_n=128, exp1_max_tokens=None, sweep=(8, 32), seq_n=8, exp2_n=32),
     "smollm2": Sizes(exp1_n=16, exp1_max_tokens=16, sweep=(), seq_n=4, exp2_n=6, exp2_studies=("study1",),
                      benches=("exp1", "exp2")),
 }
 QUICK = {
-    "toy": Sizes(exp1_n=16, exp1_max_tokens=8, sweep=(4,), seq_n=4, exp2_n=4, mem_sizes=(30, 240)),
+    "toy": Sizes(exp1_n=16, exp1_max_tokens=8, sweep=(4,), seq_n=4, exp2_n=4, mem_sizes=(30, 240),
+                 prefect_full=False),
     "smollm2": Sizes(exp1_n=4, exp1_max_tokens=8, sweep=(), seq_n=2, exp2_n=2, exp2_studies=("study1",),
                      benches=("exp1", "exp2")),
 }
@@ -49,7 +51,7 @@ def bench_model(cfg: Config, model: str, sz: Sizes, only: set[str], offline: boo
     setup = exp1.setup(cfg, model, sz.exp1_n, sz.exp1_max_tokens) if "exp1" in todo else None
     limit = None
     if setup and offline:
-        log(f"exp1 {model}: vllm.LLM offline on {sz.exp1_n} prompts (max_tokens {sz.exp1_max_tokens})")
+        log(f"exp1 {model}: vllm.LLM offline on {sz.exp1_n} prompts (max_tokens {setup.exp.sampling.max_tokens})")
         try:
             limit = exp1.offline_limit(cfg, setup)
         except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
@@ -64,10 +66,12 @@ def bench_model(cfg: Config, model: str, sz: Sizes, only: set[str], offline: boo
         if "exp2" in todo:
             steps.append(("exp2", lambda: exp2.run(srv.ensure_alive(), cfg, model, n=sz.exp2_n,
                                                    studies=sz.exp2_studies)))
-        if "prefect" in todo:
-            steps.append(("prefect", lambda: orchestration.run(srv.ensure_alive())))
-        if "memory" in todo:
+        if "memory" in todo:  # before the orchestration pairs: it passes over study2's prompts (prefix cache)
             steps.append(("memory", lambda: memory.run(srv.ensure_alive(), sizes=sz.mem_sizes)))
+        if "prefect" in todo:
+            steps.append(("prefect", lambda: orchestration.run(
+                srv.ensure_alive(), full=sz.prefect_full,
+                warm=("study1",) if "memory" in todo and sz.mem_sizes[1] >= 2424 else ("study1", "study2"))))
         for name, step in steps:
             try:
                 rows += step()
@@ -86,7 +90,7 @@ def targets(rows: list[Row], models: list[str]) -> list[Target]:
     for m in models:
         for r in [x for x in _find(rows, "exp1", m, "grace c=") if "default" in x.contender]:
             out.append(Target("exp1 grace / server limit (out tok/s)", m, r.ratio, ">= 0.9",
-                              None if r.ratio is None else r.ratio >= 0.9, "limit = best of offline, saturating"))
+                              None if r.ratio is None else r.ratio >= 0.9, "limit = saturating client, medians"))
         for r in _find(rows, "exp1", m, "grace default / sequential"):
             out.append(Target("exp1 grace / sequential loop", m, r.ratio, ">= 10",
                               None if r.ratio is None else r.ratio >= 10))
@@ -100,8 +104,11 @@ def targets(rows: list[Row], models: list[str]) -> list[Target]:
             out.append(Target(f"exp2 requests/trial ({study})", m, s.per_trial, f"fewest (per-option {p.per_trial})",
                               fewest))
         for r in _find(rows, "prefect", m, "prefect overhead"):
-            out.append(Target("prefect overhead share of wall time", m, r.ratio, "<= 0.05",
-                              None if r.ratio is None else r.ratio <= 0.05, f"{r.value:+.1f} s"))
+            full = r.contender.endswith(orchestration.FULL.label)
+            what = "full study" if full else "sample study (mostly fixed cost; judged on the full study)"
+            out.append(Target(f"prefect overhead share of wall time, {what}", m, r.ratio,
+                              "<= 0.05" if full else "reported",
+                              None if r.ratio is None or not full else r.ratio <= 0.05, f"{r.value:+.1f} s"))
         for r in [x for x in rows if x.bench == "memory" and x.model == m and "growth" in x.contender]:
             out.append(Target(f"client peak RSS {r.contender.split(' ')[0]}", m, r.ratio, "<= 1.10 (flat)",
                               None if r.ratio is None else r.ratio <= 1.10, f"{r.value:+.1f} MiB"))

@@ -48,7 +48,7 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any]
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(retry.attempts),
-            wait=wait_exponential_jitter(initial=retry.backoff_initial_s, max=retry.backoff_max_s),
+            wait=wait_exponential_jitter(multiplier=retry.backoff_initial_s, max=retry.backoff_max_s),
             retry=retry_if_exception(retryable),
             reraise=True,
         ):

@@ -81,8 +81,9 @@ def backend_factory(
     log_dir: Path | None = None,
 ) -> Callable[[], Backend]:
     """How to bring up this model's server: an external URL, a local process, or (cluster) Kubernetes."""
-    if endpoint:
-        return lambda: ExternalServer(endpoint, model.name, model.revision)
+    if endpoint:  # the profile's batch slots, if the model has that profile, set the default concurrency
+        slots = model.profiles[profile].batch_slots if profile in model.profiles else None
+        return lambda: ExternalServer(endpoint, model.name, model.revision, batch_slots=slots)
     if profile == "local":
         log_path = (log_dir / f"vllm-{safe_name(model.name)}.log") if log_dir else None
         return lambda: LocalVLLMServer(model, profile=profile, run_id=run_id, seed=seed, log_path=log_path)
@@ -126,7 +127,7 @@ def stage_summary(model: str, result: StageResult) -> dict[str, Any]:
         "model": model, "study": result.study, "experiment": result.experiment, "total": result.total,
         "done_before": result.skipped, "ok": result.ok, "failed": result.failed,
         "other": json.dumps(result.other), "wall_s": round(result.wall_s, 2), "rows_per_s": round(result.rps, 2),
-        "requests_sent": result.sent, "checkpoint": str(d["checkpoint"]),
+        "requests_sent": result.sent, "concurrency": result.concurrency, "checkpoint": str(d["checkpoint"]),
     }
 
 

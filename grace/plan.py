@@ -2,7 +2,7 @@
 
 Planned: every trial costs "decode-equivalent" tokens - its output tokens plus its prompt tokens weighted by
 `prefill_weight` (batched prefill is many times cheaper per token than decode) - for Exp 1 (times the
-replications) and for Exp 2 (one output token per scoring request, one prefill of the prompt per question,
+replications) and for Exp 2 (one output token per prompt scored, one prefill of the prompt per question,
 the prefix cache serving the rest). Divided by the profile's `throughput_tokens_per_s` (output tokens/s of
 the whole server at Grace's concurrency, config/models.yaml), plus a fixed server start per model, times the
 profile's GPU count. Tokens per trial come from a measured run folder when one is given, else from the
@@ -37,7 +37,7 @@ class StudyLoad:
     prompt_tokens: float  # Exp 1 prompt tokens per request (the Exp 2 prompts are about as long)
     completion_tokens: float  # Exp 1 output tokens per request
     exp2_questions: float  # Exp 2 questions per trial (one prompt prefill each)
-    exp2_requests: float  # Exp 2 scoring requests per trial (one output token each)
+    exp2_reads: float  # Exp 2 prompts scored per trial (one output token each; a request batches several)
     source: str = "estimate"
 
 
@@ -75,7 +75,7 @@ def exp1_tokens(load: StudyLoad, prefill_weight: float = PREFILL_WEIGHT) -> floa
 
 def exp2_tokens(load: StudyLoad, prefill_weight: float = PREFILL_WEIGHT) -> float:
     """Decode-equivalent tokens of one trial's Exp 2 scoring: a prefill per question, a token per request."""
-    return load.exp2_requests + prefill_weight * load.exp2_questions * load.prompt_tokens
+    return load.exp2_reads + prefill_weight * load.exp2_questions * load.prompt_tokens
 
 
 def study_tokens(load: StudyLoad, experiments: Iterable[str] = ("exp1", "exp2"),
@@ -128,7 +128,7 @@ class Measured:
     prompt_tokens: float | None
     completion_tokens: float | None
     exp2_questions: float | None
-    exp2_requests: float | None
+    exp2_reads: float | None
     exp1_n: int
     exp2_n: int
 
@@ -145,7 +145,7 @@ def measure_stage_dir(stage_dir: Path) -> Measured:
         prompt_tokens=_mean([float(r.get("prompt_tokens") or 0) for r in e1]),
         completion_tokens=_mean([float(r["completion_tokens"]) for r in e1]),
         exp2_questions=_mean([float(len(r.get("questions") or {})) for r in e2]),
-        exp2_requests=_mean([float(r.get("requests") or 0) for r in e2]),
+        exp2_reads=_mean([float(r.get("reads") or r.get("requests") or 0) for r in e2]),  # older: 1 read/request
         exp1_n=len(e1), exp2_n=len(e2),
     )
 
@@ -171,7 +171,7 @@ def pooled(measured: dict[str, dict[str, Measured]], study: str) -> Measured | N
         return sum(v * w for v, w in pairs) / total if total else None
 
     return Measured(wmean("prompt_tokens", "exp1_n"), wmean("completion_tokens", "exp1_n"),
-                    wmean("exp2_questions", "exp2_n"), wmean("exp2_requests", "exp2_n"),
+                    wmean("exp2_questions", "exp2_n"), wmean("exp2_reads", "exp2_n"),
                     sum(m.exp1_n for m in ms), sum(m.exp2_n for m in ms))
 
 
@@ -184,7 +184,7 @@ def load_with(base: StudyLoad, m: Measured | None, source: str) -> StudyLoad:
         m.prompt_tokens if m.prompt_tokens is not None else base.prompt_tokens,
         m.completion_tokens if m.completion_tokens is not None else base.completion_tokens,
         m.exp2_questions if m.exp2_questions is not None else base.exp2_questions,
-        m.exp2_requests if m.exp2_requests is not None else base.exp2_requests,
+        m.exp2_reads if m.exp2_reads is not None else base.exp2_reads,
         source if m.exp1_n or m.exp2_n else base.source,
     )
 

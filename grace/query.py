@@ -19,7 +19,7 @@ from grace.checkpoint import Checkpoint, LoadReport, drain, write_table
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import ExperimentConfig
 from grace.records import Exp1Record, now
-from grace.serving.base import Endpoint
+from grace.serving.base import Endpoint, in_flight
 from grace.studies import Study, Trial
 
 Progress = Callable[[int], None]
@@ -38,6 +38,7 @@ class StageResult:
     failed: int = 0
     other: dict[str, int] = field(default_factory=dict)  # e.g. truncated, empty
     sent: int = 0  # requests sent in this call, retries included
+    concurrency: int = 0  # requests (Exp 1) or trials (Exp 2) kept in flight; 0: not a server stage
     wall_s: float = 0.0
     tables: list[Path] = field(default_factory=list)
     load_report: LoadReport | None = None
@@ -114,7 +115,8 @@ async def run_exp1(
     result.skipped = len(done & {f"{t['trial_id']}#{r}" for t in trials for r in range(reps)})
     if progress and result.skipped:
         progress(result.skipped)
-    n = concurrency or exp.concurrency
+    n = in_flight(endpoint, exp.concurrency, concurrency)
+    result.concurrency = n
     t0 = time.perf_counter()
     async with make_client(n, exp.retry) as client:
         with ckpt:

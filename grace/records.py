@@ -84,6 +84,7 @@ class Exp2Record(Record):
     path: Literal["server", "inprocess", "per-option"] = "server"
     questions: dict[str, OptionScores] = {}
     requests: int = 0  # server requests (or forward passes) this trial cost
+    reads: int = 0  # prompts the server scored, one generated token each (a request carries several)
     sequences: int = 0  # token sequences scored (in-process: prompt+option rows in the forward batches)
     latency_s: float | None = None
 

@@ -7,7 +7,7 @@ export PREFECT_HOME=$PWD/.grace/prefect
 PORT=${GRACE_PREFECT_PORT:-4200}
 export PREFECT_API_URL=http://127.0.0.1:$PORT/api
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
-export PREFECT_WORKER_QUERY_SECONDS=${PREFECT_WORKER_QUERY_SECONDS:-5}
+# the worker poll interval comes from prefect.toml ([worker] query_seconds)
 RUN=.grace/run; mkdir -p "$RUN" "$PREFECT_HOME"
 P=.venv/bin/prefect
 

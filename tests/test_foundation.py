@@ -149,4 +149,4 @@ def test_full_studies_on_toy_every_row_answered(cfg: Config, toy_server: Endpoin
         table = pd.read_parquet(tmp_path / name / "exp1.parquet")
         assert res.failed == 0 and len(table) == n and table["trial_id"].is_unique
         assert table["response"].notna().all()
-        print(f"{name}: {n} trials in {res.wall_s:.1f}s = {res.rps:.1f} trials/s (concurrency {exp.concurrency})")
+        print(f"{name}: {n} trials in {res.wall_s:.1f}s = {res.rps:.1f} trials/s (concurrency {res.concurrency})")

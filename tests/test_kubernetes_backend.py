@@ -18,10 +18,12 @@ from kubernetes import client
 
 from grace.config import Config, ModelConfig, Profile
 from grace.errors import ServerError
+from grace.manifests.build import RUNNER_RULES
 from grace.manifests.settings import ClusterSettings, load_cluster_settings
 from grace.serving.base import Endpoint
 from grace.serving.kubernetes import KubernetesServer, api_client_from_env
 from tests.fake_kube import FakeKube, Scenario
+from tests.support.rbac import denied
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +38,8 @@ def kube() -> Iterator[FakeKube]:
     with FakeKube(ready_after_s=0.5) as k:
         yield k
         assert k.rejected == [], f"request bodies the schema rejected: {k.rejected}"
+        # the generated Role (grace manifests) allows everything the backend did, on every path
+        assert denied(k.requests, RUNNER_RULES) == []
 
 
 def api_for(kube: FakeKube) -> client.ApiClient:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def test_full_set_valid_and_policy_clean(cfg: Config, settings: ClusterSettings,
     assert kinds.count("Deployment") == kinds.count("Service") == len(models)
     assert kinds.count("Job") == len(models) * len(cfg.experiments)
     assert kinds.count("PersistentVolumeClaim") == 2
-    assert len(objs) >= 36
+    assert kinds.count("ServiceAccount") == kinds.count("Role") == kinds.count("RoleBinding") == 1
+    assert len(objs) >= 39
     assert validate_objects(objs, settings.kubernetes_version) == []
     assert errors(check_objects(objs, settings)) == []
     for o in objs:
@@ -46,6 +48,27 @@ def test_full_set_valid_and_policy_clean(cfg: Config, settings: ClusterSettings,
         assert lab["app.kubernetes.io/part-of"] == "grace" and lab["grace/run-id"] == "run-2026"
         assert {"grace/model", "grace/study", "grace/experiment"} <= set(lab)
         assert o["metadata"]["name"].startswith(settings.name_prefix + "-")
+
+
+def test_runner_rbac_binds_the_account_the_runners_use(cfg: Config, settings: ClusterSettings) -> None:
+    objs = build_all(cfg, "a100", settings, "run-2026")
+    by_kind = {o["kind"]: o for o in objs if o["kind"] in ("ServiceAccount", "Role", "RoleBinding")}
+    binding = by_kind["RoleBinding"]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": by_kind["Role"]["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": by_kind["ServiceAccount"]["metadata"]["name"],
+                                    "namespace": settings.namespace}]
+    jobs = [o for o in objs if o["kind"] == "Job"]
+    assert {j["spec"]["template"]["spec"]["serviceAccountName"] for j in jobs} == {settings.service_account}
+    template = json.loads((ROOT / "deployments" / "kubernetes" / "base-job-template.json").read_text())
+    assert template["variables"]["properties"]["service_account_name"]["default"] == settings.service_account
+    # no cluster-wide rights, no secrets: the Role only manages the vLLM server and reads why it fails
+    resources = {r for rule in by_kind["Role"]["rules"] for r in rule["resources"]}
+    assert "secrets" not in resources and resources <= {"deployments", "services", "pods", "pods/log", "events"}
+    # the namespace's default account is bound, not created
+    default = build_all(cfg, "a100", settings.model_copy(update={"service_account": "default"}), "run-2026")
+    assert [o["kind"] for o in default].count("ServiceAccount") == 0
+    assert [o for o in default if o["kind"] == "RoleBinding"][0]["subjects"][0]["name"] == "default"
 
 
 def test_deployment_contents(cfg: Config, settings: ClusterSettings) -> None:

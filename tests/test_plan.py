@@ -23,7 +23,7 @@ from grace.plan import (
 )
 
 LOAD = StudyLoad("s", trials=100, replications=2, prompt_tokens=200, completion_tokens=50, exp2_questions=3,
-                 exp2_requests=5)
+                 exp2_reads=5)
 
 
 def test_exp1_tokens_weights_prompt_and_counts_replications() -> None:
@@ -61,9 +61,9 @@ def test_plan_row_without_throughput_has_no_hours() -> None:
 
 
 def test_load_with_replaces_only_measured_figures() -> None:
-    m = Measured(prompt_tokens=None, completion_tokens=10, exp2_questions=None, exp2_requests=7, exp1_n=4, exp2_n=4)
+    m = Measured(prompt_tokens=None, completion_tokens=10, exp2_questions=None, exp2_reads=7, exp1_n=4, exp2_n=4)
     got = load_with(LOAD, m, "measured")
-    assert (got.prompt_tokens, got.completion_tokens, got.exp2_questions, got.exp2_requests) == (200, 10, 3, 7)
+    assert (got.prompt_tokens, got.completion_tokens, got.exp2_questions, got.exp2_reads) == (200, 10, 3, 7)
     assert got.source == "measured" and got.trials == 100
     assert load_with(LOAD, None, "x") is LOAD
 
@@ -74,7 +74,7 @@ def test_pooled_weights_by_record_count() -> None:
     got = pooled({"a": {"s": a}, "b": {"s": b}}, "s")
     assert got is not None
     assert got.prompt_tokens == pytest.approx(175) and got.completion_tokens == pytest.approx(32.5)
-    assert got.exp2_requests == pytest.approx(3)
+    assert got.exp2_reads == pytest.approx(3)
     assert pooled({"a": {"s": a}}, "other") is None
 
 
@@ -98,7 +98,7 @@ def test_measure_and_actual_from_a_run_folder(tmp_path: Path) -> None:
     }))
     m = measure_run(tmp_path)["m1"]["study1"]
     assert m.prompt_tokens == 110 and m.completion_tokens == 40
-    assert m.exp2_requests == 3 and m.exp2_questions == 2  # only ok scoring records
+    assert m.exp2_reads == 3 and m.exp2_questions == 2  # only ok scoring records
     (row,) = actual_rows(tmp_path)
     assert (row.model, row.profile, row.gpu_count, row.trials) == ("m1", "a100", 2, 2)
     assert row.stage_s == 36 and row.output_tokens == 80

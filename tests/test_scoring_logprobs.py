@@ -16,7 +16,7 @@ from grace.scoring.logprobs import (
     softmax,
     trie_nodes,
 )
-from grace.scoring.server import parse_next_token, parse_prompt_logprobs
+from grace.scoring.server import MAX_TOKEN_IDS, choices_in_order, parse_next_token, parse_prompt_logprobs, waves
 from grace.scoring.tokenize import encode_question, load_tokenizer
 from grace.studies import STUDIES, Question
 from grace.studies.study2 import UTTERANCES
@@ -87,6 +87,33 @@ def test_parse_next_token_by_id_and_failures() -> None:
         parse_next_token({"choices": [{"logprobs": {"top_logprobs": [{"0": -1.0}]}}]}, [32])
     with pytest.raises(ScoringError, match="no log-probability for tokens"):
         parse_next_token(ok, [33])
+
+
+def test_waves_roots_first_then_every_deeper_node_in_one_request() -> None:
+    study1 = [trie_nodes({"0": [32], "1": [33]}), trie_nodes({"yes": [40], "no": [41]})]
+    assert waves(study1) == [[[(0, (), [32, 33]), (1, (), [40, 41])]]]
+    study2 = [trie_nodes({"It was bad": [10, 11, 20], "It was good": [10, 11, 21], "It wasn't bad": [10, 12, 13, 20]})]
+    first, second = waves(study2)
+    assert first == [[(0, (), [10])]]
+    assert second == [[(0, (10,), [11, 12]), (0, (10, 11), [20, 21]), (0, (10, 12), [13]), (0, (10, 12, 13), [20])]]
+
+
+def test_waves_split_where_one_request_would_ask_for_too_many_tokens() -> None:
+    wide = [trie_nodes({str(i): [1000 * q + i] for i in range(50)}) for q in range(4)]
+    (wave,) = waves(wide)
+    assert [len(g) for g in wave] == [2, 2]
+    for group in wave:
+        assert len({t for _, _, c in group for t in c}) <= MAX_TOKEN_IDS
+    assert sorted(q for g in wave for q, _, _ in g) == [0, 1, 2, 3]
+
+
+def test_choices_in_order_by_index_and_count() -> None:
+    data = {"choices": [{"index": 1, "x": "b"}, {"index": 0, "x": "a"}]}
+    assert [c["x"] for c in choices_in_order(data, 2)] == ["a", "b"]
+    for bad in ({"choices": [{"index": 0}]}, {"choices": [{"index": 0}, {"index": 0}]}, {}):
+        with pytest.raises(ScoringError) as e:
+            choices_in_order(bad, 2)
+        assert e.value.status == "no_logprobs"
 
 
 def test_parse_prompt_logprobs() -> None:

@@ -55,9 +55,10 @@ def assert_distributions(recs: dict[str, Exp2Record]) -> None:
             assert 0 <= qs.entropy <= math.log(len(qs.options)) + 1e-9
 
 
-@pytest.mark.parametrize("study_name,per_trial,per_option,rows", [("study1", 3, 10, 3), ("study2", 5, 8, 2)])
+@pytest.mark.parametrize("study_name,per_trial,reads,per_option,rows",
+                         [("study1", 1, 3, 10, 3), ("study2", 2, 5, 8, 2)])
 def test_toy_paths_agree_on_samples(cfg: Config, toy_server: Endpoint, tmp_path: Path, study_name: str,
-                                    per_trial: int, per_option: int, rows: int) -> None:
+                                    per_trial: int, reads: int, per_option: int, rows: int) -> None:
     study = get_study(study_name)
     trials = study.load(cfg.study_file(study_name, sample=True))
     exp = cfg.experiment(study_name, "exp2")
@@ -66,8 +67,9 @@ def test_toy_paths_agree_on_samples(cfg: Config, toy_server: Endpoint, tmp_path:
     opt = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "per", tokenizer=model, path="per-option")
     inp = run_exp2_inprocess(model.weights, study, trials, tmp_path / "inproc", model="toy", batch_size=8)
     assert (srv.ok, opt.ok, inp.ok) == (10, 10, 10)
-    # one next-token read per trie node vs one request per option
+    # one request per wave of trie reads (roots, then deeper nodes) vs one request per option
     assert srv.sent == per_trial * 10 and opt.sent == per_option * 10
+    assert {r.reads for r in records(tmp_path / "server").values()} == {reads}  # one per trie node
     assert inp.sent >= 1 and all(r.sequences == rows for r in records(tmp_path / "inproc").values())
     a, b, c = records(tmp_path / "server"), records(tmp_path / "per"), records(tmp_path / "inproc")
     assert_distributions(a)
@@ -123,7 +125,7 @@ def test_cli_score_sample(cfg: Config, toy_server: Endpoint, tmp_path: Path, cap
                  "--endpoint", toy_server.base_url, "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "3 ok" in out and "5.00 requests/trial" in out
+    assert "3 ok" in out and "2.00 requests/trial" in out
     assert (tmp_path / "toy" / "study2" / "exp2.csv").exists()
     assert main(["score", "--model", "toy", "--study", "study2", "--sample", "--path", "inprocess",
                  "--endpoint", toy_server.base_url, "--out", str(tmp_path)]) == 2

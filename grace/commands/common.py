@@ -31,7 +31,9 @@ def add_trial_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N trials")
     p.add_argument("--endpoint", default=None, help="use a running OpenAI-compatible server at this URL")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: results/<verb>-<model>-<study>)")
-    p.add_argument("--concurrency", type=int, default=None, help="requests in flight (default: from config)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="requests (exp1) or trials (exp2) in flight (default: experiments.yaml, else the server's "
+                        "batch slots)")
 
 
 def load_trials(cfg: Config, args: argparse.Namespace) -> tuple[Study, list[Trial], Path]:
@@ -52,7 +54,8 @@ def serving(cfg: Config, args: argparse.Namespace, seed: int | None = None) -> I
     """An Endpoint: the given --endpoint, or a local vLLM server started (and stopped) for this command."""
     model = cfg.model(args.model)
     if args.endpoint:
-        with ExternalServer(args.endpoint, model.name, model.revision) as ep:
+        slots = model.profiles[args.profile].batch_slots if args.profile in model.profiles else None
+        with ExternalServer(args.endpoint, model.name, model.revision, batch_slots=slots) as ep:
             yield ep
     else:
         print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)

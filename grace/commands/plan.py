@@ -90,7 +90,7 @@ def print_plan(rows: list[PlanRow], loads: list[StudyLoad], args: argparse.Names
           f"server start {_startup(args.startup_s, 1):g} s per model ({_startup(args.startup_s, 0):g} s local)")
     for ld in loads:
         print(f"  {ld.study}: per trial {ld.prompt_tokens:.0f} prompt + {ld.completion_tokens:.0f} output tokens "
-              f"x {ld.replications}; Exp 2 {ld.exp2_requests:.1f} requests, {ld.exp2_questions:.0f} questions")
+              f"x {ld.replications}; Exp 2 {ld.exp2_reads:.1f} reads, {ld.exp2_questions:.0f} questions")
     head = f"{'model':16} {'profile':8} {'GPUs':>4} {'tok/s':>7} {'Mtokens':>8} {'hours':>7} {'GPU-h':>7}  source"
     print(head)
     print("-" * len(head))

@@ -32,7 +32,7 @@ def query(args: argparse.Namespace) -> int:
             res = run_exp1_sync(ep, study, trials, exp, out, concurrency=args.concurrency, progress=advance)
     print(f"done: {res.ok} ok, {res.failed} failed, {res.other or 'no other statuses'}; "
           f"{res.total - res.skipped} requested in {res.wall_s:.1f}s ({res.rps:.2f} trials/s, "
-          f"concurrency {args.concurrency or exp.concurrency}); skipped {res.skipped} already done")
+          f"concurrency {res.concurrency}); skipped {res.skipped} already done")
     if res.load_report and res.load_report.truncated:
         print("note: the checkpoint's last line was truncated (a crash mid-write); that row was redone")
     for t in res.tables:

@@ -1,6 +1,7 @@
 """Kubernetes objects (plain dicts) for a profile: per model a vLLM Deployment + Service, per model x study x
-experiment a runner Job, and the two PVCs. The server arguments come from grace.serving.args.vllm_args with
-cpu=False, so the cluster runs exactly the arguments the local backend derives from the same config."""
+experiment a runner Job, the two PVCs, and the runner's RBAC (ServiceAccount, Role, RoleBinding). The server
+arguments come from grace.serving.args.vllm_args with cpu=False, so the cluster runs exactly the arguments the
+local backend derives from the same config."""
 
 from __future__ import annotations
 
@@ -255,13 +256,41 @@ def pvcs(settings: ClusterSettings, run_id: str) -> list[Obj]:
     return out
 
 
+# What the flow runner does in its namespace, and nothing more (grace/serving/kubernetes.py): create, watch and
+# delete the vLLM Deployment and Service, read pods and events to explain a server that does not come up.
+RUNNER_RULES: list[Obj] = [
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["pods", "pods/log", "events"], "verbs": ["get", "list", "watch"]},
+]
+
+
+def rbac(settings: ClusterSettings, run_id: str) -> list[Obj]:
+    """The runner's ServiceAccount (unless it is the namespace's `default`), a Role with RUNNER_RULES and the
+    RoleBinding between them."""
+    meta = {"namespace": settings.namespace, "labels": labels(settings, run_id, "rbac")}
+    role = dns_name(settings.name_prefix, "runner")
+    objs: list[Obj] = []
+    if settings.service_account != "default":
+        objs.append({"apiVersion": "v1", "kind": "ServiceAccount",
+                     "metadata": {"name": settings.service_account, **meta}})
+    objs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                 "metadata": {"name": role, **meta}, "rules": RUNNER_RULES})
+    objs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": {"name": role, **meta},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                 "subjects": [{"kind": "ServiceAccount", "name": settings.service_account,
+                               "namespace": settings.namespace}]})
+    return objs
+
+
 def build_all(cfg: Config, profile_name: str, settings: ClusterSettings, run_id: str,
               models: list[str] | None = None) -> list[Obj]:
-    """Every object of a run on one profile: PVCs, then per model Deployment, Service and Jobs."""
+    """Every object of a run on one profile: RBAC, PVCs, then per model Deployment, Service and Jobs."""
     chosen = cfg.models_for(profile_name, models)
     if not chosen:
         raise ConfigError(f"no enabled model has a {profile_name!r} profile")
-    objs = pvcs(settings, run_id)
+    objs = rbac(settings, run_id) + pvcs(settings, run_id)
     for m in chosen:
         objs.append(vllm_deployment(m, profile_name, settings, run_id))
         objs.append(vllm_service(m, settings, run_id))

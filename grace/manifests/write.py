@@ -10,7 +10,8 @@ import yaml
 from grace.checkpoint import atomic_path
 from grace.errors import UserInputError
 
-KIND_ORDER = {"PersistentVolumeClaim": 0, "Service": 1, "Deployment": 2, "Job": 3}
+KIND_ORDER = {"ServiceAccount": 0, "Role": 1, "RoleBinding": 2, "PersistentVolumeClaim": 3, "Service": 4,
+              "Deployment": 5, "Job": 6}
 
 
 def file_name(obj: dict[str, Any]) -> str:
@@ -18,7 +19,7 @@ def file_name(obj: dict[str, Any]) -> str:
 
 
 def write_manifests(objs: list[dict[str, Any]], out: Path, namespace: str) -> list[Path]:
-    """Write the objects (PVCs, Services, Deployments, Jobs, in that order) and a kustomization listing them.
+    """Write the objects (RBAC, PVCs, Services, Deployments, Jobs, in that order) and a kustomization listing them.
 
     Stale *.yaml files of an earlier generation in `out` are removed so the folder is exactly this set.
     """

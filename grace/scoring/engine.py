@@ -32,6 +32,7 @@ from grace.studies import Study, Trial
 Path_ = Literal["server", "inprocess", "per-option"]
 PATHS: tuple[str, ...] = ("server", "inprocess", "per-option")
 Progress = Callable[[int], None]
+SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say (each sends its reads batched)
 
 
 def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial) -> list[EncodedQuestion]:
@@ -53,15 +54,17 @@ async def _score_server(client: Any, endpoint: Endpoint, study: Study, tokenizer
     base = _base(trial, study, endpoint.model, endpoint.revision, path)
     counter = Counter()
     t0 = time.perf_counter()
-    scorer = score_trie if path == "server" else score_per_option
     try:
         encoded = encode_trial(tokenizer, study, trial)
-        lps = await asyncio.gather(*(scorer(client, endpoint, q, exp.retry, counter) for q in encoded))
+        if path == "server":
+            lps = await score_trie(client, endpoint, encoded, exp.retry, counter)
+        else:
+            lps = await asyncio.gather(*(score_per_option(client, endpoint, q, exp.retry, counter) for q in encoded))
         questions = build_questions(encoded, list(lps))
     except ScoringError as e:
         return Exp2Record(**base, status=e.status, error=str(e), attempts=max(1, e.attempts),
                           requests=counter.requests, latency_s=time.perf_counter() - t0)
-    return Exp2Record(**base, questions=questions, requests=counter.requests,
+    return Exp2Record(**base, questions=questions, requests=counter.requests, reads=counter.reads,
                       sequences=sum(len(q.options) for q in encoded), latency_s=time.perf_counter() - t0)
 
 
@@ -96,7 +99,8 @@ async def run_exp2(
     result = StageResult(study.name, "exp2", ckpt.path, total=len(trials))
     todo: Iterator[Trial] = iter(_todo(ckpt, trials, result, progress))
     result.load_report = ckpt.report
-    n = concurrency or exp.concurrency
+    n = concurrency or exp.concurrency or SCORING_CONCURRENCY
+    result.concurrency = n
     t0 = time.perf_counter()
     async with make_client(n, exp.retry) as client:
         with ckpt:

@@ -19,6 +19,8 @@ def vllm_args(model: ModelConfig, profile: Profile, *, weights: str, port: int, 
     ]
     if weights == model.hf_id and model.revision:
         args += ["--revision", model.revision]
+    if profile.max_num_seqs:
+        args += ["--max-num-seqs", str(profile.max_num_seqs)]
     if profile.quantization:
         args += ["--quantization", profile.quantization]
     if seed is not None:

@@ -18,10 +18,20 @@ class Endpoint:
     base_url: str  # e.g. http://127.0.0.1:8000 (without /v1)
     model: str  # the served model name used in requests
     revision: str = "unknown"
+    batch_slots: int | None = None  # sequences the server batches at once (None: unknown, e.g. an external URL)
 
     @property
     def v1(self) -> str:
         return self.base_url.rstrip("/") + "/v1"
+
+
+FALLBACK_CONCURRENCY = 64  # requests in flight when neither the experiment nor the server says
+
+
+def in_flight(endpoint: Endpoint, configured: int | None, override: int | None = None) -> int:
+    """Requests to keep in flight: an explicit override, else the experiment's setting, else the server's
+    batch slots (enough to keep its batch full), else FALLBACK_CONCURRENCY."""
+    return override or configured or endpoint.batch_slots or FALLBACK_CONCURRENCY
 
 
 def probe(endpoint: Endpoint, timeout: float = 10.0) -> str | None:

@@ -131,7 +131,8 @@ class KubernetesServer:
             self._create()
             self._wait_available()
             base = self._base_url()
-            self.endpoint = Endpoint(base, self.model.name, self.model.revision)
+            self.endpoint = Endpoint(base, self.model.name, self.model.revision,
+                                     batch_slots=self.model.profile(self.profile).batch_slots)
             remaining = max(5.0, self.start_timeout_s - (time.monotonic() - self._started))
             wait_ready(self.endpoint, remaining, alive=self._fatal_reason, interval_s=self.poll_s)
             return self.endpoint

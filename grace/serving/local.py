@@ -99,7 +99,8 @@ class LocalVLLMServer:
         self.log_path = log_path or cache_dir() / "logs" / f"vllm-{model.name}-{self.port}.log"
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.endpoint = Endpoint(f"http://127.0.0.1:{self.port}", model.name, model.revision)
+        self.endpoint = Endpoint(f"http://127.0.0.1:{self.port}", model.name, model.revision,
+                                 batch_slots=self.profile.batch_slots)
 
     @property
     def command(self) -> list[str]:

@@ -1,0 +1,74 @@
+"""The benchmarks' pure parts (no server): what they compare, how they judge targets, and that the
+orchestration benchmark's two contenders are asked for the same work."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from benchmarks import orchestration
+from benchmarks.common import Report, Row, percentile, render
+from benchmarks.direct_run import parser as direct_parser
+from benchmarks.exp1 import _median
+from benchmarks.runner import targets
+from flows.grace_flow import grace
+
+
+def test_percentile_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
+
+
+@pytest.mark.parametrize("work", [orchestration.SAMPLE, orchestration.FULL])
+def test_both_contenders_get_the_same_work(work: orchestration.Workload) -> None:
+    flow_params = inspect.signature(grace.fn).parameters
+    assert set(work.params()) <= set(flow_params)
+    direct = direct_parser().parse_args(["--out", "x", "--run-id", "r", *work.flags()])
+    params = work.params()
+    assert direct.experiments == params["experiments"]
+    assert (not direct.full) == params["sample"]
+    assert direct.max_tokens == params.get("max_tokens")
+    assert direct.no_extract_llm == (params.get("extract_llm") is False)
+    assert direct.studies == flow_params["studies"].default
+
+
+def test_worker_poll_is_the_shipped_setting() -> None:
+    from prefect.settings import get_current_settings
+
+    assert orchestration.shipped_poll_s() == get_current_settings().worker.query_seconds == 2
+
+
+def test_median_of_repeated_runs() -> None:
+    rows = [Row("exp1", "toy", "grace c=32 (default)", tok_s=v) for v in (900.0, 700.0, 1000.0)]
+    mid = _median(rows, "grace c=32 (default)")
+    assert mid.tok_s == 900.0 and "median of 3 runs (out tok/s 900, 700, 1000)" in mid.note
+
+
+def _overhead(label: str, share: float) -> Row:
+    return Row("prefect", "toy", f"prefect overhead: {label}", value=share * 100, ratio=share)
+
+
+def test_targets_judge_the_full_study_overhead_and_report_the_sample() -> None:
+    rows = [
+        Row("exp1", "toy", "grace c=32 (default)", ratio=0.95, vs="server limit"),
+        Row("exp1", "toy", "grace default / sequential", ratio=9.5),
+        _overhead(orchestration.SAMPLE.label, 0.2),
+        _overhead(orchestration.FULL.label, 0.04),
+    ]
+    got = {t.name: t.met for t in targets(rows, ["toy"])}
+    assert got["exp1 grace / server limit (out tok/s)"] is True
+    assert got["exp1 grace / sequential loop"] is False
+    assert got["prefect overhead share of wall time, full study"] is True
+    sample = [k for k in got if "sample study" in k]
+    assert len(sample) == 1 and got[sample[0]] is None  # reported, not judged
+    rows[-1] = _overhead(orchestration.FULL.label, 0.06)
+    assert {t.name: t.met for t in targets(rows, ["toy"])}["prefect overhead share of wall time, full study"] is False
+
+
+def test_render_marks_targets_and_empty_cells() -> None:
+    report = Report(rows=[Row("exp2", "toy", "grace server path", n=4, rps=2.5)])
+    report.targets = targets(report.rows, ["toy"])
+    text = render(report)
+    assert "grace server path" in text and " - " in text
