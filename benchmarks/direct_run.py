@@ -4,7 +4,7 @@ Composes make_plan, backend_factory, ManagedServer, run_stage, extract_stage, ma
 and compare_run as the flow `grace` does (flows/grace_flow.py), in a fresh process like a flow run's, with the
 flow's parameters of the same names:
 `python -m benchmarks.direct_run --out DIR --run-id ID [--endpoint URL] [--models toy] [--full]
-[--max-tokens N] [--no-extract-llm]`. Prints one JSON line; `work_s` is the time after the imports.
+[--max-tokens N] [--concurrency N] [--no-extract-llm]`. Prints one JSON line; `work_s` is the time after the imports.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="the full studies (the flow's sample=false)")
     p.add_argument("--max-tokens", type=int, default=None)
     p.add_argument("--no-extract-llm", action="store_true", help="rules-only extraction (extract_llm=false)")
+    p.add_argument("--concurrency", type=int, default=None)
     return p
 
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config()
     sample = not a.full
     plan = make_plan(cfg, models=a.models, studies=a.studies, experiments=a.experiments, sample=sample,
-                     profile="local", max_tokens=a.max_tokens)
+                     profile="local", max_tokens=a.max_tokens, concurrency=a.concurrency)
     run = RunFolder((a.out / a.run_id).resolve())
     run.begin(cfg, {"models": a.models, "studies": a.studies, "experiments": a.experiments, "sample": sample,
                     "max_tokens": a.max_tokens}, overwrite=True)

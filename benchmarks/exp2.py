@@ -53,8 +53,20 @@ def _inprocess(cfg: Config, model: str, study: str, trials: list[Trial], scorer:
         return res, time.perf_counter() - t0
 
 
+def _median(rows: list[Row]) -> Row:
+    """The median-throughput row of repeated runs, its note listing every run's trials/s."""
+    ranked = sorted(rows, key=lambda r: r.rps or 0)
+    mid = ranked[len(ranked) // 2]
+    if len(rows) > 1:
+        mid.note += f"; median of {len(rows)} runs ({', '.join(f'{r.rps:.1f}' for r in rows)} trials/s)"
+    return mid
+
+
 def run(ep: Endpoint, cfg: Config, model: str, *, n: int, studies: tuple[str, ...] = ("study1", "study2"),
-        batch_sizes: tuple[int, ...] = (16, 64)) -> list[Row]:
+        batch_sizes: tuple[int, ...] = (16, 64), rounds: int = 3, per_option_n: int = 16) -> list[Row]:
+    """Per study: the server path and the in-process path at each batch size alternately, `rounds` times,
+    medians compared (a run of this size takes about a second: run-to-run noise is large on 2 shared cores);
+    the per-option contender once, on the first `per_option_n` trials (it is an order of magnitude slower)."""
     mc = cfg.model(model)
     tok = load_tokenizer(mc)
     rows: list[Row] = []
@@ -65,20 +77,25 @@ def run(ep: Endpoint, cfg: Config, model: str, *, n: int, studies: tuple[str, ..
         all_trials = get_study(study).load(cfg.study_file(study, sample=False), limit=n + 8)
         trials, warm = all_trials[:n], all_trials[n:]
         _server(ep, cfg, study, warm or trials[:4], "server", tok)  # warm-up on other trials (prefix cache)
-        log(f"exp2 {model} {study}: server path, per-option, in-process on {len(trials)} trials")
-        res, wall, cpu = _server(ep, cfg, study, trials, "server", tok)
-        server = _row(model, study, "grace server path", res, wall, "HTTP requests/trial", cpu)
-        res, wall, cpu = _server(ep, cfg, study, trials, "per-option", tok)
+        log(f"exp2 {model} {study}: server path and in-process x{rounds} on {len(trials)} trials, per-option on "
+            f"{min(n, per_option_n)}")
+        servers: list[Row] = []
+        inproc: dict[int, list[Row]] = {b: [] for b in batch_sizes}
+        for _ in range(rounds):
+            res, wall, cpu = _server(ep, cfg, study, trials, "server", tok)
+            servers.append(_row(model, study, "grace server path", res, wall, "HTTP requests/trial", cpu))
+            for b in batch_sizes:
+                scorer.batch_size = b
+                res, wall = _inprocess(cfg, model, study, trials, scorer, tok)
+                inproc[b].append(_row(model, study, f"in-process batch={b}", res, wall, "forward passes/trial",
+                                      f"load {load_s:.0f}s excluded"))
+        res, wall, cpu = _server(ep, cfg, study, trials[:per_option_n], "per-option", tok)
         per_opt = _row(model, study, "one request per option", res, wall, "HTTP requests/trial", cpu)
-        inproc: list[Row] = []
-        for b in batch_sizes:
-            scorer.batch_size = b
-            res, wall = _inprocess(cfg, model, study, trials, scorer, tok)
-            inproc.append(_row(model, study, f"in-process batch={b}", res, wall, "forward passes/trial",
-                               f"load {load_s:.0f}s excluded"))
-        best = max(inproc, key=lambda r: r.rps or 0)
-        for r in (server, per_opt, *inproc):
+        server = _median(servers)
+        best_rows = [_median(v) for v in inproc.values()]
+        best = max(best_rows, key=lambda r: r.rps or 0)
+        for r in (server, per_opt, *best_rows):
             if r is not best:
                 r.ratio, r.vs = ratio(r.rps, best.rps), best.contender
-        rows += [server, per_opt, *inproc]
+        rows += [server, per_opt, *best_rows]
     return rows

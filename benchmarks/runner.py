@@ -33,7 +33,7 @@ class Sizes:
 
 
 SIZES = {
-    "toy": Sizes(exp1_n=128, exp1_max_tokens=None, sweep=(8, 32), seq_n=8, exp2_n=32),
+    "toy": Sizes(exp1_n=128, exp1_max_tokens=None, sweep=(8, 32), seq_n=8, exp2_n=96),
     "smollm2": Sizes(exp1_n=16, exp1_max_tokens=16, sweep=(), seq_n=4, exp2_n=6, exp2_studies=("study1",),
                      benches=("exp1", "exp2")),
 }

@@ -31,6 +31,7 @@ def test_both_contenders_get_the_same_work(work: orchestration.Workload) -> None
     assert (not direct.full) == params["sample"]
     assert direct.max_tokens == params.get("max_tokens")
     assert direct.no_extract_llm == (params.get("extract_llm") is False)
+    assert direct.concurrency == params.get("concurrency")
     assert direct.studies == flow_params["studies"].default
 
 
