@@ -27,15 +27,16 @@ class Sizes:
     seq_n: int
     exp2_n: int
     exp2_studies: tuple[str, ...] = ("study1", "study2")
+    exp2_batches: tuple[int, ...] = (16, 64)  # in-process batch sizes
     mem_sizes: tuple[int, int] = (300, 2424)
     prefect_full: bool = True  # the orchestration pair on the full study too, not only the sample
     benches: tuple[str, ...] = field(default=ALL)
 
 
 SIZES = {
-    "toy": Sizes(exp1_n=128, exp1_max_tokens=None, sweep=(8, 32), seq_n=8, exp2_n=96),
+    "toy": Sizes(exp1_n=128, exp1_max_tokens=None, sweep=(32,), seq_n=8, exp2_n=96),
     "smollm2": Sizes(exp1_n=16, exp1_max_tokens=16, sweep=(), seq_n=4, exp2_n=6, exp2_studies=("study1",),
-                     benches=("exp1", "exp2")),
+                     exp2_batches=(16,), benches=("exp1", "exp2")),
 }
 QUICK = {
     "toy": Sizes(exp1_n=16, exp1_max_tokens=8, sweep=(4,), seq_n=4, exp2_n=4, mem_sizes=(30, 240),
@@ -65,7 +66,7 @@ def bench_model(cfg: Config, model: str, sz: Sizes, only: set[str], offline: boo
                                                    offline=limit)))
         if "exp2" in todo:
             steps.append(("exp2", lambda: exp2.run(srv.ensure_alive(), cfg, model, n=sz.exp2_n,
-                                                   studies=sz.exp2_studies)))
+                                                   studies=sz.exp2_studies, batch_sizes=sz.exp2_batches)))
         if "memory" in todo:  # before the orchestration pairs: it passes over study2's prompts (prefix cache)
             steps.append(("memory", lambda: memory.run(srv.ensure_alive(), sizes=sz.mem_sizes)))
         if "prefect" in todo:
