@@ -67,6 +67,19 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return s[k]
 
 
+def median_row(rows: list[Row], attr: str, unit: str, digits: int = 0, label: str | None = None) -> Row:
+    """The row with the median `attr` of repeated runs; its note lists every run's figure (and `label`
+    renames it)."""
+    ranked = sorted(rows, key=lambda r: getattr(r, attr) or 0)
+    mid = ranked[len(ranked) // 2]
+    if len(rows) > 1:
+        spread = ", ".join(f"{getattr(r, attr):.{digits}f}" for r in rows if getattr(r, attr) is not None)
+        mid.note = "; ".join(x for x in (mid.note, f"median of {len(rows)} runs ({unit} {spread})") if x)
+    if label:
+        mid.contender = label
+    return mid
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 

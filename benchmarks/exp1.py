@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import Row, cpu_s, log, percentile, ratio
+from benchmarks.common import Row, cpu_s, log, median_row, percentile, ratio
 from grace.checkpoint import Checkpoint
 from grace.config import Config, ExperimentConfig
 from grace.paths import project_root, vllm_python
@@ -143,14 +143,7 @@ def grace_engine(ep: Endpoint, s: Exp1Setup, concurrency: int | None) -> Row:
 
 
 def _median(rows: list[Row], label: str) -> Row:
-    """The row with the median output tokens/s of repeated runs, relabelled with the spread."""
-    ranked = sorted(rows, key=lambda r: r.tok_s or 0)
-    mid = ranked[len(ranked) // 2]
-    if len(rows) > 1:
-        spread = ", ".join(f"{r.tok_s:.0f}" for r in rows if r.tok_s is not None)
-        mid.note = "; ".join(x for x in (mid.note, f"median of {len(rows)} runs (out tok/s {spread})") if x)
-    mid.contender = label
-    return mid
+    return median_row(rows, "tok_s", "out tok/s", label=label)
 
 
 def run(ep: Endpoint, s: Exp1Setup, *, sweep: list[int], seq_n: int, offline: Row | None,

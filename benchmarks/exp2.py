@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Row, cpu_s, log, ratio
+from benchmarks.common import Row, cpu_s, log, median_row, ratio
 from grace.config import Config
 from grace.query import StageResult
 from grace.scoring import run_exp2, run_exp2_inprocess
@@ -53,15 +53,6 @@ def _inprocess(cfg: Config, model: str, study: str, trials: list[Trial], scorer:
         return res, time.perf_counter() - t0
 
 
-def _median(rows: list[Row]) -> Row:
-    """The median-throughput row of repeated runs, its note listing every run's trials/s."""
-    ranked = sorted(rows, key=lambda r: r.rps or 0)
-    mid = ranked[len(ranked) // 2]
-    if len(rows) > 1:
-        mid.note += f"; median of {len(rows)} runs ({', '.join(f'{r.rps:.1f}' for r in rows)} trials/s)"
-    return mid
-
-
 def run(ep: Endpoint, cfg: Config, model: str, *, n: int, studies: tuple[str, ...] = ("study1", "study2"),
         batch_sizes: tuple[int, ...] = (16, 64), rounds: int = 3, per_option_n: int = 16) -> list[Row]:
     """Per study: the server path and the in-process path at each batch size alternately, `rounds` times,
@@ -91,8 +82,8 @@ def run(ep: Endpoint, cfg: Config, model: str, *, n: int, studies: tuple[str, ..
                                       f"load {load_s:.0f}s excluded"))
         res, wall, cpu = _server(ep, cfg, study, trials[:per_option_n], "per-option", tok)
         per_opt = _row(model, study, "one request per option", res, wall, "HTTP requests/trial", cpu)
-        server = _median(servers)
-        best_rows = [_median(v) for v in inproc.values()]
+        server = median_row(servers, "rps", "trials/s", digits=1)
+        best_rows = [median_row(v, "rps", "trials/s", digits=1) for v in inproc.values()]
         best = max(best_rows, key=lambda r: r.rps or 0)
         for r in (server, per_opt, *best_rows):
             if r is not best:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +35,7 @@ import httpx
 from benchmarks.common import Row, log, ratio
 from grace.paths import project_root
 from grace.serving import Endpoint
+from grace.serving.local import free_port, kill_group
 
 BENCH = "prefect"
 ROOT = project_root()
@@ -90,27 +89,10 @@ FULL = Workload("full study, exp1 (max_tokens 4, concurrency 32, rules-only extr
                 max_tokens=4, extract_llm=False, concurrency=32)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def prefect_stack(home: Path) -> Iterator[dict[str, str]]:
     """A Prefect server with its own SQLite home, grace/full-study deployed, one process worker."""
-    url = f"http://127.0.0.1:{_free_port()}/api"
+    url = f"http://127.0.0.1:{free_port()}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     procs: list[subprocess.Popen[bytes]] = []
@@ -138,7 +120,8 @@ def prefect_stack(home: Path) -> Iterator[dict[str, str]]:
         yield env
     finally:
         for p in reversed(procs):
-            _stop(p)
+            if p.poll() is None:
+                kill_group(p.pid, grace_s=20)
 
 
 class DirectRunFailed(RuntimeError):
