@@ -15,11 +15,12 @@ from prefect.runtime import flow_run as current_run
 
 from grace.config import load_config
 from grace.pipeline import backend_factory, make_plan, mark_model_done, model_done
-from grace.run import RunFolder
+from grace.run import RunFolder, safe_name
 from grace.serving import ManagedServer, stop_stale_servers
 from tasks.analysis import compare_task, extract_task, report_task
 from tasks.artifacts import publish_run, publish_stages
 from tasks.experiments import experiment_task
+from tasks.preflight import preflight_task
 
 DEFAULT_STUDIES = ["study1", "study2"]
 DEFAULT_EXPERIMENTS = ["exp1", "exp2"]
@@ -43,6 +44,7 @@ def model_run(
     profile: str, limit: int | None, max_tokens: int | None, concurrency: int | None, endpoint: str | None,
     task_retries: int,
     extract_llm: bool | None = None,
+    preflight: bool = True,
 ) -> list[dict[str, Any]]:
     """One model: start its server, run every stage, stop the server (on success, failure or cancel)."""
     cfg = load_config()
@@ -65,16 +67,20 @@ def model_run(
                               log_dir=run.root / "logs")
     task = experiment_task.with_options(retries=task_retries)
     summaries: list[dict[str, Any]] = []
+    extraction = cfg.experiments_file.extraction
+    if extract_llm is not None:
+        extraction = extraction.model_copy(update={"llm_fallback": extract_llm})
     with ManagedServer(factory) as server:
-        print(f"{model}: server ready at {server.endpoint.base_url}")
+        print(f"{model}: server ready at {server.endpoint.base_url} (vLLM {server.endpoint.server_version}, "
+              f"system message {server.endpoint.chat_form})")
+        if preflight:
+            preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()}, experiments,
+                           run.root / safe_name(model) / "preflight", extraction, plan)
         for exp_name in experiments:
             for name, (study, trials, _path) in plan.studies.items():
                 exp = plan.experiment(cfg, name, exp_name)
                 summaries.append(task(server, mcfg, study, trials, exp, run.stage_dir(model, name)))
         if "exp1" in experiments:
-            extraction = cfg.experiments_file.extraction
-            if extract_llm is not None:
-                extraction = extraction.model_copy(update={"llm_fallback": extract_llm})
             for name in plan.studies:
                 retry = cfg.experiment(name, "exp1").retry
                 extract_task.with_options(retries=task_retries)(
@@ -100,6 +106,7 @@ def grace(
     task_retries: int = 2,
     overwrite: bool = False,
     extract_llm: bool | None = None,  # None: config's extraction.llm_fallback; false: rules only (quick runs)
+    preflight: bool = True,  # a few trials of every stage first; a model that fails them stops in minutes
 ) -> dict[str, Any]:
     """Run the study: every chosen model, one at a time, through every chosen study and experiment."""
     logger = get_run_logger()
@@ -118,7 +125,7 @@ def grace(
     for m in plan.models:
         state = model_run(
             m.name, str(run.root), rid, studies, experiments, sample, profile, limit, max_tokens, concurrency,
-            endpoint, task_retries, extract_llm, return_state=True,
+            endpoint, task_retries, extract_llm, preflight, return_state=True,
         )
         if state.is_completed():
             summaries += state.result()

@@ -93,6 +93,29 @@ class Profile(Strict):
         return self
 
 
+SystemPrompt = Literal["native", "fold"]
+
+
+class Reasoning(Strict):
+    """A model that reasons before it answers (GPT-OSS: the harmony format's analysis channel)."""
+
+    format: Literal["harmony"] = "harmony"
+    effort: Literal["low", "medium", "high"] = "low"  # the request's reasoning_effort
+    # The date written into the harmony system message, fixed so prompts do not change from day to day; the
+    # server gets it as VLLM_SYSTEM_START_DATE and Exp 2 renders the same one client-side.
+    start_date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] = "2026-01-01"
+    # max_tokens of every Exp 1 and extraction request to this model: reasoning plus the answer.
+    max_tokens: Annotated[int, Field(ge=64, le=32768)] = 2048
+
+
+class ModelChecks(Strict):
+    """Per-model limits of the preflight's checks (None: Grace's defaults)."""
+
+    # Random-weight test models spread their probability over the whole vocabulary: their option mass means
+    # nothing, so they set 0 here; a real model below the default limit is scored at the wrong position.
+    min_option_mass: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
 class ModelConfig(Strict):
     name: str = ""  # filled from the mapping key
     hf_id: str
@@ -102,6 +125,12 @@ class ModelConfig(Strict):
     local_path: str | None = None  # weights on disk (local models); else the hub id is served
     variant_of: str | None = None  # e.g. an AWQ build of a full-precision model
     description: str = ""
+    # How the study's instructions reach the model: "native" sends a system message, "fold" puts its text at
+    # the start of the first user turn (Gemma-2's template rejects the system role). None: found out from the
+    # served model's own chat template when its server starts.
+    system_prompt: SystemPrompt | None = None
+    reasoning: Reasoning | None = None
+    checks: ModelChecks = ModelChecks()
     profiles: dict[ProfileName, Profile]
 
     @field_validator("profiles")

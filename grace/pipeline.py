@@ -83,7 +83,7 @@ def backend_factory(
     """How to bring up this model's server: an external URL, a local process, or (cluster) Kubernetes."""
     if endpoint:  # the profile's batch slots, if the model has that profile, set the default concurrency
         slots = model.profiles[profile].batch_slots if profile in model.profiles else None
-        return lambda: ExternalServer(endpoint, model.name, model.revision, batch_slots=slots)
+        return lambda: ExternalServer(endpoint, model, batch_slots=slots)
     if profile == "local":
         log_path = (log_dir / f"vllm-{safe_name(model.name)}.log") if log_dir else None
         return lambda: LocalVLLMServer(model, profile=profile, run_id=run_id, seed=seed, log_path=log_path)
@@ -106,12 +106,12 @@ def run_stage(
         from grace.scoring import run_exp2_inprocess
 
         result = run_exp2_inprocess(model.weights, study, trials, out_dir, model=model.name,
-                                    revision=model.revision, progress=progress)
+                                    revision=model.revision, progress=progress, chat_form=model.system_prompt)
     else:
         from grace.scoring import run_exp2  # the server path: one request per branch point of the options
 
         endpoint = server.ensure_alive()
-        result = asyncio.run(run_exp2(endpoint, study, trials, exp, out_dir, tokenizer=model, progress=progress))
+        result = asyncio.run(run_exp2(endpoint, study, trials, exp, out_dir, progress=progress))
     if result.failed:
         raise StageIncomplete(
             f"{exp.key} for {model.name}: {result.failed} of {result.total} rows failed after retries "

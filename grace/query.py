@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from grace.chat import adapt, versioned
 from grace.checkpoint import Checkpoint, LoadReport, drain, write_table
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import ExperimentConfig
@@ -49,31 +50,44 @@ class StageResult:
         return done / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def sampling_payload(exp: ExperimentConfig, replicate: int) -> dict[str, Any]:
+def sampling_payload(exp: ExperimentConfig, replicate: int, endpoint: Endpoint | None = None) -> dict[str, Any]:
+    """The request's sampling fields; a reasoning model gets its reasoning effort and a budget for both parts."""
     s = exp.sampling
     payload: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
     if s.per_request_seed and s.seed is not None:
         payload["seed"] = s.seed + replicate
+    reasoning = endpoint.reasoning if endpoint else None
+    if reasoning is not None:
+        payload["reasoning_effort"] = reasoning.effort
+        payload["max_tokens"] = max(s.max_tokens, reasoning.max_tokens)
     return payload
 
 
-def classify(response: str | None, finish_reason: str | None) -> str:
+def classify(response: str | None, finish_reason: str | None, reasoning: str | None = None) -> str:
+    """ok, or why the reply is not an answer: empty, truncated (cut by max_tokens), or reasoning_truncated (the
+    budget ran out during the reasoning, before any final answer)."""
     if response is None or not response.strip():
-        return "empty"
+        return "reasoning_truncated" if finish_reason == "length" and reasoning else "empty"
     if finish_reason == "length":
         return "truncated"
     return "ok"
 
 
+def reasoning_of(message: dict[str, Any]) -> str | None:
+    """The reasoning text of a chat reply: `reasoning` (newer vLLM) or `reasoning_content` (older)."""
+    return message.get("reasoning") or message.get("reasoning_content") or None
+
+
 async def _query_one(client: Any, endpoint: Endpoint, study: Study, exp: ExperimentConfig, trial: Trial,
                      replicate: int) -> Exp1Record:
-    messages = study.exp1_messages(trial)
-    sampling = sampling_payload(exp, replicate)
+    messages = adapt(study.exp1_messages(trial), endpoint.chat_form)
+    sampling = sampling_payload(exp, replicate, endpoint)
     started = now()
     t0 = time.perf_counter()
     base = {
         "trial_id": trial["trial_id"], "replicate": replicate, "model": endpoint.model,
-        "model_revision": endpoint.revision, "study": study.name, "prompt_version": study.prompt_version,
+        "model_revision": endpoint.revision, "study": study.name,
+        "prompt_version": versioned(study.prompt_version, endpoint.chat_form),
         "messages": messages, "sampling": {**exp.sampling.model_dump(), **sampling}, "started_at": started,
     }
     try:
@@ -84,13 +98,17 @@ async def _query_one(client: Any, endpoint: Endpoint, study: Study, exp: Experim
                           latency_s=time.perf_counter() - t0)
     data = posted.data
     choice = (data.get("choices") or [{}])[0]
-    text = (choice.get("message") or {}).get("content")
+    message = choice.get("message") or {}
+    text = message.get("content")
+    reasoning = reasoning_of(message)
     usage = data.get("usage") or {}
     finish = choice.get("finish_reason")
     return Exp1Record(
-        **base, status=classify(text, finish), attempts=posted.attempts, served_model=data.get("model", ""),
-        response=text, finish_reason=finish, prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"), latency_s=time.perf_counter() - t0,
+        **base, status=classify(text, finish, reasoning), attempts=posted.attempts,
+        served_model=data.get("model", ""), response=text, finish_reason=finish,
+        prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
+        reasoning=reasoning, reasoning_tokens=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
+        latency_s=time.perf_counter() - t0,
     )
 
 

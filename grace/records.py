@@ -26,7 +26,8 @@ class Record(BaseModel):
     model_revision: str
     study: str
     prompt_version: str
-    status: str = "ok"  # "ok" or a named failure: "error", "empty", "truncated", ...
+    # "ok" or a named failure: "error" (redone on resume), "empty", "truncated", "reasoning_truncated", ...
+    status: str = "ok"
     error: str | None = None
     attempts: int = 1
     started_at: datetime = Field(default_factory=now)
@@ -53,6 +54,8 @@ class Exp1Record(Record):
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    reasoning: str | None = None  # a reasoning model's analysis before its answer (not part of `response`)
+    reasoning_tokens: int | None = None  # of completion_tokens, those spent reasoning (when the server counts them)
     latency_s: float | None = None
 
     @property
@@ -76,6 +79,10 @@ class OptionScores(BaseModel):
     argmax: str
     argmax_norm: str = ""  # argmax of the length-normalised scores
     boundary_fallback: list[str] = []  # options tokenized alone: in context they changed the prompt's tokens
+    # The probability the model put on the options at all (sum of exp(logprob), before renormalising): near 1 when
+    # the prompt ends where an answer begins; small when the scoring position is wrong (e.g. before a channel or
+    # role header the model emits first), where `probs` still sums to 1 but means nothing.
+    option_mass: float | None = None
 
 
 class Exp2Record(Record):

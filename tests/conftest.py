@@ -67,6 +67,13 @@ def smollm2_server(cfg: Config) -> Iterator[Endpoint]:
         yield ep
 
 
+@pytest.fixture(scope="session")
+def nosys_server(cfg: Config) -> Iterator[Endpoint]:
+    """The toy weights under Gemma-2's chat template, which refuses the system role."""
+    with LocalVLLMServer(cfg.model("toy-nosys"), run_id="pytest-toy-nosys") as ep:
+        yield ep
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leaked_servers() -> Iterator[None]:
     """Every test session must end with no vLLM server left running."""

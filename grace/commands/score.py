@@ -10,7 +10,7 @@ from grace.query import StageResult
 from grace.run import RunFolder
 from grace.scoring import PATHS, ScoringError, run_exp2_inprocess, run_exp2_sync
 from grace.scoring.engine import encode_trial
-from grace.scoring.tokenize import load_tokenizer
+from grace.scoring.tokenize import load_tokenizer, local_chat_form
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,24 +32,25 @@ def score(args: argparse.Namespace) -> int:
     if path == "inprocess" and args.endpoint:
         raise UserInputError("--endpoint and --path inprocess exclude each other (inprocess loads the model here)")
     study, trials, src = load_trials(cfg, args)
-    tokenizer = load_tokenizer(model)
-    try:  # a bad option set is a study mistake: say so before starting a server
-        encode_trial(tokenizer, study, trials[0])
-    except ScoringError as e:
-        raise ConfigError(f"study {study.name}, trial {trials[0]['trial_id']}: {e}") from None
     out_root = args.out or default_out("score" if path == "server" else f"score-{path}", args)
     out = RunFolder(out_root).stage_dir(model.name, study.name)
     print(f"{len(trials)} trials from {src} -> {out} (path {path})")
     label = f"exp2 {model.name} {study.name} {path}"
     if path == "inprocess":
+        tokenizer = load_tokenizer(model)
+        try:  # a bad option set is a study mistake: say so before loading the model
+            encode_trial(tokenizer, study, trials[0], model.system_prompt or local_chat_form(tokenizer))
+        except ScoringError as e:
+            raise ConfigError(f"study {study.name}, trial {trials[0]['trial_id']}: {e}") from None
         with progress_bar(label, len(trials)) as advance:
             res = run_exp2_inprocess(model.weights, study, trials, out, model=model.name, revision=model.revision,
-                                     batch_size=args.batch_size, tokenizer=tokenizer, progress=advance)
+                                     batch_size=args.batch_size, tokenizer=tokenizer, progress=advance,
+                                     chat_form=model.system_prompt)
         unit = "forward passes"
     else:
         with serving(cfg, args) as ep, progress_bar(label, len(trials)) as advance:
-            res = run_exp2_sync(ep, study, trials, exp, out, tokenizer=tokenizer, path=path,
-                                concurrency=args.concurrency, progress=advance)
+            res = run_exp2_sync(ep, study, trials, exp, out, path=path, concurrency=args.concurrency,
+                                progress=advance)
         unit = "requests"
     report(res, unit)
     return 1 if res.failed or res.other else 0

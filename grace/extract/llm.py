@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from grace.chat import adapt
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import Retry
 from grace.extract.rules_study1 import NUMBER_WORDS
@@ -98,6 +99,16 @@ def build_payload(study: str, response: str, model: str, max_tokens: int, mode: 
     }
 
 
+def for_endpoint(payload: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    """The request as this model takes it: the instructions folded into the user turn where its template refuses
+    a system message; a reasoning model gets low effort and room for its reasoning before the JSON."""
+    out = {**payload, "messages": adapt(payload["messages"], endpoint.chat_form)}
+    if endpoint.reasoning is not None:
+        out["reasoning_effort"] = "low"
+        out["max_tokens"] = payload["max_tokens"] + endpoint.reasoning.max_tokens
+    return out
+
+
 def parse_reply(study: str, content: str | None) -> BaseModel:
     """The model's JSON as the study's LLM model; ValueError when it is not valid JSON of that shape."""
     try:
@@ -157,8 +168,8 @@ async def ask_many(
         async def one(text: str) -> LLMAnswer:
             async with sem:
                 try:
-                    posted = await post_json(client, url, build_payload(study, text, endpoint.model, max_tokens),
-                                             retry)
+                    posted = await post_json(client, url, for_endpoint(
+                        build_payload(study, text, endpoint.model, max_tokens), endpoint), retry)
                 except RequestFailed as e:
                     return LLMAnswer(None, f"request failed: {e}", e.attempts)
             choice = (posted.data.get("choices") or [{}])[0]

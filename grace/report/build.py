@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,22 +11,38 @@ import numpy as np
 import pandas as pd
 
 from grace.checkpoint import atomic_path, write_json_atomic
+from grace.config import ModelConfig, load_config
 from grace.errors import ConfigError, UserInputError
 from grace.report import plots
-from grace.report.checks import MAX_ERROR_RATE, MAX_TRUNCATION_RATE, MIN_OK_RATE, StageChecks, run_checks
+from grace.report.checks import (
+    MAX_ERROR_RATE,
+    MAX_TRUNCATION_RATE,
+    MIN_OK_RATE,
+    MIN_OPTION_MASS,
+    StageChecks,
+    run_checks,
+)
 from grace.report.load import StageData, discover
 from grace.run import safe_name
 
 
-def _variants() -> dict[str, str]:
-    """model folder name -> folder name of the full-precision model it is a variant of (config/models.yaml)."""
+def _models() -> dict[str, ModelConfig]:
+    """model folder name -> its config entry (config/models.yaml), when the config loads."""
     try:
-        from grace.config import load_config
-
         cfg = load_config()
     except (ConfigError, OSError):
         return {}
-    return {safe_name(m.name): safe_name(m.variant_of) for m in cfg.models.values() if m.variant_of}
+    return {safe_name(m.name): m for m in cfg.models.values()}
+
+
+def _variants() -> dict[str, str]:
+    """model folder name -> folder name of the full-precision model it is a variant of (config/models.yaml)."""
+    return {name: safe_name(m.variant_of) for name, m in _models().items() if m.variant_of}
+
+
+def _mass_limit(model: str, models: dict[str, ModelConfig]) -> float:
+    m = models.get(model)
+    return m.checks.min_option_mass if m is not None and m.checks.min_option_mass is not None else MIN_OPTION_MASS
 
 
 def _extracted_frame(data: StageData) -> pd.DataFrame:
@@ -115,11 +132,13 @@ def build_report(run_dir: Path) -> Path:
     if not run_dir.is_dir():
         raise UserInputError(f"{run_dir}: not a folder")
     stages = discover(run_dir)
-    if not stages:
+    preflights = read_preflights(run_dir)
+    if not stages and not preflights:
         raise UserInputError(f"{run_dir}: no <model>/<study>/ folders with exp1.jsonl, exp2.jsonl or extracted.jsonl")
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     variants = _variants()
+    configs = _models()
     by_study: dict[str, dict[str, StageData]] = {}
     for s in stages:
         by_study.setdefault(s.study, {})[s.model] = s
@@ -132,7 +151,7 @@ def build_report(run_dir: Path) -> Path:
             for exp in ("exp1", "exp2"):
                 expected |= {r.trial_id for r in (d.records.get(exp) or {}).values()}
         for model, d in models.items():
-            sc = run_checks(d, expected)
+            sc = run_checks(d, expected, _mass_limit(model, configs))
             results.setdefault(model, {})[study] = sc
             paths = []
             if "extracted" in d.records:
@@ -170,10 +189,11 @@ def build_report(run_dir: Path) -> Path:
     report = {
         "run_dir": str(run_dir), "generated_at": datetime.now(UTC).isoformat(),
         "thresholds": {"max_error_rate": MAX_ERROR_RATE, "max_truncation_rate": MAX_TRUNCATION_RATE,
-                       "min_ok_rate": MIN_OK_RATE},
+                       "min_ok_rate": MIN_OK_RATE, "min_option_mass": MIN_OPTION_MASS},
         "models": {m: {s: {"fit": sc.fit, "reasons": sc.reasons, "checks": [c.as_dict() for c in sc.checks],
                            "metrics": sc.metrics, "plots": stage_plots.get((m, s), [])}
                        for s, sc in sorted(studies.items())} for m, studies in sorted(results.items())},
+        "preflight": preflights,
         "variant_pairs": [{**p, "rows": {k: list(v) for k, v in p["rows"].items()}} for p in pairs],
         "plots": run_plots,
     }
@@ -185,9 +205,23 @@ def build_report(run_dir: Path) -> Path:
     return target
 
 
+def read_preflights(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """model folder -> its preflight.json (grace.preflight), for every model that ran one."""
+    out = {}
+    for path in sorted(Path(run_dir).glob("*/preflight/preflight.json")):
+        try:
+            out[path.parent.parent.name] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
     lines = [f"# Data-quality report: {report['run_dir']}", "", f"Generated {report['generated_at']}.", "",
              "## Verdict", "", "| model | study | verdict | reasons |", "|---|---|---|---|"]
+    for m, pf in sorted(report.get("preflight", {}).items()):
+        if not pf.get("passed"):
+            lines.append(f"| {_label(m, variants)} | all | **stopped at preflight** | {pf.get('reason')} |")
     for m in _order(list(report["models"]), variants):
         for s, r in report["models"][m].items():
             verdict = "fit" if r["fit"] else "**not fit**"
@@ -198,6 +232,14 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
               f"replies; fewer than {t['min_ok_rate']:.0%} replies fully read (status ok).", ""]
     for p in report["plots"]:
         lines += [f"![{p}]({p})", ""]
+    if report.get("preflight"):
+        lines += ["## Preflight", "", "| model | result | wall s | checks |", "|---|---|---|---|"]
+        for m, pf in sorted(report["preflight"].items()):
+            checks = "; ".join(f"{c['name']} {'ok' if c['passed'] else ('FAIL' if c['fatal'] else 'warn')}"
+                               for c in pf.get("checks", []))
+            result = "passed" if pf.get("passed") else f"**failed**: {pf.get('reason')}"
+            lines.append(f"| {_label(m, variants)} | {result} | {pf.get('wall_s')} | {checks} |")
+        lines.append("")
     if report["variant_pairs"]:
         lines += ["## Quantized vs full precision", ""]
         for p in report["variant_pairs"]:

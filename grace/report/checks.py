@@ -18,6 +18,11 @@ from grace.report.load import StageData
 MAX_ERROR_RATE = 0.01  # Exp 1 / Exp 2 requests that failed for good
 MAX_TRUNCATION_RATE = 0.20  # Exp 1 replies cut by max_tokens
 MIN_OK_RATE = 0.80  # extracted answers with every field read (status ok)
+# Exp 2: the median probability a question's options got before renormalising. Below it the scores are read
+# where the model does not start an answer (a misplaced scoring position: a channel or role header comes first).
+# Measured on SmolLM2-135M: 0.35-14% at the right position (a weak model says "Yes" or quotes first), under
+# 0.001% one header too early; a random-weight model spreads its mass over the vocabulary (its config sets 0).
+MIN_OPTION_MASS = 1e-3
 PROB_TOL = 1e-4
 
 
@@ -108,7 +113,8 @@ def check_exp1(sc: StageChecks, data: StageData, expected_keys: set[str]) -> Non
     }
 
 
-def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str]) -> None:
+def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str],
+               min_option_mass: float = MIN_OPTION_MASS) -> None:
     recs: list[Exp2Record] = list(data.records["exp2"].values())  # type: ignore[arg-type]
     n = len(recs)
     _rows_and_dupes(sc, "exp2", data, expected_trials)
@@ -127,8 +133,27 @@ def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str]) -> N
     sc.add("exp2", "probabilities", bad == 0, f"{bad} question scores with probabilities outside [0,1] or not "
            f"summing to 1")
     sc.add("exp2", "argmax", bad_argmax == 0, f"{bad_argmax} argmax values that are not the most probable option")
+    mass = option_mass_by_question(recs)
+    low = {q: m for q, m in mass.items() if m is not None and m < min_option_mass}
+    if mass:
+        sc.add("exp2", "option mass", not low,
+               ("questions whose options got little probability (median option mass below "
+                f"{min_option_mass:g}): " + ", ".join(f"{q} {m:.3g}" for q, m in low.items())) if low else
+               f"median option mass {', '.join(f'{q} {m:.3g}' for q, m in mass.items() if m is not None)} "
+               f"(limit {min_option_mass:g})")
     sc.metrics["exp2"] = {"rows": n, "status": dict(status), "status_rates": _rates(status, n),
-                          "questions": dict(questions)}
+                          "questions": dict(questions), "option_mass_median": mass}
+
+
+def option_mass_by_question(recs: list[Exp2Record]) -> dict[str, float | None]:
+    """The median option mass of each question over the scored trials (None where no record has it)."""
+    values: dict[str, list[float]] = {}
+    for r in recs:
+        for q, scores in r.questions.items():
+            values.setdefault(q, [])
+            if scores.option_mass is not None:
+                values[q].append(scores.option_mass)
+    return {q: (round(statistics.median(v), 6) if v else None) for q, v in values.items()}
 
 
 def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str]) -> None:
@@ -192,7 +217,7 @@ def agreement(sc: StageChecks, data: StageData) -> None:
             for k, v in out.items()), fatal=False)
 
 
-def run_checks(data: StageData, expected_trials: set[str]) -> StageChecks:
+def run_checks(data: StageData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS) -> StageChecks:
     """All checks of one model x study; `expected_trials` is the study's trial set over the whole run."""
     sc = StageChecks(data.model, data.study)
     exp1_keys: set[str] = set()
@@ -203,7 +228,7 @@ def run_checks(data: StageData, expected_trials: set[str]) -> StageChecks:
     else:
         sc.add("exp1", "present", False, "no exp1.jsonl", fatal=False)
     if "exp2" in data.records:
-        check_exp2(sc, data, expected_trials)
+        check_exp2(sc, data, expected_trials, min_option_mass)
     if "extracted" in data.records:
         check_extracted(sc, data, set(data.records.get("exp1", {})) or exp1_keys)
     elif "exp1" in data.records:

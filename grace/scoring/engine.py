@@ -16,16 +16,18 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from grace.chat import versioned
 from grace.checkpoint import Checkpoint, drain, write_table
 from grace.client import make_client
-from grace.config import ExperimentConfig, ModelConfig
+from grace.config import ExperimentConfig, SystemPrompt
 from grace.query import StageResult
 from grace.records import Exp2Record, OptionScores, now
 from grace.scoring.errors import ScoringError
 from grace.scoring.inprocess import InProcessScorer
 from grace.scoring.logprobs import score_options
+from grace.scoring.render import Renderer, adapted, renderer_for
 from grace.scoring.server import Counter, score_per_option, score_trie
-from grace.scoring.tokenize import EncodedQuestion, Tokenizer, encode_question, load_tokenizer
+from grace.scoring.tokenize import EncodedQuestion, Tokenizer, encode_question, load_tokenizer, local_chat_form
 from grace.serving.base import Endpoint
 from grace.studies import Study, Trial
 
@@ -35,13 +37,20 @@ Progress = Callable[[int], None]
 SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say (each sends its reads batched)
 
 
-def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial) -> list[EncodedQuestion]:
-    return [encode_question(tokenizer, q) for q in study.exp2_questions(trial)]
+def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial, chat_form: str = "native"
+                 ) -> list[EncodedQuestion]:
+    return [encode_question(tokenizer, adapted(q, chat_form)) for q in study.exp2_questions(trial)]
 
 
-def _base(trial: Trial, study: Study, model: str, revision: str, path: str) -> dict[str, Any]:
+async def render_trial(renderer: Renderer, study: Study, trial: Trial) -> list[EncodedQuestion]:
+    return [await renderer.encode(q) for q in study.exp2_questions(trial)]
+
+
+def _base(trial: Trial, study: Study, model: str, revision: str, path: str, chat_form: str = "native"
+          ) -> dict[str, Any]:
     return {"trial_id": trial["trial_id"], "model": model, "model_revision": revision, "study": study.name,
-            "prompt_version": study.exp2_prompt_version, "path": path, "started_at": now()}
+            "prompt_version": versioned(study.exp2_prompt_version, chat_form),  # type: ignore[arg-type]
+            "path": path, "started_at": now()}
 
 
 def build_questions(encoded: list[EncodedQuestion], token_lps: list[dict[str, list[float]]]) -> dict[str, OptionScores]:
@@ -49,13 +58,13 @@ def build_questions(encoded: list[EncodedQuestion], token_lps: list[dict[str, li
             for q, lps in zip(encoded, token_lps, strict=True)}
 
 
-async def _score_server(client: Any, endpoint: Endpoint, study: Study, tokenizer: Tokenizer,
+async def _score_server(client: Any, endpoint: Endpoint, study: Study, renderer: Renderer,
                         exp: ExperimentConfig, trial: Trial, path: str) -> Exp2Record:
-    base = _base(trial, study, endpoint.model, endpoint.revision, path)
+    base = _base(trial, study, endpoint.model, endpoint.revision, path, endpoint.chat_form)
     counter = Counter()
     t0 = time.perf_counter()
     try:
-        encoded = encode_trial(tokenizer, study, trial)
+        encoded = await render_trial(renderer, study, trial)
         if path == "server":
             lps = await score_trie(client, endpoint, encoded, exp.retry, counter)
         else:
@@ -85,15 +94,17 @@ async def run_exp2(
     exp: ExperimentConfig,
     out_dir: Path,
     *,
-    tokenizer: Tokenizer | ModelConfig | str,
+    renderer: Renderer | None = None,
     path: Path_ = "server",
     concurrency: int | None = None,
     progress: Progress | None = None,
 ) -> StageResult:
-    """Score through a running server: path "server" (trie of next-token reads) or "per-option"."""
+    """Score through a running server: path "server" (trie of next-token reads) or "per-option".
+
+    Prompts are rendered by `renderer`, by default the served model's own template (grace.scoring.render).
+    """
     if path not in ("server", "per-option"):
         raise ValueError(f"run_exp2 scores through a server; path {path!r} is not a server path")
-    tok = tokenizer if not isinstance(tokenizer, ModelConfig | str) else load_tokenizer(tokenizer)
     out_dir = Path(out_dir)
     ckpt: Checkpoint[Exp2Record] = Checkpoint(out_dir / "exp2.jsonl", Exp2Record)
     result = StageResult(study.name, "exp2", ckpt.path, total=len(trials))
@@ -103,10 +114,11 @@ async def run_exp2(
     result.concurrency = n
     t0 = time.perf_counter()
     async with make_client(n, exp.retry) as client:
+        rend = renderer or renderer_for(endpoint, client, exp.retry)
         with ckpt:
 
             async def handle(trial: Trial) -> None:
-                rec = await _score_server(client, endpoint, study, tok, exp, trial, path)
+                rec = await _score_server(client, endpoint, study, rend, exp, trial, path)
                 ckpt.append(rec)
                 result.sent += rec.requests
                 if progress:
@@ -134,10 +146,14 @@ def run_exp2_inprocess(
     tokenizer: Tokenizer | None = None,
     scorer: InProcessScorer | None = None,
     progress: Progress | None = None,
+    chat_form: SystemPrompt | None = None,
 ) -> StageResult:
-    """Score with transformers in this process (float32, CPU by default); `sent` counts forward passes."""
+    """Score with transformers in this process (float32, CPU by default); `sent` counts forward passes.
+
+    `chat_form` as the model's config says; None: found out from the local tokenizer's template."""
     out_dir = Path(out_dir)
     tok = tokenizer or load_tokenizer(str(model_path))
+    form = chat_form or local_chat_form(tok)
     ckpt: Checkpoint[Exp2Record] = Checkpoint(out_dir / "exp2.jsonl", Exp2Record)
     result = StageResult(study.name, "exp2", ckpt.path, total=len(trials))
     todo = _todo(ckpt, trials, result, progress)
@@ -152,13 +168,13 @@ def run_exp2_inprocess(
             ready: list[tuple[Trial, list[EncodedQuestion]]] = []
             for trial in chunk:
                 try:
-                    encoded = encode_trial(tok, study, trial)
+                    encoded = encode_trial(tok, study, trial, form)
                     for q in encoded:
                         sc.check_fits(q)
                     ready.append((trial, encoded))
                 except ScoringError as e:
-                    ckpt.append(Exp2Record(**_base(trial, study, model, revision, "inprocess"), status=e.status,
-                                           error=str(e)))
+                    ckpt.append(Exp2Record(**_base(trial, study, model, revision, "inprocess", form),
+                                           status=e.status, error=str(e)))
             t1 = time.perf_counter()
             flat = [q for _, enc in ready for q in enc]
             rows0 = sc.rows
@@ -167,7 +183,7 @@ def run_exp2_inprocess(
             each = (time.perf_counter() - t1) / max(1, len(ready))
             i = 0
             for trial, encoded in ready:
-                base = _base(trial, study, model, revision, "inprocess")
+                base = _base(trial, study, model, revision, "inprocess", form)
                 part = lps[i:i + len(encoded)]
                 i += len(encoded)
                 try:

@@ -45,6 +45,11 @@ def argmax(scores: Mapping[str, float]) -> str:
     return best
 
 
+def option_mass(logprobs: Mapping[str, float]) -> float:
+    """Total probability of the options (each the joint probability of its tokens), before renormalising."""
+    return sum(math.exp(v) for v in logprobs.values())
+
+
 def check_token_logprobs(token_logprobs: Mapping[str, Sequence[float]], token_ids: Mapping[str, Sequence[int]]) -> None:
     """Every option has one finite log-probability per token, else ScoringError('no_logprobs')."""
     for opt, ids in token_ids.items():
@@ -77,6 +82,7 @@ def score_options(prompt: str, options: Sequence[str], token_ids: Mapping[str, l
         argmax=argmax(sums),
         argmax_norm=argmax(means),
         boundary_fallback=list(boundary_fallback),
+        option_mass=option_mass(sums),
     )
 
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from grace.config import ModelConfig
+from grace.config import ModelConfig, SystemPrompt
 from grace.errors import ConfigError
 from grace.scoring.errors import ScoringError
 from grace.studies import Question
@@ -63,9 +63,25 @@ def load_tokenizer(model: ModelConfig | str) -> Tokenizer:
 
 
 def render_prompt(tokenizer: Tokenizer, messages: list[dict[str, str]]) -> str:
+    """The chat template applied with the generation prompt; ScoringError('rejected') with the template's own
+    message when the template refuses the conversation (e.g. "System role not supported")."""
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')} has no chat template")
-    return str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    try:
+        return str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    except Exception as e:  # jinja2's TemplateError (raise_exception in the template) and its kin
+        if type(e).__module__.split(".")[0] != "jinja2":
+            raise
+        raise ScoringError("rejected", f"chat template of {getattr(tokenizer, 'name_or_path', '?')}: {e}") from None
+
+
+def local_chat_form(tokenizer: Tokenizer) -> SystemPrompt:
+    """native if the local template renders a system message, else fold (as the server detects it)."""
+    try:
+        render_prompt(tokenizer, [{"role": "system", "content": "Instructions."}, {"role": "user", "content": "Hi."}])
+        return "native"
+    except ScoringError:
+        return "fold"
 
 
 def _ids(tokenizer: Tokenizer, text: str) -> list[int]:
@@ -73,31 +89,36 @@ def _ids(tokenizer: Tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def encode_question(tokenizer: Tokenizer, question: Question) -> EncodedQuestion:
-    """Tokenize one question; ScoringError('bad_option') if an option has no tokens or two collide."""
-    prompt = render_prompt(tokenizer, question.messages)
-    prompt_ids = _ids(tokenizer, prompt)
-    n = len(prompt_ids)
+def check_options(question: Question, option_ids: dict[str, list[int]]) -> None:
+    """ScoringError('bad_option') if an option is listed twice, has no tokens, or two options share tokens."""
     dupes = sorted({o for o in question.options if question.options.count(o) > 1})
     if dupes:
         raise ScoringError("bad_option", f"question {question.name!r}: option {dupes[0]!r} is listed twice")
-    option_ids: dict[str, list[int]] = {}
-    fallback: list[str] = []
-    for opt in question.options:
-        full = _ids(tokenizer, prompt + opt)
-        if full[:n] == prompt_ids:
-            ids = full[n:]
-        else:
-            ids = _ids(tokenizer, opt)
-            fallback.append(opt)
-        if not ids:
-            raise ScoringError("bad_option", f"question {question.name!r}: option {opt!r} tokenizes to nothing")
-        option_ids[opt] = ids
     seen: dict[tuple[int, ...], str] = {}
     for opt, ids in option_ids.items():
+        if not ids:
+            raise ScoringError("bad_option", f"question {question.name!r}: option {opt!r} tokenizes to nothing")
         if tuple(ids) in seen:
             raise ScoringError("bad_option", f"question {question.name!r}: options {seen[tuple(ids)]!r} and "
                                              f"{opt!r} tokenize to the same tokens {ids}")
         seen[tuple(ids)] = opt
+
+
+def encode_question(tokenizer: Tokenizer, question: Question) -> EncodedQuestion:
+    """Tokenize one question with a local tokenizer; ScoringError('bad_option') on a bad option set."""
+    prompt = render_prompt(tokenizer, question.messages)
+    prompt_ids = _ids(tokenizer, prompt)
+    n = len(prompt_ids)
+    option_ids: dict[str, list[int]] = {}
+    fallback: list[str] = []
+    for opt in dict.fromkeys(question.options):
+        full = _ids(tokenizer, prompt + opt)
+        if full[:n] == prompt_ids and len(full) > n:
+            ids = full[n:]
+        else:
+            ids = _ids(tokenizer, opt)
+            fallback.append(opt)
+        option_ids[opt] = ids
+    check_options(question, option_ids)
     return EncodedQuestion(question.name, prompt, tuple(prompt_ids), tuple(question.options), option_ids,
                            tuple(fallback))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from grace.config import ModelConfig, Reasoning, SystemPrompt
 from grace.errors import ServerError
 
 
@@ -19,10 +20,23 @@ class Endpoint:
     model: str  # the served model name used in requests
     revision: str = "unknown"
     batch_slots: int | None = None  # sequences the server batches at once (None: unknown, e.g. an external URL)
+    # What the stages need to know about the served model, filled from its config and, once the server is up,
+    # from the server itself (grace.serving.inspect): how the study's system text is sent, the reasoning block.
+    chat_form: SystemPrompt = "native"
+    system_prompt: SystemPrompt | None = None  # the config's choice; None: detected from the template
+    reasoning: Reasoning | None = None
+    server_version: str | None = None
 
     @property
     def v1(self) -> str:
         return self.base_url.rstrip("/") + "/v1"
+
+    @classmethod
+    def of(cls, base_url: str, model: ModelConfig, batch_slots: int | None = None) -> Endpoint:
+        """The endpoint of `model` served at `base_url`, carrying what its config says about it."""
+        return cls(base_url.rstrip("/").removesuffix("/v1"), model.name, model.revision, batch_slots=batch_slots,
+                   chat_form=model.system_prompt or "native", system_prompt=model.system_prompt,
+                   reasoning=model.reasoning)
 
 
 FALLBACK_CONCURRENCY = 64  # requests in flight when neither the experiment nor the server says

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from grace.config import ModelConfig
 from grace.serving.base import Endpoint, wait_ready
+from grace.serving.inspect import inspect_endpoint
 
 
 class ExternalServer:
-    def __init__(self, base_url: str, model: str, revision: str = "unknown", ready_timeout_s: float = 30,
-                 batch_slots: int | None = None) -> None:
-        self.endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), model, revision, batch_slots=batch_slots)
+    """Attach to `base_url`; `model` is the served model's config entry (or just its served name)."""
+
+    def __init__(self, base_url: str, model: ModelConfig | str, revision: str = "unknown",
+                 ready_timeout_s: float = 30, batch_slots: int | None = None) -> None:
+        if isinstance(model, ModelConfig):
+            self.endpoint = Endpoint.of(base_url, model, batch_slots=batch_slots)
+        else:
+            self.endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), model, revision,
+                                     batch_slots=batch_slots)
         self.ready_timeout_s = ready_timeout_s
 
     def __enter__(self) -> Endpoint:
         wait_ready(self.endpoint, self.ready_timeout_s)
+        self.endpoint = inspect_endpoint(self.endpoint)
         return self.endpoint
 
     def __exit__(

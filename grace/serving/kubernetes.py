@@ -43,6 +43,7 @@ from grace.manifests.build import (
 )
 from grace.manifests.settings import ClusterSettings
 from grace.serving.base import Endpoint, wait_ready
+from grace.serving.inspect import inspect_endpoint
 from grace.serving.local import free_port
 
 FATAL_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
@@ -131,10 +132,10 @@ class KubernetesServer:
             self._create()
             self._wait_available()
             base = self._base_url()
-            self.endpoint = Endpoint(base, self.model.name, self.model.revision,
-                                     batch_slots=self.model.profile(self.profile).batch_slots)
+            self.endpoint = Endpoint.of(base, self.model, batch_slots=self.model.profile(self.profile).batch_slots)
             remaining = max(5.0, self.start_timeout_s - (time.monotonic() - self._started))
             wait_ready(self.endpoint, remaining, alive=self._fatal_reason, interval_s=self.poll_s)
+            self.endpoint = inspect_endpoint(self.endpoint)
             return self.endpoint
         except BaseException:
             self.stop(raise_errors=False)

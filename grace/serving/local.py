@@ -25,6 +25,7 @@ from grace.errors import ServerError
 from grace.paths import cache_dir, project_root, vllm_python
 from grace.serving.args import vllm_args
 from grace.serving.base import Endpoint, wait_ready
+from grace.serving.inspect import inspect_endpoint
 
 PR_SET_PDEATHSIG = 1
 
@@ -99,8 +100,7 @@ class LocalVLLMServer:
         self.log_path = log_path or cache_dir() / "logs" / f"vllm-{model.name}-{self.port}.log"
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.endpoint = Endpoint(f"http://127.0.0.1:{self.port}", model.name, model.revision,
-                                 batch_slots=self.profile.batch_slots)
+        self.endpoint = Endpoint.of(f"http://127.0.0.1:{self.port}", model, batch_slots=self.profile.batch_slots)
 
     @property
     def command(self) -> list[str]:
@@ -163,6 +163,7 @@ class LocalVLLMServer:
         self._write_pid_file()
         try:
             wait_ready(self.endpoint, self.start_timeout_s, alive=self._died)
+            self.endpoint = inspect_endpoint(self.endpoint)
         except BaseException as e:
             self.stop()
             if isinstance(e, ServerError):

@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,9 +37,13 @@ class Faults:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: Faults | None = None) -> None:
+    """`rewrite`, when given, turns each forwarded request body into another (e.g. an older server's view)."""
+
+    def __init__(self, upstream: str, faults: Faults | None = None,
+                 rewrite: Callable[[str, bytes], bytes] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = faults or Faults()
+        self.rewrite = rewrite
         self.counts: Counter[str] = Counter()  # path -> requests received
         self.injected: Counter[str] = Counter()  # fault kind -> times injected
         self.forwarded: Counter[str] = Counter()  # path -> requests passed upstream
@@ -99,6 +104,8 @@ class FaultProxy:
             return
         if kind == "slow":
             time.sleep(self.faults.slow_s)
+        if self.rewrite is not None and body:
+            body = self.rewrite(path, body)
         try:
             r = self._client.request(method, self.upstream + h.path, content=body,
                                      headers={"Content-Type": h.headers.get("Content-Type", "application/json")})

@@ -1,0 +1,231 @@
+"""Preflight: a handful of trials through every stage on the model's own server, and the checks that stop a
+broken model in minutes instead of after hours of GPU time.
+
+Checks (fatal unless marked):
+- server: its vLLM version, and that it answers `logprob_token_ids` (already required when it became ready).
+- chat roles: the server's template renders every study's messages in the form used (native or folded).
+- same prompt: the prompt Exp 2 scores is token for token the prompt the chat endpoint answers (vLLM returns the
+  latter's ids with `return_token_ids`), so Exp 1 and Exp 2 ask the same question.
+- exp1: the preflight trials are answered: no failed request, no empty reply, no reply that ran out of tokens
+  while reasoning (the reasoning budget); replies cut by max_tokens are reported (not fatal).
+- exp2: the trials are scored, and the options got at least MIN_OPTION_MASS of the model's probability (a wrong
+  scoring position gives a distribution that sums to 1 and means nothing); a model whose config sets
+  `checks.min_option_mass` uses that limit (the random-weight toy models: 0).
+- extraction: the rules and, when enabled, the LLM stage ran on the replies without failed requests (how many
+  were read is reported, not judged: that is the study's result, not a fault).
+
+The trials run in `<run>/<model>/preflight/<study>/`, apart from the study's own checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from grace.chat import adapt
+from grace.checkpoint import Checkpoint, write_json_atomic
+from grace.client import make_client
+from grace.config import Config, ExperimentConfig, ExtractionConfig, ModelConfig
+from grace.errors import GraceError
+from grace.extract.engine import extract_stage
+from grace.query import run_exp1
+from grace.records import Exp1Record, Exp2Record
+from grace.report.checks import MIN_OPTION_MASS, option_mass_by_question
+from grace.scoring.engine import run_exp2
+from grace.scoring.render import renderer_for
+from grace.serving.base import Endpoint
+from grace.serving.inspect import TemplateError, error_message, tokenize_chat
+from grace.studies import Study, Trial
+
+PREFLIGHT_TRIALS = 2  # per study
+ExperimentFor = Callable[[str, str], ExperimentConfig]  # (study, experiment) -> its settings for this run
+
+
+class PreflightFailed(GraceError):
+    """The model failed its preflight: the reason is the first failed check."""
+
+
+@dataclass
+class PreflightCheck:
+    name: str
+    passed: bool
+    detail: str
+    fatal: bool = True
+
+
+@dataclass
+class PreflightReport:
+    model: str
+    checks: list[PreflightCheck] = field(default_factory=list)
+    wall_s: float = 0.0
+    folder: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks if c.fatal)
+
+    @property
+    def reason(self) -> str:
+        failed = [c for c in self.checks if c.fatal and not c.passed]
+        return f"{failed[0].name}: {failed[0].detail}" if failed else ""
+
+    def add(self, name: str, passed: bool, detail: str, fatal: bool = True) -> None:
+        self.checks.append(PreflightCheck(name, bool(passed), detail, fatal))
+
+    def line(self) -> str:
+        if self.passed:
+            return f"{self.model}: preflight passed in {self.wall_s:.0f}s ({len(self.checks)} checks)"
+        return f"{self.model}: preflight failed in {self.wall_s:.0f}s: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "passed": self.passed, "reason": self.reason, "wall_s": round(self.wall_s, 1),
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def _check_roles(client: httpx.Client, endpoint: Endpoint, studies: dict[str, tuple[Study, list[Trial]]],
+                 report: PreflightReport) -> bool:
+    for name, (study, trials) in studies.items():
+        messages = adapt(study.exp1_messages(trials[0]), endpoint.chat_form)
+        try:
+            tokenize_chat(client, endpoint, messages)
+        except TemplateError as e:
+            hint = " (set system_prompt: fold in config/models.yaml, or leave it unset to detect)" \
+                if endpoint.chat_form == "native" and any(m["role"] == "system" for m in messages) else ""
+            report.add("chat roles", False, f"the chat template refuses {name}'s messages "
+                                            f"(system message {endpoint.chat_form}): {e}{hint}")
+            return False
+    report.add("chat roles", True, f"system message {endpoint.chat_form}; every study's messages render")
+    return True
+
+
+async def _same_prompt(endpoint: Endpoint, study: Study, trial: Trial, exp: ExperimentConfig) -> str | None:
+    """None when the chat endpoint's prompt ids start Exp 2's prompt (the rest: the answer header); else why."""
+    question = study.exp2_questions(trial)[0]
+    async with make_client(2, exp.retry) as client:
+        encoded = await renderer_for(endpoint, client, exp.retry).encode(question)
+        r = await client.post(f"{endpoint.v1}/chat/completions", json={
+            "model": endpoint.model, "messages": adapt(question.messages, endpoint.chat_form), "max_tokens": 1,
+            "temperature": 0, "return_token_ids": True})
+    if r.status_code != 200:
+        return f"the chat endpoint answered HTTP {r.status_code}: {error_message(r)}"
+    chat_ids = r.json().get("prompt_token_ids")
+    if not chat_ids:
+        return "the chat endpoint returned no prompt_token_ids (return_token_ids): cannot compare the prompts"
+    scored = list(encoded.prompt_ids)
+    if scored[:len(chat_ids)] != list(chat_ids):
+        first = next(i for i, (a, b) in enumerate(zip(scored, chat_ids, strict=False)) if a != b) \
+            if any(a != b for a, b in zip(scored, chat_ids, strict=False)) else min(len(scored), len(chat_ids))
+        return (f"{study.name}/{question.name}: Exp 2's prompt ({len(scored)} tokens) and the chat endpoint's "
+                f"({len(chat_ids)} tokens) differ from token {first}")
+    return None
+
+
+def _stage_dir(root: Path, study: str) -> Path:
+    d = root / study
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def run_preflight(
+    endpoint: Endpoint, model: ModelConfig, cfg: Config, studies: dict[str, tuple[Study, list[Trial]]],
+    experiments: list[str], folder: Path, *, extraction: ExtractionConfig | None = None,
+    n_trials: int = PREFLIGHT_TRIALS, experiment_for: ExperimentFor | None = None,
+) -> PreflightReport:
+    """Run the preflight on a ready server; the report is also written to `folder`/preflight.json.
+
+    `folder` is scratch: emptied first, so every preflight asks its trials of this server afresh."""
+    t0 = time.perf_counter()
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    report = PreflightReport(model.name, folder=str(folder))
+    exp_of = experiment_for or cfg.experiment
+    picked = {name: (study, trials[:n_trials]) for name, (study, trials) in studies.items()}
+    report.add("server", True, f"vLLM {endpoint.server_version or 'version unknown'} answers logprob_token_ids")
+    with httpx.Client(timeout=120) as client:
+        roles_ok = _check_roles(client, endpoint, picked, report)
+    if roles_ok:
+        _run_stages(endpoint, model, picked, experiments, folder, report, exp_of, extraction)
+    report.wall_s = time.perf_counter() - t0
+    write_json_atomic(folder / "preflight.json", report.as_dict())
+    return report
+
+
+def _run_stages(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[Study, list[Trial]]],
+                experiments: list[str], folder: Path, report: PreflightReport, exp_of: ExperimentFor,
+                extraction: ExtractionConfig | None) -> None:
+    if "exp2" in experiments:
+        problems = [p for name, (study, trials) in picked.items()
+                    if (p := asyncio.run(_same_prompt(endpoint, study, trials[0], exp_of(name, "exp2"))))]
+        report.add("same prompt", not problems, problems[0] if problems else
+                   "Exp 2 scores the prompt the chat endpoint answers, token for token")
+    if "exp1" in experiments:
+        statuses: Counter[str] = Counter()
+        first_error = ""
+        for name, (study, trials) in picked.items():
+            out = _stage_dir(folder, name)
+            asyncio.run(run_exp1(endpoint, study, trials, exp_of(name, "exp1"), out))
+            for rec in Checkpoint(out / "exp1.jsonl", Exp1Record).load(trim=False).values():
+                statuses[rec.status] += 1
+                if rec.status == "error" and not first_error:
+                    first_error = rec.error or "error"
+        total = sum(statuses.values())
+        broken = statuses["error"] + statuses["empty"] + statuses["reasoning_truncated"]
+        if statuses["error"]:
+            detail = f"{statuses['error']} of {total} requests failed: {first_error}"
+        elif statuses["reasoning_truncated"]:
+            detail = (f"{statuses['reasoning_truncated']} of {total} replies ran out of tokens while reasoning, "
+                      "before any answer: raise the model's reasoning.max_tokens")
+        elif statuses["empty"]:
+            detail = f"{statuses['empty']} of {total} replies are empty"
+        else:
+            detail = f"{total} replies: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+        report.add("exp1", broken == 0, detail)
+        if statuses["truncated"]:
+            report.add("exp1 length", False, f"{statuses['truncated']} of {total} replies cut by max_tokens",
+                       fatal=False)
+        if broken == 0:
+            _extract(endpoint, picked, folder, report, extraction)
+    if "exp2" in experiments:
+        _exp2(endpoint, model, picked, folder, report, exp_of)
+
+
+def _exp2(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[Study, list[Trial]]], folder: Path,
+          report: PreflightReport, exp_of: ExperimentFor) -> None:
+    limit = model.checks.min_option_mass if model.checks.min_option_mass is not None else MIN_OPTION_MASS
+    bad: list[str] = []
+    masses: dict[str, float | None] = {}
+    for name, (study, trials) in picked.items():
+        out = _stage_dir(folder, name)
+        asyncio.run(run_exp2(endpoint, study, trials, exp_of(name, "exp2"), out))
+        recs = list(Checkpoint(out / "exp2.jsonl", Exp2Record).load(trim=False).values())
+        bad += [f"{r.trial_id} {r.status}: {r.error}" for r in recs if r.status != "ok"]
+        masses.update({f"{name}/{q}": m for q, m in option_mass_by_question(recs).items()})
+    report.add("exp2", not bad, bad[0] if bad else f"{sum(len(t) for _, t in picked.values())} trials scored")
+    low = {q: m for q, m in masses.items() if m is not None and m < limit}
+    shown = ", ".join(f"{q} {m:.3g}" for q, m in masses.items() if m is not None)
+    report.add("option mass", not low, (f"options got little probability (median below {limit}): "
+                                        + ", ".join(f"{q} {m:.3g}" for q, m in low.items())) if low
+               else f"median option mass {shown} (limit {limit:g})")
+
+
+def _extract(endpoint: Endpoint, picked: dict[str, tuple[Study, list[Trial]]], folder: Path,
+             report: PreflightReport, extraction: ExtractionConfig | None) -> None:
+    settings = extraction or ExtractionConfig()
+    read, total, errors = 0, 0, 0
+    for name in picked:
+        summary = extract_stage(folder / name, name, endpoint if settings.llm_fallback else None,
+                                concurrency=settings.concurrency, max_tokens=settings.max_tokens)
+        total += summary.total
+        read += summary.status.get("ok", 0)
+        errors += summary.llm_errors
+    report.add("extraction", errors == 0, f"{errors} failed LLM extraction requests" if errors else
+               f"{read} of {total} replies fully read" + (" (rules and LLM)" if settings.llm_fallback else
+                                                          " (rules only)"))

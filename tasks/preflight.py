@@ -1,0 +1,41 @@
+"""The preflight task: a few trials of every stage on the model's own server before its full study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from grace.config import Config, ExtractionConfig, ModelConfig
+from grace.preflight import PreflightFailed, PreflightReport, run_preflight
+from grace.serving import ManagedServer
+from grace.studies import Study, Trial
+from tasks.artifacts import artifact_key
+
+
+def preflight_markdown(report: PreflightReport) -> str:
+    verdict = "passed" if report.passed else f"**failed**: {report.reason}"
+    lines = [f"# Preflight of {report.model}: {verdict}", "", f"{report.wall_s:.0f} s.", "",
+             "| check | result | detail |", "|---|---|---|"]
+    for c in report.checks:
+        result = "ok" if c.passed else ("FAILED" if c.fatal else "warning")
+        lines.append(f"| {c.name} | {result} | {c.detail.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+@task(name="preflight", task_run_name="preflight-{model.name}", cache_policy=NO_CACHE)
+def preflight_task(server: ManagedServer, model: ModelConfig, cfg: Config,
+                   studies: dict[str, tuple[Study, list[Trial]]], experiments: list[str], folder: Path,
+                   extraction: ExtractionConfig, plan: Any) -> dict[str, Any]:
+    """Fails (no retry: a broken model stays broken) with the first failed check as its message."""
+    report = run_preflight(server.ensure_alive(), model, cfg, studies, experiments, folder, extraction=extraction,
+                           experiment_for=lambda s, e: plan.experiment(cfg, s, e))
+    create_markdown_artifact(key=artifact_key("grace", model.name, "preflight"), markdown=preflight_markdown(report),
+                             description=f"Grace preflight of {model.name}")
+    print(report.line())
+    if not report.passed:
+        raise PreflightFailed(f"{model.name} failed its preflight: {report.reason}")
+    return report.as_dict()

@@ -1,0 +1,125 @@
+"""Chat roles and the server checks, against the real vLLM server.
+
+`toy-nosys` serves the toy weights under Gemma-2's own chat template, which raises "System role not supported"
+for any conversation that starts with a system message (as the study's four Gemma-2 entries do). Without folding,
+every Exp 1 request was answered HTTP 400 and recorded as `error`; with it, every stage runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from grace.checkpoint import Checkpoint
+from grace.cli import main
+from grace.config import Config, load_config
+from grace.errors import ServerError
+from grace.records import Exp1Record, Exp2Record
+from grace.serving import Endpoint, ExternalServer
+from tests.conftest import ROOT
+from tests.support.fault_proxy import FaultProxy
+
+pytestmark = pytest.mark.server
+
+
+def config_with(tmp_path: Path, model: str, **fields: object) -> Path:
+    """A copy of the project's config where `model` has the given fields (e.g. system_prompt: native)."""
+    d = tmp_path / "config"
+    d.mkdir(parents=True)
+    models = yaml.safe_load((ROOT / "config" / "models.yaml").read_text())
+    models["models"][model].update(fields)
+    (d / "models.yaml").write_text(yaml.safe_dump(models, sort_keys=False))
+    exp = yaml.safe_load((ROOT / "config" / "experiments.yaml").read_text())
+    for s in exp["studies"].values():
+        s["input"], s["sample"] = str(ROOT / s["input"]), str(ROOT / s["sample"])
+    (d / "experiments.yaml").write_text(yaml.safe_dump(exp, sort_keys=False))
+    return d
+
+
+def test_nosys_model_runs_every_stage_with_the_instructions_folded(nosys_server: Endpoint, tmp_path: Path) -> None:
+    assert nosys_server.chat_form == "fold"  # found out from the served template, not configured
+    out = tmp_path / "run"
+    common = ["--model", "toy-nosys", "--sample", "--endpoint", nosys_server.base_url, "--out", str(out)]
+    for study in ("study1", "study2"):
+        assert main(["query", "--study", study, "--max-tokens", "16", *common]) == 0
+        assert main(["score", "--study", study, *common]) == 0
+        stage = out / "toy-nosys" / study
+        exp1 = Checkpoint(stage / "exp1.jsonl", Exp1Record).load()
+        assert len(exp1) == 10 and not [r for r in exp1.values() if r.status == "error"]
+        for rec in exp1.values():  # what was sent: one user turn that starts with the study's instructions
+            assert [m["role"] for m in rec.messages] == ["user"]
+            assert rec.messages[0]["content"].startswith("You are taking part in a psychology study")
+            assert rec.prompt_version.endswith("+fold")
+        exp2 = Checkpoint(stage / "exp2.jsonl", Exp2Record).load()
+        assert {r.status for r in exp2.values()} == {"ok"} and len(exp2) == 10
+        for rec in exp2.values():
+            assert rec.prompt_version.endswith("+fold")
+            for q in rec.questions.values():  # the prompt is the server's own rendering of the folded turn
+                assert "<start_of_turn>user\nYou are taking part" in q.prompt and q.option_mass is not None
+        assert main(["extract", "--study", study, "--input", str(stage / "exp1.jsonl"), "--output",
+                     str(stage / "extracted.jsonl"), "--llm-endpoint", nosys_server.base_url,
+                     "--llm-model", "toy-nosys"]) in (0, 1)
+        extracted = [json.loads(line) for line in (stage / "extracted.jsonl").read_text().splitlines()]
+        assert len(extracted) == 10
+        notes = [n for r in extracted for n in r["notes"]]
+        assert any(n.startswith("llm: ") for n in notes)  # the extraction model answered ...
+        assert not [n for n in notes if "request failed" in n], notes  # ... and never with a 400
+
+
+def test_preflight_passes_folded_and_fails_fast_without_folding(nosys_server: Endpoint, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preflight", "--model", "toy-nosys", "--endpoint", nosys_server.base_url,
+                 "--out", str(tmp_path / "folded")]) == 0
+    report = json.loads((tmp_path / "folded" / "preflight.json").read_text())
+    assert report["passed"] and {c["name"] for c in report["checks"]} >= {
+        "server", "chat roles", "same prompt", "exp1", "exp2", "option mass", "extraction"}
+    capsys.readouterr()
+    native = config_with(tmp_path, "toy-nosys", system_prompt="native")
+    assert main(["preflight", "--config-dir", str(native), "--model", "toy-nosys", "--endpoint",
+                 nosys_server.base_url, "--out", str(tmp_path / "native")]) == 1
+    report = json.loads((tmp_path / "native" / "preflight.json").read_text())
+    assert not report["passed"] and "System role not supported" in report["reason"]
+    assert report["reason"].startswith("chat roles") and report["wall_s"] < 30  # stops before any trial runs
+    assert not (tmp_path / "native" / "study1" / "exp1.jsonl").exists()
+    assert "System role not supported" in capsys.readouterr().out
+
+
+def test_inprocess_scoring_names_the_template_error_in_one_line(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    native = config_with(tmp_path, "toy-nosys", system_prompt="native")
+    code = main(["score", "--config-dir", str(native), "--model", "toy-nosys", "--study", "study1", "--sample",
+                 "--path", "inprocess", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "System role not supported" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_server_that_ignores_logprob_token_ids_stops_at_once(toy_server: Endpoint, cfg: Config) -> None:
+    """An older vLLM accepts the unknown field and answers only its top-1: the probe must refuse it."""
+
+    def strip(path: str, body: bytes) -> bytes:
+        data = json.loads(body)
+        data.pop("logprob_token_ids", None)
+        return json.dumps(data).encode()
+
+    with FaultProxy(toy_server.base_url, rewrite=strip) as proxy, pytest.raises(ServerError) as e:
+        ExternalServer(proxy.url, cfg.model("toy")).__enter__()
+    msg = str(e.value)
+    assert "logprob_token_ids" in msg and "vLLM 0.32.0" in msg and "images.vllm" in msg
+    with ExternalServer(toy_server.base_url, cfg.model("toy")) as ep:  # the real server passes it
+        assert ep.server_version == "0.32.0"
+
+
+def test_the_configured_form_overrides_detection(nosys_server: Endpoint, toy_server: Endpoint,
+                                                 tmp_path: Path) -> None:
+    native = load_config(config_with(tmp_path / "a", "toy-nosys", system_prompt="native"))
+    with ExternalServer(nosys_server.base_url, native.model("toy-nosys")) as ep:
+        assert ep.chat_form == "native"
+    folded = load_config(config_with(tmp_path / "b", "toy", system_prompt="fold"))
+    with ExternalServer(toy_server.base_url, folded.model("toy")) as ep:
+        assert ep.chat_form == "fold"
+    with ExternalServer(toy_server.base_url, load_config(ROOT / "config").model("toy")) as ep:
+        assert ep.chat_form == "native"  # detected: SmolLM2's template takes a system message
