@@ -33,13 +33,12 @@ def _row(model: str, study: str, contender: str, res: StageResult, wall: float, 
                note="; ".join(notes))
 
 
-def _server(ep: Endpoint, cfg: Config, study: str, trials: list[Trial], path: str,
-            tok: object) -> tuple[StageResult, float, str]:
+def _server(ep: Endpoint, cfg: Config, study: str, trials: list[Trial], path: str) -> tuple[StageResult, float, str]:
     """One server-path run; the note gives the client's own CPU per trial (the rest of the 2 cores is vLLM's)."""
     exp = cfg.experiment(study, "exp2")
     with tempfile.TemporaryDirectory(prefix="grace-bench-") as d:
         t0, c0 = time.perf_counter(), cpu_s()
-        res = asyncio.run(run_exp2(ep, get_study(study), trials, exp, Path(d), tokenizer=tok, path=path))  # type: ignore[arg-type]
+        res = asyncio.run(run_exp2(ep, get_study(study), trials, exp, Path(d), path=path))  # type: ignore[arg-type]
         wall, cpu = time.perf_counter() - t0, cpu_s() - c0
         return res, wall, f"client CPU {1000 * cpu / max(1, len(trials)):.1f} ms/trial"
 
@@ -67,20 +66,20 @@ def run(ep: Endpoint, cfg: Config, model: str, *, n: int, studies: tuple[str, ..
     for study in studies:
         all_trials = get_study(study).load(cfg.study_file(study, sample=False), limit=n + 8)
         trials, warm = all_trials[:n], all_trials[n:]
-        _server(ep, cfg, study, warm or trials[:4], "server", tok)  # warm-up on other trials (prefix cache)
+        _server(ep, cfg, study, warm or trials[:4], "server")  # warm-up on other trials (prefix cache)
         log(f"exp2 {model} {study}: server path and in-process x{rounds} on {len(trials)} trials, per-option on "
             f"{min(n, per_option_n)}")
         servers: list[Row] = []
         inproc: dict[int, list[Row]] = {b: [] for b in batch_sizes}
         for _ in range(rounds):
-            res, wall, cpu = _server(ep, cfg, study, trials, "server", tok)
+            res, wall, cpu = _server(ep, cfg, study, trials, "server")
             servers.append(_row(model, study, "grace server path", res, wall, "HTTP requests/trial", cpu))
             for b in batch_sizes:
                 scorer.batch_size = b
                 res, wall = _inprocess(cfg, model, study, trials, scorer, tok)
                 inproc[b].append(_row(model, study, f"in-process batch={b}", res, wall, "forward passes/trial",
                                       f"load {load_s:.0f}s excluded"))
-        res, wall, cpu = _server(ep, cfg, study, trials[:per_option_n], "per-option", tok)
+        res, wall, cpu = _server(ep, cfg, study, trials[:per_option_n], "per-option")
         per_opt = _row(model, study, "one request per option", res, wall, "HTTP requests/trial", cpu)
         server = median_row(servers, "rps", "trials/s", digits=1)
         best_rows = [median_row(v, "rps", "trials/s", digits=1) for v in inproc.values()]

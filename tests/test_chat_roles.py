@@ -8,6 +8,7 @@ every Exp 1 request was answered HTTP 400 and recorded as `error`; with it, ever
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,12 @@ from grace.cli import main
 from grace.config import Config, load_config
 from grace.errors import ServerError
 from grace.records import Exp1Record, Exp2Record
+from grace.report.build import build_report
+from grace.report.checks import MIN_OPTION_MASS, option_mass_by_question
+from grace.scoring import run_exp2_sync
+from grace.scoring.tokenize import EncodedQuestion, encode_question, load_tokenizer
 from grace.serving import Endpoint, ExternalServer
+from grace.studies import Question, get_study
 from tests.conftest import ROOT
 from tests.support.fault_proxy import FaultProxy
 
@@ -123,3 +129,43 @@ def test_the_configured_form_overrides_detection(nosys_server: Endpoint, toy_ser
         assert ep.chat_form == "fold"
     with ExternalServer(toy_server.base_url, load_config(ROOT / "config").model("toy")) as ep:
         assert ep.chat_form == "native"  # detected: SmolLM2's template takes a system message
+
+
+class _BeforeTheAssistantTurn:
+    """A deliberately misplaced scoring position: the prompt ends before the assistant's header."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self.tokenizer = tokenizer
+
+    async def encode(self, question: Question) -> EncodedQuestion:
+        text = self.tokenizer.apply_chat_template(question.messages, add_generation_prompt=False,  # type: ignore
+                                                  tokenize=False)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+        right = encode_question(self.tokenizer, question)
+        return EncodedQuestion(question.name, text, tuple(ids), right.options, right.option_ids)
+
+
+@pytest.mark.parametrize("study_name", ["study1", "study2"])
+def test_option_mass_is_flagged_when_the_scoring_position_is_wrong(smollm2_server: Endpoint, cfg: Config,
+                                                                    tmp_path: Path, study_name: str) -> None:
+    study = get_study(study_name)
+    trials = study.load(cfg.study_file(study_name, sample=True), limit=3)
+    exp = cfg.experiment(study_name, "exp2")
+    right = run_exp2_sync(smollm2_server, study, trials, exp, tmp_path / "right")
+    wrong = run_exp2_sync(smollm2_server, study, trials, exp, tmp_path / "wrong",
+                          renderer=_BeforeTheAssistantTurn(load_tokenizer(cfg.model("smollm2"))))
+    assert right.ok == wrong.ok == 3
+    masses = {}
+    for name in ("right", "wrong"):
+        recs = list(Checkpoint(tmp_path / name / "exp2.jsonl", Exp2Record).load().values())
+        masses[name] = option_mass_by_question(recs)
+        for r in recs:  # the distribution sums to 1 either way: only the mass tells them apart
+            assert all(abs(sum(q.probs.values()) - 1) < 1e-6 for q in r.questions.values())
+    assert all(m >= MIN_OPTION_MASS for m in masses["right"].values()), masses
+    assert all(m < MIN_OPTION_MASS / 100 for m in masses["wrong"].values()), masses
+    (tmp_path / "run" / "smollm2").mkdir(parents=True)
+    shutil.copytree(tmp_path / "wrong", tmp_path / "run" / "smollm2" / study_name)
+    report = json.loads((build_report(tmp_path / "run").parent / "report.json").read_text())
+    check = next(c for c in report["models"]["smollm2"][study_name]["checks"] if c["name"] == "option mass")
+    assert not check["passed"] and check["fatal"] and f"below {MIN_OPTION_MASS:g}" in check["detail"]
+    print(f"OPTION-MASS | smollm2 | {study_name} | right {masses['right']} | wrong {masses['wrong']}")

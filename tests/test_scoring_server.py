@@ -63,8 +63,8 @@ def test_toy_paths_agree_on_samples(cfg: Config, toy_server: Endpoint, tmp_path:
     trials = study.load(cfg.study_file(study_name, sample=True))
     exp = cfg.experiment(study_name, "exp2")
     model = cfg.model("toy")
-    srv = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "server", tokenizer=model)
-    opt = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "per", tokenizer=model, path="per-option")
+    srv = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "server")
+    opt = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "per", path="per-option")
     inp = run_exp2_inprocess(model.weights, study, trials, tmp_path / "inproc", model="toy", batch_size=8)
     assert (srv.ok, opt.ok, inp.ok) == (10, 10, 10)
     # one request per wave of trie reads (roots, then deeper nodes) vs one request per option
@@ -82,7 +82,7 @@ def test_toy_paths_agree_on_samples(cfg: Config, toy_server: Endpoint, tmp_path:
     assert len(df) == 10 * per_option
     assert df.groupby(["trial_id", "question"])["prob"].sum().sub(1).abs().max() < 1e-6
     # resume: nothing left to do, no request sent, no duplicate lines in the table
-    again = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "server", tokenizer=model)
+    again = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "server")
     assert (again.skipped, again.sent, again.ok) == (10, 0, 10)
     assert len(pd.read_parquet(tmp_path / "server" / "exp2.parquet")) == 10 * per_option
 
@@ -91,8 +91,7 @@ def test_smollm2_study1_sample_paths_agree(cfg: Config, smollm2_server: Endpoint
     study = get_study("study1")
     trials = study.load(cfg.study_file("study1", sample=True))
     model = cfg.model("smollm2")
-    srv = run_exp2_sync(smollm2_server, study, trials, cfg.experiment("study1", "exp2"), tmp_path / "s",
-                        tokenizer=model)
+    srv = run_exp2_sync(smollm2_server, study, trials, cfg.experiment("study1", "exp2"), tmp_path / "s")
     inp = run_exp2_inprocess(model.weights, study, trials, tmp_path / "i", model="smollm2", batch_size=8)
     assert srv.ok == inp.ok == 10
     a = records(tmp_path / "s")
@@ -108,8 +107,7 @@ def test_context_overflow_is_a_recorded_status(cfg: Config, toy_server: Endpoint
     trials = study.load(cfg.study_file("study1", sample=True))[:2]
     long = dict(trials[1], story_setup="the apples are red and the pears are green. " * 500)  # > 2048 tokens
     trials = [trials[0], long]
-    res = run_exp2_sync(toy_server, study, trials, cfg.experiment("study1", "exp2"), tmp_path / "s",
-                        tokenizer=cfg.model("toy"))
+    res = run_exp2_sync(toy_server, study, trials, cfg.experiment("study1", "exp2"), tmp_path / "s")
     assert res.ok == 1 and res.other == {"context_overflow": 1}
     rec = records(tmp_path / "s")[long["trial_id"]]
     assert rec.status == "context_overflow" and not rec.questions and "HTTP 400" in (rec.error or "")
