@@ -57,16 +57,17 @@ _CUES: tuple[tuple[str, str, int], ...] = (
     (rf"\b(?:make|makes|making|made|keep|keeps|keeping)\s+{_W}(?:happy|smile|proud|confident|pleased|"
      rf"comfortable|good)\b", "social", 1),
     (rf"\b(?:spar|protect|consider|respect|mind|car)\w*\s+{_W}feelings\b", "social", 1),
-    (rf"\b(?:boost|build|lift|rais)\w*\s+{_W}(?:confidence|morale|self-esteem|spirits)\b", "social", 1),
+    (rf"\b(?:boost|build|lift|rais|keep)\w*\s+{_W}(?:confidence|morale|self-esteem|spirits)\b", "social", 1),
     (r"\b(?:nice|nicely|niceness|kind(?!\s+of\b)|kindly|kindness|polite\w*|considerate\w*|supportive\w*|"
      r"support|encourag\w*|compliment\w*|prais\w*|reassur\w*|comfort\w*|cheer\w*|gentl\w*|warm\w*|tact|"
      r"tactful\w*|sensitiv\w*|friendl\w*|sweet\w*|caring|compassion\w*|empath\w*|social\w*|positiv\w*|"
-     r"uplift\w*|flatter\w*|feelings|happy|happiness|generous\w*|gracious\w*|diplomatic\w*|soften\w*)\b",
+     r"uplift\w*|flatter\w*|motivat\w*|feelings|happy|happiness|generous\w*|gracious\w*|diplomatic\w*|soften\w*)\b",
      "social", 1),
     (r"\bpleas(?:e|ing)\s+(?:someone|her|him|them)\b", "social", 1),
     (r"\b(?:accura\w*|honest\w*|inform|informs|informed|informing|informative\w*|information\w*|truth\w*|"
      r"true|candid\w*|frank\w*|sincer\w*|precis\w*|correct\w*|objectiv\w*|factual\w*|facts?|genuin\w*|"
-     r"straightforward\w*|direct|directly|blunt\w*|realistic\w*|constructive\w*|useful\w*|critic\w*|"
+     r"straightforward\w*|direct|directly|blunt\w*|realistic\w*|constructive\w*|useful\w*|helpful\w*|"
+     r"fair|fairly|critic\w*|"
      r"critiqu\w*|transparen\w*|forthright\w*|unvarnished|upfront|up-front)\b", "informative", 1),
     (r"\b(?:real|actual|true|honest|exact)\w*\s+(?:opinion|assessment|rating|view|impression|evaluation|"
      r"thoughts?|judge?ment)\b", "informative", 1),
@@ -81,6 +82,7 @@ _CONTRAST = re.compile(r"\b(?:rather\s+than|instead\s+of|as\s+opposed\s+to|regar
                        r"of|whether\s+or\s+not|more\s+than)\b")
 _PREFER = re.compile(r"\b(?:priorit\w*|favou?r\w*|valu\w*|prefer\w*|put\w*|plac\w*|choos\w*|chose\w*|"
                      r"above\s+all)\b")
+_OVER, _THAN, _RATHER = re.compile(r"\bover\b"), re.compile(r"\bthan\b"), re.compile(r"\b(?:rather|more)\b")
 _CONTRAST_END = re.compile(r"[;.]|,\s*(?:and|but|while|yet)\b|\bbut\b")
 _GOAL_AGAIN = re.compile(r"\b(?:want\w*|wish\w*|aim\w*|hop\w*|tr(?:y|ied|ies|ying)|goal|intend\w*|would|to)\b")
 _NEGATOR = re.compile(r"\b(?:not|never|no|without|avoid\w*|refrain\w*|stop\w*|cannot|\w+n't)\b")
@@ -108,8 +110,8 @@ def _drop_contrasts(t: str) -> str:
     pos = 0
     while True:
         m = _CONTRAST.search(t, pos)
-        over = re.compile(r"\bover\b").search(t, pos) if _PREFER.search(t) else None
-        than = re.compile(r"\bthan\b").search(t, pos) if re.search(r"\b(?:rather|more)\b", t) else None
+        over = _OVER.search(t, pos) if _PREFER.search(t) else None
+        than = _THAN.search(t, pos) if _RATHER.search(t) else None
         found = [x for x in (m, over, than) if x is not None]
         if not found:
             return t
