@@ -312,8 +312,8 @@ def test_user_choice_file_replaces_the_published_table(tmp_path: Path) -> None:
 BAD_FILES = [
     ("goal,state,n," + ",".join(UTTERANCES) + "\ninformative,0 hearts,10,0.5,0.5,0.5,0,0,0,0,0\n",
      "line 2: the 8 proportions sum to 1.500"),
-    ("goal,state,n," + ",".join(UTTERANCES) + "\nkind,0 hearts,10,1,0,0,0,0,0,0,0\n",
-     "line 2, column 'goal': 'kind' is not informative, social or both"),
+    ("goal,state,n," + ",".join(UTTERANCES) + "\ncurious,0 hearts,10,1,0,0,0,0,0,0,0\n",  # "kind" reads as social
+     "line 2, column 'goal': 'curious' is not informative, social or both"),
     ("goal,state,n," + ",".join(UTTERANCES) + "\nsocial,5 hearts,10,1,0,0,0,0,0,0,0\n",
      "column 'state': '5 hearts' is not"),
     ("goal,state,n," + ",".join(UTTERANCES) + "\nsocial,1 heart,10,x,0,0,0,0,0,0,1\n",

@@ -86,12 +86,15 @@ def test_prompts_carry_the_trial_and_the_answer_format() -> None:
     s1, s2 = get_study("study1"), get_study("study2")
     t1 = s1.load(ROOT / "data/study1_sample.csv")[0]
     user = s1.exp1_messages(t1)[1]["content"]
-    assert "<br>" not in user and t1["speach"] in user and t1["priorQ"] in user and t1["knowledgeQ"] in user
+    said = t1["speach"].split(": ", 1)[1]  # "Ravi says: I have looked ..." -> 'Then Ravi says: "I have looked ..."'
+    assert "<br>" not in user and f'says: "{said}"' in user and t1["priorQ"] in user and t1["knowledgeQ"] in user
     assert "Initial Answer:" in user and "Probabilities: 0:" in user and "Knowledge:" in user
     t2 = s2.load(ROOT / "data/study2_sample.csv")[0]
     user2 = s2.exp1_messages(t2)[1]["content"]
     assert all(u in user2 for u in UTTERANCES) and t2["SP_Name"] in user2 and t2["LS_Name"] in user2
     assert "the listener" not in user2, "the goal names the listener"
+    assert user2.count("out of 3") == 1 and f"{t2['SP_Name']}'s private rating was {t2['State']} out of 3." in user2
+    assert "hearts" not in t2["Scenario"] + t2["Precontext"], "the project's stimuli state the state once (State)"
     assert t1["trial_id"] == f"study1-{t1['participant_id']}-{t1['story_shortname']}"
     assert s1.prompt_version and s2.prompt_version and s1.prompt_version != s2.prompt_version
 

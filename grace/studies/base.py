@@ -50,6 +50,11 @@ class Study(ABC):
         """The design cell of a trial (for reports and the human comparison)."""
         return {}
 
+    def context(self, trial: Trial) -> str:
+        """What the model was told about the trial, as plain text, for a stage that reads its answer (the
+        extraction stage may give it to its LLM); the same words as the prompts."""
+        return ""
+
     def trial_id(self, row: Trial, rownum: int) -> str:
         if self.key_columns and all(row.get(c) for c in self.key_columns):
             return self.name + "-" + "-".join(row[c].strip().replace(" ", "_") for c in self.key_columns)

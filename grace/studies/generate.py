@@ -78,20 +78,21 @@ STUDY1_COLUMNS = [
 STUDY2_COLUMNS = ["Participant_ID", "Domain", "Precontext", "Scenario", "Utterance", "Goal", "State",
                   "SP_Name", "LS_Name"]
 
-# domain: (what LS did, how SP came to judge it)
+# domain: (what LS did, the thing SP is asked about, how SP came to judge it). The Scenario only sets the
+# scene: the true state is in State alone (the prompt states it from there, as for a lab's own file).
 DOMAINS = {
-    "presentation": ("gave a presentation at work", "presentation"),
-    "cookie": ("baked cookies for a party", "cookies"),
-    "poem": ("wrote a poem", "poem"),
-    "cake": ("baked a birthday cake", "cake"),
-    "song": ("wrote a song", "song"),
-    "film": ("made a short film", "film"),
-    "solo": ("played a cello solo at a concert", "solo"),
-    "dance": ("performed a dance at a festival", "dance"),
-    "painting": ("painted a landscape", "painting"),
-    "app": ("built a phone app", "app"),
-    "review": ("wrote a book review for the school paper", "review"),
-    "recital": ("gave a piano recital", "recital"),
+    "presentation": ("gave a presentation at work", "presentation", "was in the audience"),
+    "cookie": ("baked cookies for a party", "cookies", "tried one"),
+    "poem": ("wrote a poem", "poem", "read it"),
+    "cake": ("baked a birthday cake", "cake", "had a slice"),
+    "song": ("wrote a song", "song", "listened to it"),
+    "film": ("made a short film", "film", "watched it"),
+    "solo": ("played a cello solo at a concert", "solo", "was at the concert"),
+    "dance": ("performed a dance at a festival", "dance", "watched it"),
+    "painting": ("painted a landscape", "painting", "saw it"),
+    "app": ("built a phone app", "app", "tried it out"),
+    "review": ("wrote a book review for the school paper", "review", "read it"),
+    "recital": ("gave a piano recital", "recital", "was in the audience"),
 }
 LISTENER_UTTERANCES = ["It was amazing", "It was good", "It was okay", "It wasn't bad", "It wasn't good",
                        "It wasn't terrible"]
@@ -138,12 +139,13 @@ def study2_rows(participants: int = 202, seed: int = 29) -> list[dict[str, objec
             domain = domains[di]
             goal, state = cells[(di + offset) % len(cells)]
             sp, ls = rng.sample(NAMES, 2)
-            did, thing = DOMAINS[domain]
+            did, thing, saw = DOMAINS[domain]
+            was = "were" if thing.endswith("s") else "was"
             rows.append({
                 "Participant_ID": p,
                 "Domain": domain,
-                "Precontext": f"Imagine that {ls} {did} and asked {sp}: \"How was my {thing}?\"",
-                "Scenario": f"{sp} privately rated the {thing} at {state} out of 3.",
+                "Precontext": f"Imagine that {ls} {did}, and {sp} {saw}.",
+                "Scenario": f"Afterwards, {ls} asked {sp}: \"How {was} my {thing}?\"",
                 "Utterance": rng.choice(LISTENER_UTTERANCES),
                 "Goal": GOALS[goal],
                 "State": state,

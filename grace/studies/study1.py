@@ -3,6 +3,10 @@
 A speaker looked at `access` of 3 objects and says how many (`observe`) have a property. Listeners say how
 many have it before and after the statement, split 100% over the states 0-3, and judge whether the speaker
 knows the exact number.
+
+Prompts are built from what each column is for (setup, prior question, statement, posterior question,
+knowledge question), whatever the lab's wording of the cells: markup and survey cues are removed, questions
+and statements closed and introduced the same way on every row (grace/studies/text.py).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from grace.studies.base import Messages, Question, Study, Trial
+from grace.studies.text import clean, question, statement
 
 STATES = ("0", "1", "2", "3")
 KNOWLEDGE = ("yes", "no")
@@ -26,10 +31,7 @@ EXP1_FORMAT = (
     "Probabilities: 0: <x>%, 1: <x>%, 2: <x>%, 3: <x>%\n"
     "Knowledge: <yes or no>"
 )
-
-
-def _setup(text: str) -> str:
-    return text.replace("<br>", "\n").strip()
+DEFAULT_KNOWLEDGE_Q = "Does the speaker know exactly how many have the property?"
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class Study1(Study):
     required_columns: tuple[str, ...] = ("story_setup", "priorQ", "speach", "speachQ")
     optional_columns: tuple[str, ...] = ("participant_id", "story_shortname", "knowledgeQ", "access", "observe")
     key_columns: tuple[str, ...] = ("participant_id", "story_shortname")
-    prompt_version: str = "study1-exp1-v1"
-    exp2_prompt_version: str = "study1-exp2-v1"
+    prompt_version: str = "study1-exp1-v2"
+    exp2_prompt_version: str = "study1-exp2-v2"
     description: str = "knowledge attribution (Goodman & Stuhlmüller 2013)"
     option_sets: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {"prior": STATES, "posterior": STATES, "knowledge": KNOWLEDGE}
@@ -61,26 +63,36 @@ class Study1(Study):
         return None
 
     def condition(self, trial: Trial) -> dict[str, str]:
-        return {"access": trial.get("access", ""), "observe": trial.get("observe", "")}
+        return {"access": trial.get("access", "").strip(), "observe": trial.get("observe", "").strip()}
 
     def knowledge_question(self, trial: Trial) -> str:
-        return trial.get("knowledgeQ", "").strip() or "Does the speaker know exactly how many have the property?"
+        q = trial.get("knowledgeQ", "").strip()
+        return question(q) if q else DEFAULT_KNOWLEDGE_Q
+
+    def _parts(self, trial: Trial) -> tuple[str, str, str, str, str]:
+        """setup, prior question, the statement's sentence, posterior question, knowledge question."""
+        return (clean(trial["story_setup"]), question(trial["priorQ"]), statement(trial["speach"]),
+                question(trial["speachQ"]), self.knowledge_question(trial))
+
+    def context(self, trial: Trial) -> str:
+        setup, prior, said, posterior, knowledge = self._parts(trial)
+        return f"{setup}\n\nQuestion 1: {prior}\n{said}\nQuestion 2: {posterior}\nQuestion 3: {knowledge}"
 
     def exp1_messages(self, trial: Trial) -> Messages:
+        setup, prior, said, posterior, knowledge = self._parts(trial)
         user = (
-            f"{_setup(trial['story_setup'])}\n\n"
-            f"Question 1: {trial['priorQ'].strip()}\n"
-            f"Then you hear this statement: \"{trial['speach'].strip()}\"\n"
-            f"Question 2: {trial['speachQ'].strip()} Give a probability in % for each possible answer "
+            f"{setup}\n\n"
+            f"Question 1: {prior}\n"
+            f"{said}\n"
+            f"Question 2: {posterior} Give a probability in % for each possible answer "
             f"(0, 1, 2, 3), summing to 100%.\n"
-            f"Question 3: {self.knowledge_question(trial)} Answer yes or no.\n\n"
+            f"Question 3: {knowledge} Answer yes or no.\n\n"
             f"{EXP1_FORMAT}"
         )
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
     def exp2_questions(self, trial: Trial) -> list[Question]:
-        setup = _setup(trial["story_setup"])
-        statement = f"Then you hear this statement: \"{trial['speach'].strip()}\"\n"
+        setup, prior, said, posterior, knowledge = self._parts(trial)
         number = "Answer with a single number from 0 to 3."
 
         def q(name: str, body: str, options: tuple[str, ...]) -> Question:
@@ -88,7 +100,7 @@ class Study1(Study):
             return Question(name, msgs, options)
 
         return [
-            q("prior", f"{trial['priorQ'].strip()} {number}", STATES),
-            q("posterior", f"{statement}{trial['speachQ'].strip()} {number}", STATES),
-            q("knowledge", f"{statement}{self.knowledge_question(trial)} Answer yes or no.", KNOWLEDGE),
+            q("prior", f"{prior} {number}", STATES),
+            q("posterior", f"{said}\n{posterior} {number}", STATES),
+            q("knowledge", f"{said}\n{knowledge} Answer yes or no.", KNOWLEDGE),
         ]
