@@ -242,6 +242,7 @@ def test_query_and_score_a_lab_form_csv_on_toy(study: str, path: Path, extra: tu
     t1 = pd.read_parquet(stage / "exp1.parquet")
     t2 = pd.read_parquet(stage / "exp2.parquet")
     assert set(extra) <= set(t1.columns), "the Exp 1 table keeps the input's extra columns"
+    assert set(extra) <= set(t2.columns), "the Exp 2 table keeps the input's extra columns"
     cond = tuple(s.condition(next(iter(trials.values()))))
     assert set(cond) <= set(t1.columns) and set(cond) <= set(t2.columns)
     if study == "study2":

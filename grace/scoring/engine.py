@@ -211,9 +211,10 @@ def finish_exp2(study: Study, trials: list[Trial], out_dir: Path, result: StageR
         if rec is None:
             continue
         counts[rec.status] = counts.get(rec.status, 0) + 1
-        head = {"trial_id": rec.trial_id, **study.condition(by_id[rec.trial_id]), "model": rec.model,
-                "model_revision": rec.model_revision, "study": rec.study, "prompt_version": rec.prompt_version,
-                "path": rec.path, "status": rec.status, "error": rec.error}
+        # the input columns (the lab's extra ones too), the design cell, then the record's fields
+        head = {**by_id[rec.trial_id], **study.condition(by_id[rec.trial_id]), "trial_id": rec.trial_id,
+                "model": rec.model, "model_revision": rec.model_revision, "study": rec.study,
+                "prompt_version": rec.prompt_version, "path": rec.path, "status": rec.status, "error": rec.error}
         if not rec.questions:
             rows.append(head)
             continue
@@ -222,7 +223,7 @@ def finish_exp2(study: Study, trials: list[Trial], out_dir: Path, result: StageR
                 rows.append({**head, "question": qname, "option": opt, "n_tokens": len(qs.token_ids[opt]),
                              "logprob": qs.logprobs[opt], "prob": qs.probs[opt], "prob_norm": qs.probs_norm[opt],
                              "entropy": qs.entropy, "argmax": qs.argmax, "argmax_norm": qs.argmax_norm,
-                             "is_argmax": opt == qs.argmax})
+                             "is_argmax": opt == qs.argmax, "option_mass": qs.option_mass})
     result.ok = counts.pop("ok", 0)
     result.failed = counts.pop("error", 0)
     result.other = counts
