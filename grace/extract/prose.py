@@ -52,13 +52,15 @@ _ALL = re.compile(
     rf"{_NOT_ALL}\ball\s+(?:of\s+)?{_OWNER}?(?:(?:3|three)\b|them\b|{_PLURAL})"
     rf"|{_NOT_ALL}\bevery\s+(?:one|single\s+one|(?!(?:day|time|case|way|week|year|hour)\b)[a-z]+)\b"
     rf"|\beach\s+of\s+(?:them\b|{_OWNER})"
-    rf"|\b(?:they|these|those|{_PLURAL})\s+(?:have\s+|had\s+|will\s+|would\s+|are\s+|were\s+)?all\b(?!\s+(?:but|of\s+the\s+other))",
+    rf"|\b(?:(?:they|these|those|{_PLURAL})\s+(?:have\s+|had\s+|will\s+|would\s+|are\s+|were\s+)?|"
+    rf"(?:have|had|are|were)\s+)all\b(?!\s+(?:the|of|but|this|that|these|those|his|her|their|my|your|our)\b)",
     re.IGNORECASE)
 _NONE = re.compile(
     r"\bnone\b|\bzero\b|\bnot\s+(?:a\s+single|any|one)\b|\bno\s+[a-z]+\s+(?:have|has|had|will|would|did|are|were"
     r"|is|was)\b", re.IGNORECASE)
 _N_OF = re.compile(
-    rf"\b({N})\s+(?:out\s+)?of\s+(?:the\s+|them\b|those\b|these\b|his\b|her\b|their\b|[a-z]+'s\b|(?:3|three)\b)",
+    rf"\b({N})\s+(?:out\s+)?of\s+(?:the\s+|them\b|those\b|these\b|his\b|her\b|their\b|[a-z]+'s\b|(?:3|three)\b)"
+    rf"|\b([0-3])\s*/\s*3\b(?!\s*(?:%|\.\d))",
     re.IGNORECASE)
 _ONLY_N = re.compile(rf"\b(?:only|exactly|just|precisely)\s+({N})\b(?!\s*{_TIME})", re.IGNORECASE)
 _N_VERB = re.compile(rf"\b({N})\s+((?:[a-z]+\s+){{0,2}}?){_AUX}\b", re.IGNORECASE)
@@ -100,8 +102,10 @@ def counts_in(sentence: str) -> list[Count]:
             add(m, 0, "exact")
     for pat in (_N_OF, _ONLY_N, _SAYS_N):
         for m in pat.finditer(sentence):
-            if free(m) and not _skip_number(sentence, m.start(1) if pat is not _ONLY_N else m.start()):
-                add(m, word_value(m.group(1)), "exact")
+            group = next(i for i, g in enumerate(m.groups(), start=1) if g)  # the alternative that matched
+            at = m.start() if pat is _ONLY_N else m.start(group)  # "only" itself may follow "looked at"
+            if free(m) and not _skip_number(sentence, at):
+                add(m, word_value(m.group(group)), "exact")
     for m in _N_VERB.finditer(sentence):
         word, between = m.group(1).lower(), m.group(2).strip()
         if not free(m) or _skip_number(sentence, m.start()) or re.match(rf"{_TIME}\b", between, re.IGNORECASE):
