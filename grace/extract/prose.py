@@ -13,14 +13,13 @@ from dataclasses import dataclass
 
 WORD_VALUES = {"zero": 0, "none": 0, "one": 1, "two": 2, "three": 3, "0": 0, "1": 1, "2": 2, "3": 3}
 N = r"(?:[0-3]|zero|one|two|three)"
-_N_VALUE = re.compile(N)
 _TIME = r"(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|times?|percent|%|dollars?)"
 _AUX = r"(?:have|has|had|will|would|did|do|does|are|were|is|was|might|may|could|should|must|probably|likely|all)"
 # numbers that name the set ("the 3 tickets", "of 3"), a time ("two days ago") or what was checked are not answers
 _NOT_AN_ANSWER_BEFORE = re.compile(
     r"(?:\b(?:the|of|at|than|in|on|for|to|within|after|by|from|into|these|those|his|her|their|its)"
     r"|\b(?:looked\s+at|checked|seen|saw|examined|inspected|opened|observed|viewed|tested|scratched|"
-    r"counted)(?:\s+(?:only|just|exactly))?)\s+$")
+    r"counted)(?:\s+(?:only|just|exactly))?)\s+$", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 
@@ -65,7 +64,8 @@ _N_OF = re.compile(
 _ONLY_N = re.compile(rf"\b(?:only|exactly|just|precisely)\s+({N})\b(?!\s*{_TIME})", re.IGNORECASE)
 _N_VERB = re.compile(rf"\b({N})\s+((?:[a-z]+\s+){{0,2}}?){_AUX}\b", re.IGNORECASE)
 _SAYS_N = re.compile(
-    rf"\b(?:(?:guess|estimate|answer|number|count|say|think|expect|predict|believe|assume)\s+(?:is\s+|would\s+be\s+|will\s+be\s+|"
+    rf"\b(?:(?:guess|estimate|answer|number|count|say|think|expect|predict|believe|assume)\s+"
+    rf"(?:is\s+|would\s+be\s+|will\s+be\s+|"
     rf"of\s+)?(?:that\s+)?|that\s+|(?:most\s+|very\s+)?(?:probably|likely|perhaps|maybe)[,:]?\s+)"
     rf"(?:(?:probably|about|around|roughly|only|exactly)\s+)?({N})\b"
     rf"(?!\s*(?:{_TIME}|\$|of\b|out\b|or\b|to\b|and\b|-))",

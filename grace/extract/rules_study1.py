@@ -73,7 +73,8 @@ _PAIR_PAREN = re.compile(
 _STATE_LIST = (rf"(?P<states>{_STATE}(?:{_S}*(?:,{_S}*(?:and|or|&)?|and|or|&){_S}*{_STATE_PREFIX}?{_STATE}"
                rf"(?![\w%$]|\.\d|{_S}*:))*)")
 _PAIR_VS = re.compile(
-    rf"(?P<neg>-(?=\$?\d))?(?<![\w.])(?P<dollar>\$)?{_S}*(?P<num>{_VAL}|nothing|no{_S}+money|zero|everything|all(?={_S}+(?:on|to)\b)){_S}*"
+    rf"(?P<neg>-(?=\$?\d))?(?<![\w.])(?P<dollar>\$)?{_S}*"
+    rf"(?P<num>{_VAL}|nothing|no{_S}+money|zero|everything|all(?={_S}+(?:on|to)\b)){_S}*"
     rf"(?P<unit>{_UNIT[1:-1]})?{_S}+"
     rf"(?P<conn>on|for|to|that|(?:chance|probability|likelihood){_S}+(?:of|that|for|on))"
     rf"{_S}+(?:each{_S}+of{_S}+)?(?:the{_S}+)?(?:{_STATE_PREFIX}(?:(?:of|that){_S}+)?)?(?:(?:only|exactly|just){_S}+)?"
