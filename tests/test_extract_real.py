@@ -195,17 +195,17 @@ def test_guard_accepts_values_stated_in_words() -> None:
 
 @pytest.mark.server
 def test_llm_stage_with_smollm2_on_real_answers(smollm2_server: Endpoint, tmp_path: Path) -> None:
-    """The real SmolLM2 as the LLM stage on real answers whose fields the rules leave absent: whatever it says,
-    only values grounded in the reply are kept, and the evaluation scores all three stages."""
-    rows = [json.loads(line) for line in DEV.read_text().splitlines()[:6]]
+    """The real SmolLM2 as the LLM stage on real answers whose fields the rules leave absent: the evaluation
+    runs and scores all three stages (the full measurement, 100 answers, is in docs/extraction.md)."""
+    rows = [json.loads(line) for line in DEV.read_text().splitlines()[:2]]
     for r in rows:  # the answers without their labels: the rules read (almost) nothing, the LLM is asked
         r["response"] = r["response"].replace("Initial Answer:", "").replace("Probabilities:", "").replace(
             "Knowledge: Response:", "")
     f = tmp_path / "unlabelled.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    rep = evaluate(f, smollm2_server, concurrency=6, max_tokens=120)
+    rep = evaluate(f, smollm2_server, concurrency=2, max_tokens=80)
     assert [s.stage for s in rep.stages] == ["rules", "rules+llm", "llm-only"]
-    assert rep.stages[1].summary["llm_requests"] >= 1 and rep.stages[2].summary["llm_requests"] == 6
+    assert rep.stages[1].summary["llm_requests"] >= 1 and rep.stages[2].summary["llm_requests"] == 2
     for st in rep.stages:
-        assert all(f.total == 6 for f in st.fields.values())
+        assert all(f.total == 2 for f in st.fields.values())
     assert rep.llm_model == smollm2_server.model
