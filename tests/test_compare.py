@@ -309,6 +309,82 @@ def test_user_choice_file_replaces_the_published_table(tmp_path: Path) -> None:
     assert len(h.study1.findings) == 8  # the other kinds stay the published ones
 
 
+def _authors_raw_file(path: Path) -> dict[tuple[str, str], np.ndarray]:
+    """A speaker-production file in the authors' form (a row per choice: subid,trial,item,goal,true_state,
+    positivity,utterance) whose counts reproduce the shipped table: round(proportion x n) per utterance."""
+    shipped = pd.read_csv(ROOT / "data" / "human" / "study2_production.csv", comment="#")
+    counts: dict[tuple[str, str], np.ndarray] = {}
+    lines = ["subid,trial,item,goal,true_state,positivity,utterance"]
+    for _, row in shipped.iterrows():
+        c = np.rint(row[list(UTTERANCES)].to_numpy(dtype=float) * row["n"]).astype(int)
+        counts[(row["goal"], row["state"])] = c
+        state = f"heart{int(row['state'][0])}"
+        subject = 0
+        for u, k in zip(UTTERANCES, c, strict=True):
+            positivity = "neg" if "wasn't" in u else "no_neg"
+            for _ in range(k):
+                subject += 1
+                lines.append(f"s{subject:03d},{subject % 12 + 1},presentation,{row['goal']},{state},{positivity},"
+                             f"{u.rsplit(' ', 1)[1]}")
+    path.write_text("\n".join(lines) + "\n")
+    return counts
+
+
+def test_authors_raw_file_gives_the_same_figures_as_the_equivalent_table(tmp_path: Path, cfg, study2_trials
+                                                                         ) -> None:
+    raw = tmp_path / "speaker_production.csv"
+    counts = _authors_raw_file(raw)
+    table = tmp_path / "table.csv"  # the same counts as a proportions table
+    table.write_text("goal,state,n," + ",".join(UTTERANCES) + "\n" + "".join(
+        f"{g},{s},{c.sum()}," + ",".join(repr(float(x / c.sum())) for x in c) + "\n" for (g, s), c in counts.items()))
+    h_raw, h_table = load_human([raw]).study2, load_human([table]).study2
+    assert h_raw.source == str(raw) and set(h_raw.cells) == set(CELLS)
+    for cell in CELLS:
+        assert h_raw.cells[cell] == pytest.approx(h_table.cells[cell], abs=1e-12)
+        assert h_raw.n[cell] == h_table.n[cell] == counts[cell].sum()
+        assert h_raw.cells[cell] == pytest.approx(HUMAN.study2.cells[cell], abs=0.003)  # the shipped, rounded
+    # "It wasn't good" is positivity neg + utterance good
+    informative0 = counts[("informative", "0 hearts")]
+    assert h_raw.cells[("informative", "0 hearts")][UTTERANCES.index("It wasn't good")] == pytest.approx(
+        informative0[UTTERANCES.index("It wasn't good")] / informative0.sum())
+    rng = np.random.default_rng(7)
+    noisy = {c: rng.dirichlet(np.ones(8)) for c in CELLS}
+    write_exp2(tmp_path / "run" / "m" / "study2", "m", "study2",
+               study2_exp2_rows(study2_trials, lambda t: noisy[cell_of(t)]))
+    figures = []
+    for human in (raw, table):
+        assert main(["compare", str(tmp_path / "run"), "--human", str(human), "--out", str(tmp_path / human.stem),
+                     "--no-plots", "--bootstrap", "200"]) == 0
+        out = json.loads((tmp_path / human.stem / "compare.json").read_text())
+        figures.append([{k: v for k, v in r.items() if k != "source"} for r in out["study2"]])
+        assert str(human) in json.dumps(out)
+    assert figures[0] == figures[1] and figures[0][0]["cells_compared"] == 12
+
+
+RAW_HEADER = "subid,trial,item,goal,true_state,positivity,utterance\n"
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("s1,1,poem,social,heart4,neg,good", "line 3, column 'true_state': 'heart4' is not one of heart0, heart1"),
+    ("s1,1,poem,social,heart1,negated,good", "line 3, column 'positivity': 'negated' is not one of no_neg, neg"),
+    ("s1,1,poem,social,heart1,neg,okay", "line 3, column 'utterance': 'okay' is not one of terrible, bad, good"),
+    ("s1,1,poem,kind,heart1,neg,good", "line 3, column 'goal': 'kind' is not informative, social or both"),
+])
+def test_authors_raw_file_refuses_unknown_values(tmp_path: Path, row: str, message: str) -> None:
+    f = tmp_path / "raw.csv"
+    f.write_text(RAW_HEADER + "s0,1,poem,both,heart0,no_neg,terrible\n" + row + "\n")
+    with pytest.raises(DataError) as e:
+        load_human([f])
+    assert message in str(e.value) and str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_authors_raw_file_needs_its_columns(tmp_path: Path) -> None:
+    f = tmp_path / "raw.csv"
+    f.write_text("subid,goal,true_state,utterance\ns1,social,heart1,good\n")
+    with pytest.raises(DataError, match="missing 'positivity'"):
+        load_human([f])
+
+
 BAD_FILES = [
     ("goal,state,n," + ",".join(UTTERANCES) + "\ninformative,0 hearts,10,0.5,0.5,0.5,0,0,0,0,0\n",
      "line 2: the 8 proportions sum to 1.500"),

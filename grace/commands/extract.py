@@ -4,6 +4,7 @@ Contract: `grace extract --study S --input FILE --output FILE [--llm-endpoint UR
 is CSV or JSONL with `trial_id` and `response` columns (others are carried through, renamed `input_<name>` when
 they clash with an output field); the output is JSONL, one record per input row in the same order. With
 `--stage DIR` instead, a run folder's `<model>/<study>/exp1.jsonl` becomes `extracted.jsonl` there.
+`grace extract-eval FILE` scores extraction against annotated real answers (grace/extract/evaluate.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from grace.checkpoint import atomic_path
 from grace.commands.common import config_from
 from grace.errors import DataError, UserInputError
 from grace.extract import FIELD_MODELS, Reply, extract_rows, extract_stage
-from grace.serving import ExternalServer
+from grace.extract.evaluate import evaluate, report_lines
+from grace.serving import ExternalServer, LocalVLLMServer
 from grace.studies import get_study
 
 RESERVED = ("trial_id", "status", "method")
@@ -36,6 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--llm-model", default=None, help="served model name at --llm-endpoint")
     p.add_argument("--config-dir", type=Path, default=None, help="folder with models.yaml and experiments.yaml")
     p.set_defaults(func=extract)
+
+    e = sub.add_parser("extract-eval", help="accuracy of extraction on annotated real answers (study 1)")
+    e.add_argument("file", type=Path, metavar="FILE",
+                   help="JSONL of annotated answers: trial_id, response, gold (see docs/extraction.md)")
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--model", default=None, help="also score rules + LLM, serving this config/models.yaml model")
+    g.add_argument("--llm-endpoint", default=None, help="also score rules + LLM with this running server")
+    e.add_argument("--llm-model", default=None, help="served model name at --llm-endpoint")
+    e.add_argument("--profile", default="local", help="hardware profile for --model (default: local)")
+    e.add_argument("--json", type=Path, default=None, help="also write the figures and every mismatch here")
+    e.add_argument("--config-dir", type=Path, default=None, help="folder with models.yaml and experiments.yaml")
+    e.set_defaults(func=extract_eval)
 
 
 def read_input(path: Path) -> list[dict[str, Any]]:
@@ -133,4 +147,26 @@ def extract(args: argparse.Namespace) -> int:
             fh.write(json.dumps(output_record(row, res.fields, res.status, res.method), default=str) + "\n")
     print(summary.line())
     print(f"wrote {args.output} ({len(rows)} records)")
+    return 0
+
+
+def extract_eval(args: argparse.Namespace) -> int:
+    cfg = config_from(args)
+    ex = cfg.experiments_file.extraction
+    opts = {"concurrency": ex.concurrency, "max_tokens": ex.max_tokens}
+    server = _endpoint(args)
+    if args.model:
+        model = cfg.model(args.model)
+        print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)
+        server = LocalVLLMServer(model, profile=args.profile, run_id="extract-eval")
+    if server:
+        with server as ep:
+            rep = evaluate(args.file, ep, **opts)
+    else:
+        rep = evaluate(args.file, **opts)
+    print("\n".join(report_lines(rep)))
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(rep.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
     return 0

@@ -1,8 +1,11 @@
 """Human baselines: the published figures shipped in data/human/, or a user's own CSV, loaded and validated.
 
-Four CSV kinds, told apart by their header (leading lines starting with `#` are comments, e.g. a citation):
+Five CSV kinds, told apart by their header (leading lines starting with `#` are comments, e.g. a citation):
 - study 2 proportions (wide): goal, state, [n], and the 8 utterance columns (a row per cell);
 - study 2 choices (long):    goal, state, utterance (a row per human choice; proportions are computed);
+- study 2 as the authors publish it (Yoon et al.'s speaker-production data): subid, trial, item, goal,
+  true_state (heart0..heart3), positivity (neg / no_neg), utterance (terrible / bad / good / amazing), a row
+  per human choice; "It wasn't good" is neg + good; proportions are computed;
 - study 1 findings:          observe, access, state_a, state_b, humans (yes/no), [note];
 - study 1 knowledgeability:  access, mean, [sd] (mean bet out of 100 that the speaker knows).
 Every problem is a DataError naming the file, line and column.
@@ -180,6 +183,32 @@ def _study2_long(t: _Table) -> Study2Human:
     return Study2Human(str(t.path), cells, {k: int(c.sum()) for k, c in counts.items()})
 
 
+RAW_STATES = {f"heart{i}": STUDY2_STATES[i] for i in range(4)}
+RAW_POSITIVITY = {"no_neg": "It was", "neg": "It wasn't"}
+RAW_ADJECTIVES = ("terrible", "bad", "good", "amazing")
+
+
+def _raw_value(t: _Table, line: int, col: str, value: str, allowed: tuple[str, ...] | dict[str, str]) -> str:
+    v = value.strip().lower()
+    if v not in allowed:
+        raise DataError(f"{_where(t, line, col)}: {value!r} is not one of {', '.join(allowed)}")
+    return v
+
+
+def _study2_raw(t: _Table) -> Study2Human:
+    """The authors' speaker-production file: one row per choice, the utterance in two columns."""
+    counts: dict[tuple[str, str], np.ndarray] = {}
+    for line, row in t.rows:
+        goal = _goal(t, line, row["goal"])
+        state = RAW_STATES[_raw_value(t, line, "true_state", row["true_state"], RAW_STATES)]
+        lead = RAW_POSITIVITY[_raw_value(t, line, "positivity", row["positivity"], RAW_POSITIVITY)]
+        adjective = _raw_value(t, line, "utterance", row["utterance"], RAW_ADJECTIVES)
+        u = f"{lead} {adjective}"
+        counts.setdefault((goal, state), np.zeros(len(UTTERANCES)))[UTTERANCES.index(u)] += 1
+    cells = {k: c / c.sum() for k, c in counts.items()}
+    return Study2Human(str(t.path), cells, {k: int(c.sum()) for k, c in counts.items()})
+
+
 def _findings(t: _Table) -> list[Finding]:
     out = []
     for line, row in t.rows:
@@ -209,6 +238,7 @@ def _knowledgeability(t: _Table) -> dict[int, tuple[float, float | None]]:
 
 KINDS = {
     "study2-proportions": {"goal", "state", *UTTERANCES},
+    "study2-raw": {"goal", "true_state", "positivity", "utterance"},
     "study2-choices": {"goal", "state", "utterance"},
     "study1-findings": {"observe", "access", "state_a", "state_b", "humans"},
     "study1-knowledgeability": {"access", "mean"},
@@ -224,9 +254,13 @@ def file_kind(t: _Table) -> str:
         missing = [u for u in UTTERANCES if u not in cols]
         raise DataError(f"{t.path}: header: a study 2 file needs either the 8 utterance columns (missing "
                         f"{missing[0]!r}) or an 'utterance' column (one row per choice)")
+    if {"goal", "true_state"} <= cols:
+        missing = [c for c in ("positivity", "utterance") if c not in cols]
+        raise DataError(f"{t.path}: header: the authors' study 2 form needs goal, true_state, positivity and "
+                        f"utterance (missing {missing[0]!r})")
     raise DataError(f"{t.path}: header: not a known human-data format (need goal,state + 8 utterance columns; "
-                    "goal,state,utterance; observe,access,state_a,state_b,humans; or access,mean,sd); "
-                    "see docs/compare.md")
+                    "goal,state,utterance; goal,true_state,positivity,utterance; observe,access,state_a,state_b,"
+                    "humans; or access,mean,sd); see docs/compare.md")
 
 
 def load_human(paths: list[Path] | None = None) -> HumanData:
@@ -244,6 +278,8 @@ def load_human(paths: list[Path] | None = None) -> HumanData:
             data.study2 = _study2_wide(t)
         elif kind == "study2-choices":
             data.study2 = _study2_long(t)
+        elif kind == "study2-raw":
+            data.study2 = _study2_raw(t)
         elif kind == "study1-findings":
             data.study1.findings, data.study1.source = _findings(t), str(path)
         else:

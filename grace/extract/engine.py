@@ -19,7 +19,7 @@ from grace.checkpoint import Checkpoint, atomic_path, write_table
 from grace.config import Retry
 from grace.extract import llm
 from grace.extract.models import FIELD_MODELS
-from grace.extract.rules_study1 import _probability_fields, extract_study1
+from grace.extract.rules_study1 import _probability_fields, answer_text, extract_study1
 from grace.extract.rules_study2 import extract_study2, fields_for
 from grace.extract.text import RuleResult, decide_status
 from grace.records import Exp1Record, ExtractedRecord, now
@@ -27,7 +27,7 @@ from grace.serving.base import Endpoint
 
 RULES = {"study1": extract_study1, "study2": extract_study2}
 ANSWER_FIELDS = {"study1": ("initial_answer", "probabilities", "knowledge"), "study2": ("utterance",)}
-PROMPT_VERSION = "extract-v1"
+PROMPT_VERSION = "extract-v2"  # v2: rules read prose (grace/extract/prose.py), grounding per answer segment
 
 
 @dataclass
@@ -84,7 +84,7 @@ def _merge(study: str, rr: RuleResult, reply: str, answer: llm.LLMAnswer) -> Ext
                 notes.append(f"llm: {name} not stated")
                 continue
             grounded = (llm.grounded_study2(value, reply) if study == "study2"
-                        else llm.grounded_study1(name, value, reply))
+                        else llm.grounded_study1(name, value, answer_text(reply, name)))
             if not grounded:
                 notes.append(f"llm: {name} {value!r} not found in the reply (dropped)")
                 continue

@@ -3,7 +3,8 @@
 The request carries `structured_outputs: {"json": schema}` (vLLM's field; the older `guided_json` is silently
 ignored), so the reply is JSON of the schema's shape; it is parsed with `json.loads(strict=False)` because
 constrained strings may hold raw control characters. The LLM only fills fields the rules found *absent*, and a
-value is kept only if it is grounded in the reply (the number or word occurs in it); otherwise a note says so.
+value is kept only if it is grounded in the reply (stated there in digits, words or a phrase: "all three" grounds
+3, "he does not know exactly" grounds "no"); otherwise a note says so.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grace.chat import adapt
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import Retry
-from grace.extract.rules_study1 import NUMBER_WORDS
+from grace.extract.prose import judgments, mentions_count
 from grace.serving.base import Endpoint
 from grace.studies.study2 import UTTERANCES
 
@@ -126,15 +127,20 @@ def _numbers(text: str) -> set[float]:
 
 
 def grounded_study1(field: str, value: Any, text: str) -> bool:
-    low = text.lower()
+    """Whether the reply states `value`: in digits, or in words and phrases ("all three" grounds 3, "he does
+    not know exactly" grounds "no"). A bet of 0 needs no mention (an unnamed state gets nothing), but at least
+    one bet above 0 must be written in the reply."""
     if field == "initial_answer":
-        words = [w for w, n in NUMBER_WORDS.items() if n == value and w not in ("no", "all")]
-        return float(value) in _numbers(text) or any(re.search(rf"\b{w}\b", low) for w in words)
+        return mentions_count(text, int(value))
     if field == "probabilities":
         nums = _numbers(text)
-        return all(v in nums or round(v * 100, 6) in nums or round(v / 100, 6) in nums for v in value)
+
+        def stated(v: float) -> bool:
+            return v in nums or round(v * 100, 6) in nums or round(v / 100, 6) in nums
+
+        return any(v > 0 for v in value) and all(v == 0 or stated(v) for v in value)
     if field == "knowledge":
-        return bool(re.search(rf"\b{value}\b", low))
+        return bool(re.search(rf"\b{value}\b", text, re.IGNORECASE)) or value in judgments(text)
     return False
 
 

@@ -14,7 +14,7 @@ from grace.studies.study2 import UTTERANCES
 
 QUALITIES = ("terrible", "bad", "good", "amazing")
 _UTT = re.compile(
-    r"\b(?:it\s*(?P<neg>wasn't|wasnt|was\s+not|isn't|is\s+not|was|is|'s)|(?P<bare>wasn't|was\s+not|was))\s+"
+    r"\b(?:it\s*(?P<neg>wasn't|wasnt|was\s+not|isn't|is\s+not|'s\s+not|was|is|'s)|(?P<bare>wasn't|was\s+not|was))\s+"
     r"(?:(?:really|very|so|that|too|all\s+that)\s+)?(?P<adj>terrible|bad|good|amazing)\b",
     re.IGNORECASE,
 )
@@ -25,7 +25,9 @@ _LABEL = re.compile(
     r"|^\s*i\s+(?:say|choose|pick)\b\s*:?)(?P<rest>[^\n]+)",
     re.IGNORECASE | re.MULTILINE,
 )
-_QUOTED = re.compile(r'"([^"\n]{5,40})"')
+_QUOTED = re.compile(r'"([^"\n]{5,40})"|(?<!\w)\'(it\s[^\n]{2,30}?)\'(?!\w)', re.IGNORECASE)
+# "say X rather than Y": Y is the option turned down, not a second choice
+_CONTRAST = re.compile(r"\b(?:rather\s+than|instead\s+of|as\s+opposed\s+to|over)\s+[\"']?it\b[^.;\n]*", re.IGNORECASE)
 _OPTION_LIST_MIN = 4  # a place naming this many different utterances is an echoed option list
 _ECHO_MIN = 2  # bullet lines holding nothing but a different utterance each: an echoed (part of the) list
 
@@ -57,7 +59,8 @@ def _drop_option_list(text: str) -> tuple[str, bool]:
 
 def _labelled_place(rest: str) -> str:
     """After 'would say' / 'Answer:': the one quoted utterance if there is exactly one, else the first sentence."""
-    quoted = list(dict.fromkeys(u for q in _QUOTED.findall(rest) for u in utterances_in(q)))
+    rest = _CONTRAST.sub("", rest)
+    quoted = list(dict.fromkeys(u for m in _QUOTED.finditer(rest) for u in utterances_in(m.group(1) or m.group(2))))
     if len(quoted) == 1:
         return quoted[0]
     return re.split(r"(?<=[.!?])\s", rest)[0]
