@@ -49,11 +49,13 @@ class StageResult:
         return done / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def sampling_payload(exp: ExperimentConfig, replicate: int) -> dict[str, Any]:
+def sampling_payload(exp: ExperimentConfig, replicate: int, stop_token_ids: tuple[int, ...] = ()) -> dict[str, Any]:
     s = exp.sampling
     payload: dict[str, Any] = {"temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens}
     if s.per_request_seed and s.seed is not None:
         payload["seed"] = s.seed + replicate
+    if stop_token_ids:  # e.g. Llama-3's <|eot_id|> where the checkpoint's generation config lacks it
+        payload["stop_token_ids"] = list(stop_token_ids)
     return payload
 
 
@@ -68,7 +70,7 @@ def classify(response: str | None, finish_reason: str | None) -> str:
 async def _query_one(client: Any, endpoint: Endpoint, study: Study, exp: ExperimentConfig, trial: Trial,
                      replicate: int) -> Exp1Record:
     messages = study.exp1_messages(trial)
-    sampling = sampling_payload(exp, replicate)
+    sampling = sampling_payload(exp, replicate, endpoint.stop_token_ids)
     started = now()
     t0 = time.perf_counter()
     base = {

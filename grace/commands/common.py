@@ -55,7 +55,8 @@ def serving(cfg: Config, args: argparse.Namespace, seed: int | None = None) -> I
     model = cfg.model(args.model)
     if args.endpoint:
         slots = model.profiles[args.profile].batch_slots if args.profile in model.profiles else None
-        with ExternalServer(args.endpoint, model.name, model.revision, batch_slots=slots) as ep:
+        with ExternalServer(args.endpoint, model.name, model.revision, batch_slots=slots,
+                            stop_token_ids=tuple(model.stop_token_ids)) as ep:
             yield ep
     else:
         print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)

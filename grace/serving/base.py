@@ -19,6 +19,7 @@ class Endpoint:
     model: str  # the served model name used in requests
     revision: str = "unknown"
     batch_slots: int | None = None  # sequences the server batches at once (None: unknown, e.g. an external URL)
+    stop_token_ids: tuple[int, ...] = ()  # sent with every chat request (the model config's stop_token_ids)
 
     @property
     def v1(self) -> str:

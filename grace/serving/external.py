@@ -9,8 +9,9 @@ from grace.serving.base import Endpoint, wait_ready
 
 class ExternalServer:
     def __init__(self, base_url: str, model: str, revision: str = "unknown", ready_timeout_s: float = 30,
-                 batch_slots: int | None = None) -> None:
-        self.endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), model, revision, batch_slots=batch_slots)
+                 batch_slots: int | None = None, stop_token_ids: tuple[int, ...] = ()) -> None:
+        self.endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), model, revision, batch_slots=batch_slots,
+                                 stop_token_ids=stop_token_ids)
         self.ready_timeout_s = ready_timeout_s
 
     def __enter__(self) -> Endpoint:

@@ -132,7 +132,8 @@ class KubernetesServer:
             self._wait_available()
             base = self._base_url()
             self.endpoint = Endpoint(base, self.model.name, self.model.revision,
-                                     batch_slots=self.model.profile(self.profile).batch_slots)
+                                     batch_slots=self.model.profile(self.profile).batch_slots,
+                                     stop_token_ids=tuple(self.model.stop_token_ids))
             remaining = max(5.0, self.start_timeout_s - (time.monotonic() - self._started))
             wait_ready(self.endpoint, remaining, alive=self._fatal_reason, interval_s=self.poll_s)
             return self.endpoint
