@@ -1,0 +1,83 @@
+"""Tiny random-weight models of two study families on the real vLLM CPU server (scripts/make_models.py):
+GPT-OSS (harmony: the server's prompt is Grace's rendering, Exp 2 reads at the final-channel header) and
+Gemma-2 (its chat template rejects the system role)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from grace.config import Config, Retry
+from grace.scoring.engine import build_questions
+from grace.scoring.harmony import FINAL_HEADER, HarmonyRenderer
+from grace.scoring.server import Counter, score_trie
+from grace.serving import Endpoint, LocalVLLMServer
+from grace.studies import get_study
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture(scope="module")
+def gptoss_server(cfg: Config) -> Iterator[Endpoint]:
+    with LocalVLLMServer(cfg.model("gptoss-tiny"), run_id="pytest-gptoss", start_timeout_s=600) as ep:
+        yield ep
+
+
+@pytest.fixture(scope="module")
+def gemma2_server(cfg: Config) -> Iterator[Endpoint]:
+    with LocalVLLMServer(cfg.model("gemma2-tiny"), run_id="pytest-gemma2", start_timeout_s=600) as ep:
+        yield ep
+
+
+def chat(ep: Endpoint, body: dict) -> httpx.Response:
+    return httpx.post(f"{ep.v1}/chat/completions", json={"model": ep.model, **body}, timeout=120)
+
+
+def test_harmony_server_prompt_is_graces_rendering(cfg: Config, gptoss_server: Endpoint) -> None:
+    model = cfg.model("gptoss-tiny")
+    renderer = HarmonyRenderer.for_model(model, "local")
+    study = get_study("study1")
+    trial = study.load(cfg.study_file("study1", sample=True), limit=1)[0]
+    for messages in (study.exp1_messages(trial), study.exp2_questions(trial)[2].messages):
+        r = chat(gptoss_server, {"messages": messages, "max_tokens": 4, "temperature": 0,
+                                 "reasoning_effort": model.reasoning.effort, "return_token_ids": True})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        # the server wrote the configured date (VLLM_SYSTEM_START_DATE from the reasoning block), not today's
+        assert body["prompt_token_ids"] == renderer.generation_prompt_ids(messages)
+        msg = body["choices"][0]["message"]
+        assert "reasoning" in msg and "content" in msg  # vLLM 0.32 names the analysis text `reasoning`
+        assert "reasoning_tokens" in (body["usage"].get("completion_tokens_details") or {})
+
+
+def test_harmony_exp2_reads_at_the_final_header(cfg: Config, gptoss_server: Endpoint) -> None:
+    renderer = HarmonyRenderer.for_model(cfg.model("gptoss-tiny"), "local")
+    study = get_study("study2")
+    trial = study.load(cfg.study_file("study2", sample=True), limit=1)[0]
+    encoded = [renderer.encode_question(q) for q in study.exp2_questions(trial)]
+    assert all(e.prompt.endswith(FINAL_HEADER) for e in encoded)
+    lps = asyncio.run(_score(gptoss_server, encoded))
+    scores = build_questions(encoded, lps)["utterance"]
+    assert scores.prompt.endswith(FINAL_HEADER) and set(scores.probs) == set(encoded[0].options)
+    assert math.isclose(sum(scores.probs.values()), 1.0, abs_tol=1e-6)
+    assert all(lp < 0 for v in scores.token_logprobs.values() for lp in v)
+
+
+async def _score(ep: Endpoint, encoded: list) -> list[dict[str, list[float]]]:
+    async with httpx.AsyncClient(timeout=120) as client:
+        return await score_trie(client, ep, encoded, Retry(attempts=2), Counter())
+
+
+def test_gemma2_rejects_the_system_role_and_takes_it_folded(gemma2_server: Endpoint) -> None:
+    system = {"role": "system", "content": "Answer briefly."}
+    user = {"role": "user", "content": "How many?"}
+    r = chat(gemma2_server, {"messages": [system, user], "max_tokens": 4})
+    assert r.status_code == 400 and "System role not supported" in r.text
+    folded = {"role": "user", "content": f"{system['content']}\n\n{user['content']}"}
+    r = chat(gemma2_server, {"messages": [folded], "max_tokens": 4, "return_token_ids": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] is not None
