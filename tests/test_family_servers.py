@@ -1,10 +1,12 @@
-"""Tiny random-weight models of two study families on the real vLLM CPU server (scripts/make_models.py):
-GPT-OSS (harmony: the server's prompt is Grace's rendering, Exp 2 reads at the final-channel header) and
-Gemma-2 (its chat template rejects the system role)."""
+"""Tiny models of two study families on the real vLLM CPU server (scripts/make_models.py): GPT-OSS (harmony,
+scripted weights: the server's prompt is Grace's rendering, the reasoning arrives in its own field, a reply can
+be cut inside it, and the options carry their mass only after the final-channel header) and Gemma-2 (random
+weights; its chat template rejects the system role)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Iterator
 
@@ -54,17 +56,38 @@ def test_harmony_server_prompt_is_graces_rendering(cfg: Config, gptoss_server: E
         assert "reasoning_tokens" in (body["usage"].get("completion_tokens_details") or {})
 
 
+def test_harmony_reasoning_fields_and_a_reply_cut_inside_the_analysis(cfg: Config, gptoss_server: Endpoint) -> None:
+    model = cfg.model("gptoss-tiny")
+    messages = [{"role": "system", "content": "Answer with a number."}, {"role": "user", "content": "How many?"}]
+    body = {"messages": messages, "temperature": 0, "reasoning_effort": model.reasoning.effort}
+    full = chat(gptoss_server, {**body, "max_tokens": model.reasoning.max_tokens}).json()
+    choice = full["choices"][0]
+    assert choice["message"]["reasoning"] == "think" and choice["message"]["content"] == "2"
+    assert "reasoning_content" not in choice["message"]  # vLLM 0.32: `reasoning` only
+    assert choice["finish_reason"] == "stop"
+    usage = full["usage"]
+    assert usage["completion_tokens"] == 12 and usage["completion_tokens_details"]["reasoning_tokens"] == 1
+    cut = chat(gptoss_server, {**body, "max_tokens": 4}).json()["choices"][0]  # ends inside the analysis
+    assert cut["message"]["content"] is None and cut["message"]["reasoning"] == "think"
+    assert cut["finish_reason"] == "length"
+
+
 def test_harmony_exp2_reads_at_the_final_header(cfg: Config, gptoss_server: Endpoint) -> None:
     renderer = HarmonyRenderer.for_model(cfg.model("gptoss-tiny"), "local")
-    study = get_study("study2")
-    trial = study.load(cfg.study_file("study2", sample=True), limit=1)[0]
+    study = get_study("study1")
+    trial = study.load(cfg.study_file("study1", sample=True), limit=1)[0]
     encoded = [renderer.encode_question(q) for q in study.exp2_questions(trial)]
     assert all(e.prompt.endswith(FINAL_HEADER) for e in encoded)
     lps = asyncio.run(_score(gptoss_server, encoded))
-    scores = build_questions(encoded, lps)["utterance"]
-    assert scores.prompt.endswith(FINAL_HEADER) and set(scores.probs) == set(encoded[0].options)
-    assert math.isclose(sum(scores.probs.values()), 1.0, abs_tol=1e-6)
-    assert all(lp < 0 for v in scores.token_logprobs.values() for lp in v)
+    scores = build_questions(encoded, lps)["prior"]
+    assert scores.prompt.endswith(FINAL_HEADER) and math.isclose(sum(scores.probs.values()), 1.0, abs_tol=1e-6)
+    mass = sum(math.exp(v) for v in scores.logprobs.values())  # before renormalising
+    assert mass > 0.9 and scores.probs["2"] > 0.99
+    # the same options read right after the generation prompt carry almost no mass: the model writes a header
+    at_prompt = dataclasses.replace(encoded[0], prompt_ids=tuple(renderer.generation_prompt_ids(
+        study.exp2_questions(trial)[0].messages)))
+    (lp,) = asyncio.run(_score(gptoss_server, [at_prompt]))
+    assert sum(math.exp(sum(v)) for v in lp.values()) < 1e-6
 
 
 async def _score(ep: Endpoint, encoded: list) -> list[dict[str, list[float]]]:
