@@ -126,10 +126,10 @@ class Reasoning(Strict):
     @classmethod
     def _iso_date(cls, v: str) -> str:
         try:
-            date.fromisoformat(v)
+            ok = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v)) and date.fromisoformat(v) is not None
         except ValueError:
-            raise ValueError(f"start_date: {v!r} is not a date YYYY-MM-DD") from None
-        if len(v) != 10:
+            ok = False
+        if not ok:
             raise ValueError(f"start_date: {v!r} is not a date YYYY-MM-DD")
         return v
 
