@@ -5,6 +5,8 @@ Every mistake becomes one line naming the file and the field, before anything st
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -55,6 +57,12 @@ class Resources(Strict):
         return self
 
 
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_LIKE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY", re.I)
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+NO_NVLINK = ("rtx3090",)  # GPUs whose tensor parallelism goes over PCIe: no custom all-reduce, no NCCL P2P
+
+
 VLLM_CPU_SERVER_SEQS = 128  # vLLM's max_num_seqs default for its OpenAI server, CPU build (engine/arg_utils.py)
 VLLM_GPU_SERVER_SEQS = 256  # ... on GPUs below 70 GB (A100, RTX 3090)
 
@@ -73,6 +81,18 @@ class Profile(Strict):
     exception: bool = False  # the cluster's written exception for more than 2 GPUs
     throughput_tokens_per_s: Annotated[float, Field(gt=0)] | None = None  # for `grace plan`
     max_num_seqs: Annotated[int, Field(ge=1, le=4096)] | None = None  # vLLM's batch size; None: vLLM's default
+    env: dict[str, str] = {}  # the vLLM server's environment (local process and cluster Deployment alike)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not ENV_NAME.match(name):
+                raise ValueError(f"env: {name!r} is not an environment variable name")
+            if SECRET_LIKE.search(name):
+                raise ValueError(f"env: {name} looks like a secret; no secret values in the config (the cluster "
+                                 "passes the Hugging Face token from its Secret)")
+        return v
 
     @property
     def batch_slots(self) -> int:
@@ -97,15 +117,24 @@ SystemPrompt = Literal["native", "fold"]
 
 
 class Reasoning(Strict):
-    """A model that reasons before it answers (GPT-OSS: the harmony format's analysis channel)."""
+    """A model that reasons before it answers (GPT-OSS's harmony format): what the server and Grace both use."""
 
     format: Literal["harmony"] = "harmony"
-    effort: Literal["low", "medium", "high"] = "low"  # the request's reasoning_effort
-    # The date written into the harmony system message, fixed so prompts do not change from day to day; the
-    # server gets it as VLLM_SYSTEM_START_DATE and Exp 2 renders the same one client-side.
-    start_date: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] = "2026-01-01"
-    # max_tokens of every Exp 1 and extraction request to this model: reasoning plus the answer.
-    max_tokens: Annotated[int, Field(ge=64, le=32768)] = 2048
+    # sent as reasoning_effort and rendered into the system message; medium is harmony's own default
+    effort: Literal["low", "medium", "high"] = "medium"
+    start_date: str  # the harmony system message's date, fixed (VLLM_SYSTEM_START_DATE on the server)
+    max_tokens: Annotated[int, Field(ge=16, le=32768)] = 2048  # reasoning plus answer
+
+    @field_validator("start_date")
+    @classmethod
+    def _iso_date(cls, v: str) -> str:
+        try:
+            ok = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v)) and date.fromisoformat(v) is not None
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"start_date: {v!r} is not a date YYYY-MM-DD")
+        return v
 
 
 class ModelChecks(Strict):
@@ -131,6 +160,9 @@ class ModelConfig(Strict):
     system_prompt: SystemPrompt | None = None
     reasoning: Reasoning | None = None
     checks: ModelChecks = ModelChecks()
+    # Sent with every chat request: e.g. Llama-3's end-of-turn <|eot_id|> where a checkpoint's generation
+    # config lacks it (it would generate to max_tokens).
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] = []
     profiles: dict[ProfileName, Profile]
 
     @field_validator("profiles")
@@ -149,7 +181,19 @@ class ModelConfig(Strict):
                 raise ValueError("profiles.local.gpu_count: the local profile runs on the CPU, use 0")
             if pname != "local" and not prof.gpu_count:
                 raise ValueError(f"profiles.{pname}.gpu_count: a GPU profile needs at least one GPU")
+            if pname in NO_NVLINK and prof.tensor_parallel_size > 1 and prof.env.get("NCCL_P2P_DISABLE") != "1":
+                raise ValueError(f"profiles.{pname}.env: tensor parallelism on {pname} (no NVLink) needs "
+                                 "NCCL_P2P_DISABLE: \"1\"")
+            date_env = prof.env.get("VLLM_SYSTEM_START_DATE")
+            if date_env is not None and (self.reasoning is None or date_env != self.reasoning.start_date):
+                raise ValueError(f"profiles.{pname}.env.VLLM_SYSTEM_START_DATE: set it once, as reasoning.start_date "
+                                 "(the server and Grace's own rendering use that one)")
         return self
+
+    @property
+    def pinned(self) -> bool:
+        """A local model, or a hub revision that is a commit hash (a branch such as `main` moves)."""
+        return bool(self.local_path) or bool(COMMIT.match(self.revision))
 
     def profile(self, name: str) -> Profile:
         try:
@@ -364,6 +408,15 @@ class Config:
             known = ", ".join(self.experiments_file.studies)
             raise ConfigError(f"{self.experiments_path}: unknown study {study!r} (known: {known})")
         return resolve(files.sample if sample else files.input)
+
+    def unpinned(self) -> dict[str, str]:
+        """Hub models whose revision is a branch or tag name, not a commit: their weights can change."""
+        return {m.name: m.revision for m in self.models.values() if not m.pinned}
+
+    def warnings(self) -> list[str]:
+        return [f"{self.models_path}: models.{name}.revision: {rev!r} is not a commit hash (a branch or tag moves): "
+                "the weights can change under the same config (pin a commit for a published study)"
+                for name, rev in self.unpinned().items()]
 
     def snapshot(self) -> dict[str, Any]:
         return {

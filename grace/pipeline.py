@@ -83,7 +83,7 @@ def backend_factory(
     """How to bring up this model's server: an external URL, a local process, or (cluster) Kubernetes."""
     if endpoint:  # the profile's batch slots, if the model has that profile, set the default concurrency
         slots = model.profiles[profile].batch_slots if profile in model.profiles else None
-        return lambda: ExternalServer(endpoint, model, batch_slots=slots)
+        return lambda: ExternalServer(endpoint, model, batch_slots=slots, profile=profile)
     if profile == "local":
         log_path = (log_dir / f"vllm-{safe_name(model.name)}.log") if log_dir else None
         return lambda: LocalVLLMServer(model, profile=profile, run_id=run_id, seed=seed, log_path=log_path)

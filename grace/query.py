@@ -60,6 +60,8 @@ def sampling_payload(exp: ExperimentConfig, replicate: int, endpoint: Endpoint |
     if reasoning is not None:
         payload["reasoning_effort"] = reasoning.effort
         payload["max_tokens"] = max(s.max_tokens, reasoning.max_tokens)
+    if endpoint is not None and endpoint.stop_token_ids:  # e.g. Llama-3's <|eot_id|> where the checkpoint's
+        payload["stop_token_ids"] = list(endpoint.stop_token_ids)  # generation config lacks it
     return payload
 
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from grace.checkpoint import write_json_atomic
 from grace.config import Config
-from grace.errors import UserInputError
+from grace.errors import ConfigError, UserInputError
 from grace.paths import project_root
+from grace.versions import load_versions
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -38,6 +39,11 @@ def git_commit() -> str | None:
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
+    try:
+        tested = load_versions()
+        out |= {"vllm_tested": tested.vllm, "runner_image": tested.runner}
+    except ConfigError:
+        pass
     for dist in ("grace", "prefect", "httpx", "pydantic", "transformers", "torch"):
         try:
             out[dist] = md.version(dist)
@@ -78,6 +84,8 @@ class RunFolder:
             "git_commit": git_commit(),
             "versions": versions(),
             "config": config.snapshot(),
+            # hub revisions that are branch names: the weights behind them can change (grace check-config warns)
+            "unpinned_revisions": config.unpinned(),
         })
         meta.setdefault("attempts", 0)
         meta["attempts"] += 1

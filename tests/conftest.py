@@ -68,9 +68,9 @@ def smollm2_server(cfg: Config) -> Iterator[Endpoint]:
 
 
 @pytest.fixture(scope="session")
-def nosys_server(cfg: Config) -> Iterator[Endpoint]:
-    """The toy weights under Gemma-2's chat template, which refuses the system role."""
-    with LocalVLLMServer(cfg.model("toy-nosys"), run_id="pytest-toy-nosys") as ep:
+def gemma2_server(cfg: Config) -> Iterator[Endpoint]:
+    """A tiny random-weight Gemma-2 under Gemma-2-it's chat template, which refuses the system role."""
+    with LocalVLLMServer(cfg.model("gemma2-tiny"), run_id="pytest-gemma2", start_timeout_s=600) as ep:
         yield ep
 
 

@@ -1,8 +1,8 @@
 """Chat roles and the server checks, against the real vLLM server.
 
-`toy-nosys` serves the toy weights under Gemma-2's own chat template, which raises "System role not supported"
-for any conversation that starts with a system message (as the study's four Gemma-2 entries do). Without folding,
-every Exp 1 request was answered HTTP 400 and recorded as `error`; with it, every stage runs.
+`gemma2-tiny` is a random-weight Gemma-2 under Gemma-2-it's own chat template, which raises "System role not
+supported" for any conversation that starts with a system message (as the study's four Gemma-2 entries do).
+Without folding, every Exp 1 request was answered HTTP 400 and recorded as `error`; with it, every stage runs.
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ def config_with(tmp_path: Path, model: str, **fields: object) -> Path:
     return d
 
 
-def test_nosys_model_runs_every_stage_with_the_instructions_folded(nosys_server: Endpoint, tmp_path: Path) -> None:
-    assert nosys_server.chat_form == "fold"  # found out from the served template, not configured
+def test_gemma2_model_runs_every_stage_with_the_instructions_folded(gemma2_server: Endpoint, tmp_path: Path) -> None:
+    assert gemma2_server.chat_form == "fold"  # found out from the served template, not configured
     out = tmp_path / "run"
-    common = ["--model", "toy-nosys", "--sample", "--endpoint", nosys_server.base_url, "--out", str(out)]
+    common = ["--model", "gemma2-tiny", "--sample", "--endpoint", gemma2_server.base_url, "--out", str(out)]
     for study in ("study1", "study2"):
         assert main(["query", "--study", study, "--max-tokens", "16", *common]) == 0
         assert main(["score", "--study", study, *common]) == 0
-        stage = out / "toy-nosys" / study
+        stage = out / "gemma2-tiny" / study
         exp1 = Checkpoint(stage / "exp1.jsonl", Exp1Record).load()
         assert len(exp1) == 10 and not [r for r in exp1.values() if r.status == "error"]
         for rec in exp1.values():  # what was sent: one user turn that starts with the study's instructions
@@ -66,8 +66,8 @@ def test_nosys_model_runs_every_stage_with_the_instructions_folded(nosys_server:
             for q in rec.questions.values():  # the prompt is the server's own rendering of the folded turn
                 assert "<start_of_turn>user\nYou are taking part" in q.prompt and q.option_mass is not None
         assert main(["extract", "--study", study, "--input", str(stage / "exp1.jsonl"), "--output",
-                     str(stage / "extracted.jsonl"), "--llm-endpoint", nosys_server.base_url,
-                     "--llm-model", "toy-nosys"]) in (0, 1)
+                     str(stage / "extracted.jsonl"), "--llm-endpoint", gemma2_server.base_url,
+                     "--llm-model", "gemma2-tiny"]) in (0, 1)
         extracted = [json.loads(line) for line in (stage / "extracted.jsonl").read_text().splitlines()]
         assert len(extracted) == 10
         notes = [n for r in extracted for n in r["notes"]]
@@ -75,17 +75,17 @@ def test_nosys_model_runs_every_stage_with_the_instructions_folded(nosys_server:
         assert not [n for n in notes if "request failed" in n], notes  # ... and never with a 400
 
 
-def test_preflight_passes_folded_and_fails_fast_without_folding(nosys_server: Endpoint, tmp_path: Path,
+def test_preflight_passes_folded_and_fails_fast_without_folding(gemma2_server: Endpoint, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["preflight", "--model", "toy-nosys", "--endpoint", nosys_server.base_url,
+    assert main(["preflight", "--model", "gemma2-tiny", "--endpoint", gemma2_server.base_url,
                  "--out", str(tmp_path / "folded")]) == 0
     report = json.loads((tmp_path / "folded" / "preflight.json").read_text())
     assert report["passed"] and {c["name"] for c in report["checks"]} >= {
         "server", "chat roles", "same prompt", "exp1", "exp2", "option mass", "extraction"}
     capsys.readouterr()
-    native = config_with(tmp_path, "toy-nosys", system_prompt="native")
-    assert main(["preflight", "--config-dir", str(native), "--model", "toy-nosys", "--endpoint",
-                 nosys_server.base_url, "--out", str(tmp_path / "native")]) == 1
+    native = config_with(tmp_path, "gemma2-tiny", system_prompt="native")
+    assert main(["preflight", "--config-dir", str(native), "--model", "gemma2-tiny", "--endpoint",
+                 gemma2_server.base_url, "--out", str(tmp_path / "native")]) == 1
     report = json.loads((tmp_path / "native" / "preflight.json").read_text())
     assert not report["passed"] and "System role not supported" in report["reason"]
     assert report["reason"].startswith("chat roles") and report["wall_s"] < 30  # stops before any trial runs
@@ -95,8 +95,8 @@ def test_preflight_passes_folded_and_fails_fast_without_folding(nosys_server: En
 
 def test_inprocess_scoring_names_the_template_error_in_one_line(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    native = config_with(tmp_path, "toy-nosys", system_prompt="native")
-    code = main(["score", "--config-dir", str(native), "--model", "toy-nosys", "--study", "study1", "--sample",
+    native = config_with(tmp_path, "gemma2-tiny", system_prompt="native")
+    code = main(["score", "--config-dir", str(native), "--model", "gemma2-tiny", "--study", "study1", "--sample",
                  "--path", "inprocess", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "System role not supported" in err and "Traceback" not in err
@@ -119,10 +119,10 @@ def test_a_server_that_ignores_logprob_token_ids_stops_at_once(toy_server: Endpo
         assert ep.server_version == "0.32.0"
 
 
-def test_the_configured_form_overrides_detection(nosys_server: Endpoint, toy_server: Endpoint,
+def test_the_configured_form_overrides_detection(gemma2_server: Endpoint, toy_server: Endpoint,
                                                  tmp_path: Path) -> None:
-    native = load_config(config_with(tmp_path / "a", "toy-nosys", system_prompt="native"))
-    with ExternalServer(nosys_server.base_url, native.model("toy-nosys")) as ep:
+    native = load_config(config_with(tmp_path / "a", "gemma2-tiny", system_prompt="native"))
+    with ExternalServer(gemma2_server.base_url, native.model("gemma2-tiny")) as ep:
         assert ep.chat_form == "native"
     folded = load_config(config_with(tmp_path / "b", "toy", system_prompt="fold"))
     with ExternalServer(toy_server.base_url, folded.model("toy")) as ep:

@@ -46,7 +46,7 @@ def test_a_reasoning_model_gets_its_effort_and_a_budget_for_both_parts() -> None
     plain = Endpoint("http://x", "m")
     assert "reasoning_effort" not in sampling_payload(exp, 0, plain)
     assert sampling_payload(exp, 0, plain)["max_tokens"] == exp.sampling.max_tokens
-    thinker = Endpoint("http://x", "m", reasoning=Reasoning(effort="medium", max_tokens=3000))
+    thinker = Endpoint("http://x", "m", reasoning=Reasoning(effort="medium", start_date="2026-01-15", max_tokens=3000))
     payload = sampling_payload(exp, 0, thinker)
     assert payload["reasoning_effort"] == "medium" and payload["max_tokens"] == 3000
     oss = cfg.model("gpt-oss-20b")

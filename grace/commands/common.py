@@ -55,7 +55,7 @@ def serving(cfg: Config, args: argparse.Namespace, seed: int | None = None) -> I
     model = cfg.model(args.model)
     if args.endpoint:
         slots = model.profiles[args.profile].batch_slots if args.profile in model.profiles else None
-        with ExternalServer(args.endpoint, model, batch_slots=slots) as ep:
+        with ExternalServer(args.endpoint, model, batch_slots=slots, profile=args.profile) as ep:
             yield ep
     else:
         print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)

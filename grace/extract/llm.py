@@ -86,18 +86,22 @@ def request_regex(study: str) -> str:
     return _REGEX[study]
 
 
-def build_payload(study: str, response: str, model: str, max_tokens: int, mode: str = "regex") -> dict[str, Any]:
+def build_payload(study: str, response: str, model: str, max_tokens: int, mode: str = "regex",
+                  stop_token_ids: tuple[int, ...] = ()) -> dict[str, Any]:
     """The chat request. mode "regex" (default) constrains to compact JSON of the schema; mode "json" passes the
     JSON schema itself, which on vLLM 0.32 lets a weak model emit blanks until max_tokens (xgrammar allows any
     whitespace, even with disable_any_whitespace)."""
     constraint = {"regex": request_regex(study)} if mode == "regex" else {"json": request_schema(study)}
-    return {
+    payload: dict[str, Any] = {
         "model": model,
         "messages": build_messages(study, response),
         "temperature": 0.0,
         "max_tokens": max_tokens,
         "structured_outputs": constraint,
     }
+    if stop_token_ids:
+        payload["stop_token_ids"] = list(stop_token_ids)
+    return payload
 
 
 def for_endpoint(payload: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
@@ -174,8 +178,9 @@ async def ask_many(
         async def one(text: str) -> LLMAnswer:
             async with sem:
                 try:
-                    posted = await post_json(client, url, for_endpoint(
-                        build_payload(study, text, endpoint.model, max_tokens), endpoint), retry)
+                    payload = for_endpoint(build_payload(study, text, endpoint.model, max_tokens,
+                                                         stop_token_ids=endpoint.stop_token_ids), endpoint)
+                    posted = await post_json(client, url, payload, retry)
                 except RequestFailed as e:
                     return LLMAnswer(None, f"request failed: {e}", e.attempts)
             choice = (posted.data.get("choices") or [{}])[0]

@@ -12,7 +12,7 @@ from typing import Any
 from grace.config import GPU_PRODUCTS, Config, ExperimentConfig, ModelConfig, Profile
 from grace.errors import ConfigError
 from grace.manifests.settings import ClusterSettings
-from grace.serving.args import vllm_args
+from grace.serving.args import server_env, vllm_args
 
 Obj = dict[str, Any]
 
@@ -96,7 +96,7 @@ def vllm_deployment(model: ModelConfig, profile_name: str, settings: ClusterSett
     lab = labels(settings, run_id, "vllm", model=model.name) | {L_FAMILY: label_value(model.family)}
     res = prof.resources
     args = vllm_args(model, prof, weights=model.hf_id, port=settings.vllm_port, host="0.0.0.0", seed=seed,
-                     cpu=False, download_dir=f"{settings.model_cache_mount}/hub")
+                     cpu=False, download_dir=f"{settings.model_cache_mount}/hub", hardware=profile_name)
     probe = {"httpGet": {"path": "/v1/models", "port": "http"}, "periodSeconds": settings.startup.probe_period_s}
     annotations = {"grace/profile": profile_name, "grace/hf-id": model.hf_id, "grace/revision": model.revision}
     if prof.exception:
@@ -124,6 +124,7 @@ def vllm_deployment(model: ModelConfig, profile_name: str, settings: ClusterSett
                                 "name": settings.hf_token_secret.name, "key": settings.hf_token_secret.key}}},
                             {"name": "HF_HOME", "value": f"{settings.model_cache_mount}/hf"},
                             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+                            *({"name": k, "value": v} for k, v in sorted(server_env(model, prof).items())),
                         ],
                         "resources": {
                             "requests": {"cpu": cpu_quantity(res.cpu_request),

@@ -4,7 +4,8 @@ The server path renders and tokenizes through the server (`/tokenize` takes chat
 `add_generation_prompt` or `continue_final_message`, and applies the same template as the chat endpoint Exp 1
 uses), so the scored prompt is the prompt the server would answer, with no second copy of the template in the flow
 runner and no tokenizer download there (gated repositories on the cluster). Harmony models (GPT-OSS) are rendered
-the way vLLM's chat endpoint renders them, client-side (grace.scoring.harmony). The in-process path, which loads
+the way vLLM's chat endpoint renders them, client-side (grace.scoring.harmony): the server's /tokenize applies the
+model's Jinja template, not the harmony renderer its chat endpoint uses. The in-process path, which loads
 the weights here anyway, uses the local tokenizer (grace.scoring.tokenize).
 
 An option's tokens are those that follow the prompt when the option is the start of the assistant's reply
@@ -22,6 +23,7 @@ from grace.chat import adapt
 from grace.client import RequestFailed, post_json
 from grace.config import Retry
 from grace.scoring.errors import ScoringError
+from grace.scoring.harmony import HarmonyRenderer
 from grace.scoring.tokenize import EncodedQuestion, Tokenizer, check_options, encode_question
 from grace.serving.base import Endpoint
 from grace.studies import Question
@@ -104,10 +106,22 @@ class ServerRenderer:
                                tuple(fallback))
 
 
+class HarmonyQuestionRenderer:
+    """A harmony model's prompts, rendered here as vLLM's chat endpoint renders them (its /tokenize does not:
+    it applies the Jinja template), ending at the final-channel header where the answer begins."""
+
+    def __init__(self, renderer: HarmonyRenderer) -> None:
+        self.renderer = renderer
+
+    async def encode(self, question: Question) -> EncodedQuestion:
+        return self.renderer.encode_question(question)
+
+
 def renderer_for(endpoint: Endpoint, client: httpx.AsyncClient, retry: Retry) -> Renderer:
     """How the server path renders this endpoint's prompts: harmony client-side, else the server's template."""
-    if endpoint.reasoning is not None and endpoint.reasoning.format == "harmony":
-        from grace.scoring.harmony import HarmonyQuestionRenderer
-
-        return HarmonyQuestionRenderer(endpoint.reasoning)
+    r = endpoint.reasoning
+    if r is not None and r.format == "harmony":
+        flag = dict(endpoint.server_env).get("VLLM_GPT_OSS_HARMONY_SYSTEM_INSTRUCTIONS", "0")
+        return HarmonyQuestionRenderer(HarmonyRenderer(r.effort, r.start_date,
+                                                       system_instructions=bool(int(flag or "0"))))
     return ServerRenderer(client, endpoint, retry)

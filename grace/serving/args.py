@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from grace.config import ModelConfig, Profile
+from grace.config import NO_NVLINK, ModelConfig, Profile
+
+
+def server_env(model: ModelConfig, profile: Profile) -> dict[str, str]:
+    """The vLLM server's own environment from the config: the profile's `env`, plus the harmony date.
+
+    A harmony model's system message carries a date; vLLM writes today's unless VLLM_SYSTEM_START_DATE is set,
+    so the prompt would change from day to day and differ from Exp 2's own rendering (grace.scoring.harmony).
+    """
+    env = dict(profile.env)
+    if model.reasoning is not None and model.reasoning.format == "harmony":
+        env["VLLM_SYSTEM_START_DATE"] = model.reasoning.start_date
+    return env
 
 
 def vllm_args(model: ModelConfig, profile: Profile, *, weights: str, port: int, host: str,
-              seed: int | None, cpu: bool, download_dir: str | None = None) -> list[str]:
+              seed: int | None, cpu: bool, download_dir: str | None = None, hardware: str = "") -> list[str]:
     args = [
         "--model", weights,
         "--served-model-name", model.name,
@@ -35,4 +47,7 @@ def vllm_args(model: ModelConfig, profile: Profile, *, weights: str, port: int, 
             "--tensor-parallel-size", str(profile.tensor_parallel_size),
             "--gpu-memory-utilization", str(profile.gpu_memory_utilization),
         ]
+        if hardware in NO_NVLINK and profile.tensor_parallel_size > 1:
+            # RTX 3090s talk over PCIe: vLLM's custom all-reduce (made for NVLink) hangs or gives wrong output.
+            args.append("--disable-custom-all-reduce")
     return args + list(profile.extra_args)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from grace.config import ModelConfig, Reasoning, SystemPrompt
+from grace.config import ModelConfig, Profile, Reasoning, SystemPrompt
 from grace.errors import ServerError
+from grace.serving.args import server_env
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,22 @@ class Endpoint:
     system_prompt: SystemPrompt | None = None  # the config's choice; None: detected from the template
     reasoning: Reasoning | None = None
     server_version: str | None = None
+    stop_token_ids: tuple[int, ...] = ()  # sent with every chat request (the model config's stop_token_ids)
+    server_env: tuple[tuple[str, str], ...] = ()  # the server's own environment from the config (no secrets)
 
     @property
     def v1(self) -> str:
         return self.base_url.rstrip("/") + "/v1"
 
     @classmethod
-    def of(cls, base_url: str, model: ModelConfig, batch_slots: int | None = None) -> Endpoint:
-        """The endpoint of `model` served at `base_url`, carrying what its config says about it."""
+    def of(cls, base_url: str, model: ModelConfig, batch_slots: int | None = None, profile: Profile | None = None
+           ) -> Endpoint:
+        """The endpoint of `model` served at `base_url` (on `profile`), carrying what its config says about it."""
+        env = server_env(model, profile) if profile is not None else {}
         return cls(base_url.rstrip("/").removesuffix("/v1"), model.name, model.revision, batch_slots=batch_slots,
                    chat_form=model.system_prompt or "native", system_prompt=model.system_prompt,
-                   reasoning=model.reasoning)
+                   reasoning=model.reasoning, stop_token_ids=tuple(model.stop_token_ids),
+                   server_env=tuple(sorted(env.items())))
 
 
 FALLBACK_CONCURRENCY = 64  # requests in flight when neither the experiment nor the server says

@@ -13,9 +13,10 @@ class ExternalServer:
     """Attach to `base_url`; `model` is the served model's config entry (or just its served name)."""
 
     def __init__(self, base_url: str, model: ModelConfig | str, revision: str = "unknown",
-                 ready_timeout_s: float = 30, batch_slots: int | None = None) -> None:
+                 ready_timeout_s: float = 30, batch_slots: int | None = None, profile: str | None = None) -> None:
         if isinstance(model, ModelConfig):
-            self.endpoint = Endpoint.of(base_url, model, batch_slots=batch_slots)
+            prof = model.profiles.get(profile) if profile else None  # type: ignore[call-overload]
+            self.endpoint = Endpoint.of(base_url, model, batch_slots=batch_slots, profile=prof)
         else:
             self.endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), model, revision,
                                      batch_slots=batch_slots)

@@ -23,7 +23,7 @@ import psutil
 from grace.config import ModelConfig
 from grace.errors import ServerError
 from grace.paths import cache_dir, project_root, vllm_python
-from grace.serving.args import vllm_args
+from grace.serving.args import server_env, vllm_args
 from grace.serving.base import Endpoint, wait_ready
 from grace.serving.inspect import inspect_endpoint
 
@@ -91,6 +91,7 @@ class LocalVLLMServer:
         extra_env: dict[str, str] | None = None,
     ) -> None:
         self.model = model
+        self.profile_name = profile
         self.profile = model.profile(profile)
         self.port = port or free_port()
         self.run_id = run_id
@@ -100,12 +101,13 @@ class LocalVLLMServer:
         self.log_path = log_path or cache_dir() / "logs" / f"vllm-{model.name}-{self.port}.log"
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.endpoint = Endpoint.of(f"http://127.0.0.1:{self.port}", model, batch_slots=self.profile.batch_slots)
+        self.endpoint = Endpoint.of(f"http://127.0.0.1:{self.port}", model, batch_slots=self.profile.batch_slots,
+                                    profile=self.profile)
 
     @property
     def command(self) -> list[str]:
         args = vllm_args(self.model, self.profile, weights=self.weights, port=self.port, host="127.0.0.1",
-                         seed=self.seed, cpu=self.profile.gpu_count == 0)
+                         seed=self.seed, cpu=self.profile.gpu_count == 0, hardware=self.profile_name)
         return [str(vllm_python()), "-m", "vllm.entrypoints.openai.api_server", *args]
 
     def _env(self) -> dict[str, str]:
@@ -125,6 +127,7 @@ class LocalVLLMServer:
         # Never hand the project venv's variables to the server's interpreter.
         env.pop("VIRTUAL_ENV", None)
         env.pop("PYTHONPATH", None)
+        env.update(server_env(self.model, self.profile))
         env.update(self.extra_env)
         return env
 
