@@ -1,7 +1,8 @@
 """Flow `grace`: per model, one at a time - serve, run each study's experiments, always tear down.
 
 Deployed as `grace/full-study` (prefect.yaml). A retry of a failed run resumes: finished models are skipped
-(their done.json), finished rows are skipped (the checkpoints), and only the rest is asked again.
+(their done.json), finished rows are skipped (the checkpoints), and only the rest is asked again. A named
+study (`study_id`) is one run folder that every run with that name continues, until nothing is left to do.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run as current_run
+from prefect.states import Completed
 
+from flows.failures import describe, failure_message, label_current_model, reason
 from grace.config import load_config
-from grace.pipeline import backend_factory, make_plan, mark_model_done, model_done
+from grace.errors import UserInputError
+from grace.named_study import NOTHING_LEFT, check_same_plan, nothing_left, study_folder
+from grace.pipeline import backend_factory, make_plan, mark_model_done, model_done, plan_key
 from grace.run import RunFolder, safe_name
 from grace.serving import ManagedServer, stop_stale_servers
 from tasks.analysis import compare_task, extract_task, report_task
@@ -31,9 +36,14 @@ def run_id_of(name: str, flow_run_id: Any) -> str:
     return f"{name}-{str(flow_run_id)[:8]}"
 
 
+def run_folder_name(parameters: dict[str, Any], name: str, flow_run_id: Any) -> str:
+    """A named study's folder is its name; otherwise `run_id`, or one folder per flow run."""
+    return parameters.get("study_id") or parameters.get("run_id") or run_id_of(name, flow_run_id)
+
+
 def stop_run_servers(flow: Any, flow_run: FlowRun, state: Any) -> None:
     """Cancellation/crash hook: stop every server this run started, wherever the hook runs."""
-    run_id = flow_run.parameters.get("run_id") or run_id_of(flow_run.name, flow_run.id)
+    run_id = run_folder_name(flow_run.parameters, flow_run.name, flow_run.id)
     stopped = stop_stale_servers(run_id=run_id, only_orphans=False)
     print(f"grace: stopped {len(stopped)} server(s) of run {run_id} after {state.name}")
 
@@ -51,8 +61,8 @@ def model_run(
     plan = make_plan(cfg, models=[model], studies=studies, experiments=experiments, sample=sample,
                      profile=profile, limit=limit, max_tokens=max_tokens, concurrency=concurrency)
     run = RunFolder(Path(run_dir))
-    key = {"studies": studies, "experiments": experiments, "sample": sample, "limit": limit,
-           "max_tokens": max_tokens, "profile": profile}
+    key = plan_key(studies=studies, experiments=experiments, sample=sample, limit=limit, max_tokens=max_tokens,
+                   profile=profile)
     if model_done(run, model, key):
         print(f"{model}: already complete in {run.root}, skipped")
         import json
@@ -107,22 +117,35 @@ def grace(
     overwrite: bool = False,
     extract_llm: bool | None = None,  # None: config's extraction.llm_fallback; false: rules only (quick runs)
     preflight: bool = True,  # a few trials of every stage first; a model that fails them stops in minutes
-) -> dict[str, Any]:
+    study_id: str | None = None,  # a named study: results/<study_id>/, continued by every run with this name
+) -> dict[str, Any] | State[Any]:
     """Run the study: every chosen model, one at a time, through every chosen study and experiment."""
     logger = get_run_logger()
     cfg = load_config()
     plan = make_plan(cfg, models=models, studies=studies, experiments=experiments, sample=sample,
                      profile=profile, limit=limit, max_tokens=max_tokens, concurrency=concurrency)
-    rid = run_id or run_id_of(current_run.name or "local", current_run.id)
-    run = RunFolder((Path(out) / rid).resolve())
+    if study_id and run_id:
+        raise UserInputError(f"pass study_id ({study_id!r}) or run_id ({run_id!r}), not both: both name the folder")
+    rid = study_id or run_id or run_id_of(current_run.name or "local", current_run.id)
+    run = study_folder(out, study_id) if study_id else RunFolder((Path(out) / rid).resolve())
     params = {"models": [m.name for m in plan.models], "studies": studies, "experiments": experiments,
               "sample": sample, "profile": profile, "limit": limit, "max_tokens": max_tokens,
-              "flow_run_id": str(current_run.id)}
-    run.begin(cfg, params, overwrite=overwrite)  # a completed run folder is never re-entered unasked
+              "flow_run_id": str(current_run.id), "study_id": study_id}
+    if study_id:
+        check_same_plan(run, study_id, params)
+        key = plan_key(studies=studies, experiments=experiments, sample=sample, limit=limit,
+                       max_tokens=max_tokens, profile=profile)
+        if nothing_left(run, params["models"], key):
+            logger.info("study %s: every model is done in %s: nothing left to do", study_id, run.root)
+            return Completed(message=f"study {study_id}: {NOTHING_LEFT} ({run.root})",
+                             data={"run_dir": str(run.root), "stages": []})
+    # a completed run folder is never re-entered unasked; a named study is continued
+    run.begin(cfg, params, overwrite=overwrite, resume=bool(study_id))
     logger.info("run %s: %d model(s) x %s x %s -> %s", rid, len(plan.models), studies, experiments, run.root)
     summaries: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
     for m in plan.models:
+        label_current_model(current_run.id, m.name)
         state = model_run(
             m.name, str(run.root), rid, studies, experiments, sample, profile, limit, max_tokens, concurrency,
             endpoint, task_retries, extract_llm, preflight, return_state=True,
@@ -130,15 +153,15 @@ def grace(
         if state.is_completed():
             summaries += state.result()
         else:
-            failures[m.name] = state.message or state.name
+            failures[m.name] = describe(m.name, state)
             logger.error("model %s did not finish: %s", m.name, failures[m.name])
     if summaries:  # the report and the comparison cover whatever finished, failures included
         for step in (report_task, compare_task):
             state = step(run.root, return_state=True)
             if not state.is_completed():
-                failures[step.name] = state.message or state.name
+                failures[step.name] = f"failed: {reason(state)}"
     publish_run(run.root, summaries, failures)
     run.end("failed" if failures else "completed", {"stages": summaries, "failures": failures})
     if failures:
-        raise RuntimeError(f"{len(failures)} step(s) did not finish: {failures}; retry the flow run to resume")
+        raise RuntimeError(failure_message(failures))
     return {"run_dir": str(run.root.resolve()), "stages": summaries}

@@ -11,7 +11,7 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
-from flows.grace_flow import run_id_of
+from flows.grace_flow import run_folder_name
 
 
 def main(flow_run_id: str, timeout_s: float = 6 * 3600) -> int:
@@ -32,7 +32,7 @@ def main(flow_run_id: str, timeout_s: float = 6 * 3600) -> int:
             print(f"still running after {timeout_s:.0f}s; watch it at {ui}/runs/flow-run/{flow_run_id}")
             return 1
         print(f"Prefect UI: {ui}/runs/flow-run/{flow_run_id}")
-        rid = run.parameters.get("run_id") or run_id_of(run.name, run.id)
+        rid = run_folder_name(run.parameters, run.name, run.id)
         print(f"results: {Path(run.parameters.get('out') or 'results').resolve() / rid}")
         if state.is_completed():
             return 0

@@ -131,6 +131,15 @@ def stage_summary(model: str, result: StageResult) -> dict[str, Any]:
     }
 
 
+def plan_key(
+    *, studies: list[str], experiments: list[str], sample: bool, limit: int | None, max_tokens: int | None,
+    profile: str,
+) -> dict[str, Any]:
+    """What a model's done.json must match for the model to count as finished in this run folder."""
+    return {"studies": list(studies), "experiments": list(experiments), "sample": sample, "limit": limit,
+            "max_tokens": max_tokens, "profile": profile}
+
+
 def done_marker(run: RunFolder, model: str) -> Path:
     return run.root / safe_name(model) / "done.json"
 

@@ -70,9 +70,10 @@ class RunFolder:
 
         return json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
 
-    def begin(self, config: Config, params: dict[str, Any], overwrite: bool = False) -> None:
+    def begin(self, config: Config, params: dict[str, Any], overwrite: bool = False, resume: bool = False) -> None:
+        """Mark the folder running. `resume` (a named study) continues a completed folder instead of refusing it."""
         meta = self.read()
-        if meta.get("status") == "completed" and not overwrite:
+        if meta.get("status") == "completed" and not (overwrite or resume):
             raise UserInputError(
                 f"{self.root}: this run folder holds a completed run; choose another --out or pass --overwrite"
             )

@@ -33,4 +33,7 @@ if ! running "$RUN/prefect-worker.pid"; then
   echo $! > "$RUN/prefect-worker.pid"
   set +m
 fi
+# failure notifications: an automation through the block named by GRACE_NOTIFY_BLOCK (or the Prefect Variable
+# grace_notify_block), e.g. slack-webhook/lab-alerts; says so when none is configured (flows/notify.py)
+.venv/bin/python -m flows.notify
 echo "Prefect UI: http://127.0.0.1:$PORT"
