@@ -1,34 +1,62 @@
-"""Flow `grace`: per model, one at a time - serve, run each study's experiments, always tear down.
+"""Flow `grace`: per model, one at a time - serve, preflight, run each study's experiments, always tear down;
+then the extraction model (when it is not the model under test), the data-quality report, the comparison with
+the human data, and the verdict.
 
 Deployed as `grace/full-study` (prefect.yaml). A retry of a failed run resumes: finished models are skipped
 (their done.json), finished rows are skipped (the checkpoints), and only the rest is asked again. A named
 study (`study_id`) is one run folder that every run with that name continues, until nothing is left to do.
+The parameters are grace.params.RunParams, one field each (their help text shows in the UI's run form).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from prefect import State, flow, get_run_logger
+from prefect.blocks.system import Secret
 from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run as current_run
-from prefect.states import Completed
+from prefect.states import Completed, Failed
 
 from flows.failures import describe, failure_message, label_current_model, reason
-from grace.config import load_config
+from grace.config import Config, ExtractionConfig, load_config
 from grace.errors import UserInputError
+from grace.extract.extractor import external_endpoint
 from grace.named_study import NOTHING_LEFT, check_same_plan, nothing_left, study_folder
-from grace.pipeline import backend_factory, make_plan, mark_model_done, model_done, plan_key
+from grace.params import (
+    FIELDS,
+    ConcurrencyT,
+    CountT,
+    EndpointT,
+    ExperimentsT,
+    MaxTokensT,
+    ModelsT,
+    NameT,
+    ProfileT,
+    RetriesT,
+    RunParams,
+    StudiesT,
+)
+from grace.pipeline import (
+    Plan,
+    backend_factory,
+    done_stages,
+    extraction_done,
+    make_plan,
+    mark_extraction_done,
+    mark_model_done,
+    model_done,
+    plan_key,
+)
+from grace.report.verdict import read_verdicts, verdict_message
 from grace.run import RunFolder, safe_name
-from grace.serving import ManagedServer, stop_stale_servers
+from grace.serving import Endpoint, ManagedServer, stop_stale_servers
 from tasks.analysis import compare_task, extract_task, report_task
 from tasks.artifacts import publish_run, publish_stages
 from tasks.experiments import experiment_task
 from tasks.preflight import preflight_task
-
-DEFAULT_STUDIES = ["study1", "study2"]
-DEFAULT_EXPERIMENTS = ["exp1", "exp2"]
 
 
 def run_id_of(name: str, flow_run_id: Any) -> str:
@@ -48,120 +76,169 @@ def stop_run_servers(flow: Any, flow_run: FlowRun, state: Any) -> None:
     print(f"grace: stopped {len(stopped)} server(s) of run {run_id} after {state.name}")
 
 
+def plan_of(cfg: Config, params: RunParams, models: list[str] | None) -> Plan:
+    return make_plan(cfg, models=models, studies=list(params.studies), experiments=list(params.experiments),
+                     sample=params.sample, profile=params.profile, limit=params.limit, max_tokens=params.max_tokens,
+                     concurrency=params.concurrency)
+
+
+def key_of(params: RunParams) -> dict[str, Any]:
+    return plan_key(studies=list(params.studies), experiments=list(params.experiments), sample=params.sample,
+                    limit=params.limit, max_tokens=params.max_tokens, profile=params.profile)
+
+
+def extraction_of(cfg: Config, params: RunParams) -> ExtractionConfig:
+    """The config's extraction settings, with the run's `extract_llm` switch applied."""
+    ex = cfg.experiments_file.extraction
+    return ex if params.extract_llm is None else ex.model_copy(update={"llm_fallback": params.extract_llm})
+
+
 @flow(name="grace-model", flow_run_name="{model}", log_prints=True)
-def model_run(
-    model: str, run_dir: str, run_id: str, studies: list[str], experiments: list[str], sample: bool,
-    profile: str, limit: int | None, max_tokens: int | None, concurrency: int | None, endpoint: str | None,
-    task_retries: int,
-    extract_llm: bool | None = None,
-    preflight: bool = True,
-) -> list[dict[str, Any]]:
-    """One model: start its server, run every stage, stop the server (on success, failure or cancel)."""
+def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[dict[str, Any]]:
+    """One model: start its server, preflight it, run every stage, stop the server (success, failure, cancel)."""
     cfg = load_config()
-    plan = make_plan(cfg, models=[model], studies=studies, experiments=experiments, sample=sample,
-                     profile=profile, limit=limit, max_tokens=max_tokens, concurrency=concurrency)
+    plan = plan_of(cfg, params, [model])
     run = RunFolder(Path(run_dir))
-    key = plan_key(studies=studies, experiments=experiments, sample=sample, limit=limit, max_tokens=max_tokens,
-                   profile=profile)
+    key = key_of(params)
     if model_done(run, model, key):
         print(f"{model}: already complete in {run.root}, skipped")
-        import json
-
-        from grace.pipeline import done_marker
-
-        return json.loads(done_marker(run, model).read_text())["stages"]
+        return done_stages(run, model)
     stop_stale_servers(run_id=run_id)  # a server left by a crashed earlier attempt of this run
     mcfg = plan.models[0]
-    first = cfg.experiment(studies[0], experiments[0])
-    factory = backend_factory(mcfg, profile, run_id=run_id, endpoint=endpoint, seed=first.sampling.seed,
-                              log_dir=run.root / "logs")
-    task = experiment_task.with_options(retries=task_retries)
+    first = cfg.experiment(params.studies[0], params.experiments[0])
+    factory = backend_factory(mcfg, params.profile, run_id=run_id, endpoint=params.endpoint,
+                              seed=first.sampling.seed, log_dir=run.root / "logs")
+    extraction = extraction_of(cfg, params)
+    own = extraction.llm_fallback and not extraction.separate  # the model reads its own replies' leftovers
+    here = extraction if own else extraction.model_copy(update={"llm_fallback": False})
+    task = experiment_task.with_options(retries=params.task_retries)
     summaries: list[dict[str, Any]] = []
-    extraction = cfg.experiments_file.extraction
-    if extract_llm is not None:
-        extraction = extraction.model_copy(update={"llm_fallback": extract_llm})
     with ManagedServer(factory) as server:
-        print(f"{model}: server ready at {server.endpoint.base_url} (vLLM {server.endpoint.server_version}, "
-              f"system message {server.endpoint.chat_form})")
-        if preflight:
-            preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()}, experiments,
-                           run.root / safe_name(model) / "preflight", extraction, plan)
-        for exp_name in experiments:
+        ep = server.endpoint
+        print(f"{model}: server ready at {ep.base_url} (vLLM {ep.server_version}, system message {ep.chat_form})")
+        if params.preflight:
+            preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()},
+                           list(params.experiments), run.root / safe_name(model) / "preflight", here, plan)
+        for exp_name in params.experiments:
             for name, (study, trials, _path) in plan.studies.items():
                 exp = plan.experiment(cfg, name, exp_name)
                 summaries.append(task(server, mcfg, study, trials, exp, run.stage_dir(model, name)))
-        if "exp1" in experiments:
+        if "exp1" in params.experiments:
             for name in plan.studies:
-                retry = cfg.experiment(name, "exp1").retry
-                extract_task.with_options(retries=task_retries)(
-                    server, name, run.stage_dir(model, name), extraction, retry)
+                extract_task.with_options(retries=params.task_retries)(
+                    server, model, name, run.stage_dir(model, name), here, cfg.experiment(name, "exp1").retry)
     mark_model_done(run, model, key, summaries)
     publish_stages(model, summaries)
     return summaries
 
 
+def _extractor(cfg: Config, params: RunParams, extraction: ExtractionConfig, run_id: str, run: RunFolder
+               ) -> tuple[str, AbstractContextManager[ManagedServer | Endpoint]]:
+    """The extraction model's name and how to reach it: its own server, or the external endpoint."""
+    if extraction.endpoint is not None:
+        block = extraction.endpoint.api_key_block
+        key = Secret.load(block).get() if block else None  # type: ignore[union-attr]  # a sync load here
+        return extraction.endpoint.model, nullcontext(external_endpoint(extraction, key))
+    mcfg = cfg.model(extraction.llm_model or "", where="extraction.llm_model")
+    factory = backend_factory(mcfg, params.profile, run_id=run_id, seed=None, log_dir=run.root / "logs")
+    return mcfg.name, ManagedServer(factory)
+
+
+@flow(name="grace-extraction", flow_run_name="extract-with-{extractor}", log_prints=True)
+def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str, models: list[str]
+                   ) -> list[dict[str, Any]]:
+    """The extraction model, brought up once after every study model (one server at a time): it reads what the
+    rules left in every model's replies, then it is torn down."""
+    cfg = load_config()
+    run = RunFolder(Path(run_dir))
+    extraction = extraction_of(cfg, params)
+    todo = [m for m in models if not extraction_done(run, m, extractor)]
+    if not todo:
+        print(f"every model's replies were already read by {extractor}")
+        return []
+    name, reach = _extractor(cfg, params, extraction, run_id, run)
+    out: list[dict[str, Any]] = []
+    with reach as source:
+        for m in todo:
+            for study in params.studies:
+                out.append(extract_task.with_options(retries=params.task_retries)(
+                    source, m, study, run.stage_dir(m, study), extraction, cfg.experiment(study, "exp1").retry))
+            mark_extraction_done(run, m, name)
+    return out
+
+
 @flow(name="grace", log_prints=True, on_cancellation=[stop_run_servers], on_crashed=[stop_run_servers])
 def grace(
-    models: list[str] | None = None,
-    studies: list[str] = DEFAULT_STUDIES,  # noqa: B006 - Prefect parameters are copied per run
-    experiments: list[str] = DEFAULT_EXPERIMENTS,  # noqa: B006
-    sample: bool = True,
-    profile: str = "local",
-    out: str = "results",
-    run_id: str | None = None,
-    limit: int | None = None,
-    max_tokens: int | None = None,
-    concurrency: int | None = None,
-    endpoint: str | None = None,
-    task_retries: int = 2,
-    overwrite: bool = False,
-    extract_llm: bool | None = None,  # None: config's extraction.llm_fallback; false: rules only (quick runs)
-    preflight: bool = True,  # a few trials of every stage first; a model that fails them stops in minutes
-    study_id: str | None = None,  # a named study: results/<study_id>/, continued by every run with this name
+    models: ModelsT = FIELDS["models"],
+    studies: StudiesT = FIELDS["studies"],
+    experiments: ExperimentsT = FIELDS["experiments"],
+    sample: bool = FIELDS["sample"],
+    profile: ProfileT = FIELDS["profile"],
+    out: str = FIELDS["out"],
+    study_id: NameT = FIELDS["study_id"],
+    run_id: NameT = FIELDS["run_id"],
+    limit: CountT = FIELDS["limit"],
+    max_tokens: MaxTokensT = FIELDS["max_tokens"],
+    concurrency: ConcurrencyT = FIELDS["concurrency"],
+    endpoint: EndpointT = FIELDS["endpoint"],
+    task_retries: RetriesT = FIELDS["task_retries"],
+    overwrite: bool = FIELDS["overwrite"],
+    extract_llm: bool | None = FIELDS["extract_llm"],
+    preflight: bool = FIELDS["preflight"],
+    fail_on_unfit: bool = FIELDS["fail_on_unfit"],
 ) -> dict[str, Any] | State[Any]:
     """Run the study: every chosen model, one at a time, through every chosen study and experiment."""
+    params = RunParams.model_validate(dict(locals()))  # the signature's fields, validated once, carried whole
     logger = get_run_logger()
     cfg = load_config()
-    plan = make_plan(cfg, models=models, studies=studies, experiments=experiments, sample=sample,
-                     profile=profile, limit=limit, max_tokens=max_tokens, concurrency=concurrency)
+    plan = plan_of(cfg, params, params.models)
     if study_id and run_id:
         raise UserInputError(f"pass study_id ({study_id!r}) or run_id ({run_id!r}), not both: both name the folder")
     rid = study_id or run_id or run_id_of(current_run.name or "local", current_run.id)
     run = study_folder(out, study_id) if study_id else RunFolder((Path(out) / rid).resolve())
-    params = {"models": [m.name for m in plan.models], "studies": studies, "experiments": experiments,
-              "sample": sample, "profile": profile, "limit": limit, "max_tokens": max_tokens,
-              "flow_run_id": str(current_run.id), "study_id": study_id}
+    names = [m.name for m in plan.models]
+    meta = {"models": names, **params.model_dump(mode="json", exclude={"models"}),
+            "flow_run_id": str(current_run.id)}
     if study_id:
-        check_same_plan(run, study_id, params)
-        key = plan_key(studies=studies, experiments=experiments, sample=sample, limit=limit,
-                       max_tokens=max_tokens, profile=profile)
-        if nothing_left(run, params["models"], key):
+        check_same_plan(run, study_id, meta)
+        if nothing_left(run, names, key_of(params)):
             logger.info("study %s: every model is done in %s: nothing left to do", study_id, run.root)
             return Completed(message=f"study {study_id}: {NOTHING_LEFT} ({run.root})",
                              data={"run_dir": str(run.root), "stages": []})
-    # a completed run folder is never re-entered unasked; a named study is continued
-    run.begin(cfg, params, overwrite=overwrite, resume=bool(study_id))
-    logger.info("run %s: %d model(s) x %s x %s -> %s", rid, len(plan.models), studies, experiments, run.root)
+    run.begin(cfg, meta, overwrite=overwrite, resume=bool(study_id))  # a completed folder is not re-entered unasked
+    logger.info("run %s: %d model(s) x %s x %s -> %s", rid, len(names), params.studies, params.experiments,
+                run.root)
     summaries: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
-    for m in plan.models:
-        label_current_model(current_run.id, m.name)
-        state = model_run(
-            m.name, str(run.root), rid, studies, experiments, sample, profile, limit, max_tokens, concurrency,
-            endpoint, task_retries, extract_llm, preflight, return_state=True,
-        )
+    finished: list[str] = []
+    for m in names:
+        label_current_model(current_run.id, m)
+        state = model_run(m, params, str(run.root), rid, return_state=True)
         if state.is_completed():
             summaries += state.result()
+            finished.append(m)
         else:
-            failures[m.name] = describe(m.name, state)
-            logger.error("model %s did not finish: %s", m.name, failures[m.name])
-    if summaries:  # the report and the comparison cover whatever finished, failures included
+            failures[m] = describe(m, state)
+            logger.error("model %s did not finish: %s", m, failures[m])
+    extraction = extraction_of(cfg, params)
+    if finished and extraction.separate and "exp1" in params.experiments:
+        extractor = extraction.endpoint.model if extraction.endpoint else str(extraction.llm_model)
+        state = extraction_run(extractor, params, str(run.root), rid, finished, return_state=True)
+        if not state.is_completed():
+            failures[f"extraction by {extractor}"] = f"failed: {reason(state)}"
+    if any((run.root / safe_name(m)).is_dir() for m in names):  # what finished, and what stopped at preflight
         for step in (report_task, compare_task):
             state = step(run.root, return_state=True)
             if not state.is_completed():
                 failures[step.name] = f"failed: {reason(state)}"
-    publish_run(run.root, summaries, failures)
-    run.end("failed" if failures else "completed", {"stages": summaries, "failures": failures})
+    verdict = verdict_message(read_verdicts(run.root))
+    publish_run(run.root, summaries, failures, verdict)
+    run.end("failed" if failures else "completed", {"stages": summaries, "failures": failures,
+                                                    "verdict": verdict})
     if failures:
-        raise RuntimeError(failure_message(failures))
-    return {"run_dir": str(run.root.resolve()), "stages": summaries}
+        raise RuntimeError(f"{failure_message(failures)}. Verdict: {verdict}")
+    result = {"run_dir": str(run.root.resolve()), "stages": summaries, "verdict": verdict}
+    unfit = [v for v in read_verdicts(run.root) if not v.fit]
+    if fail_on_unfit and unfit:
+        return Failed(message=verdict, data=result)
+    return Completed(message=verdict, data=result)

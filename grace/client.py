@@ -37,10 +37,12 @@ class Posted:
     attempts: int
 
 
-def make_client(concurrency: int, retry: Retry) -> httpx.AsyncClient:
+def make_client(concurrency: int, retry: Retry, api_key: str | None = None) -> httpx.AsyncClient:
+    """A pooled client for `concurrency` requests in flight; `api_key`, if any, goes as a bearer token."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     timeout = httpx.Timeout(retry.request_timeout_s, connect=min(10.0, retry.request_timeout_s))
-    return httpx.AsyncClient(limits=limits, timeout=timeout)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    return httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers)
 
 
 async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any], retry: Retry) -> Posted:

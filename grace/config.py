@@ -276,11 +276,41 @@ class ExperimentConfig(Strict):
         return f"{self.study}/{self.experiment}"
 
 
+class ExtractionEndpoint(Strict):
+    """An OpenAI-compatible endpoint outside Grace's serving for the LLM extraction (e.g. a hosted model).
+
+    The API key is never in a config file: it comes from the environment variable `api_key_env` or, in the
+    Prefect flow, from the Prefect Secret block `api_key_block`; it is sent as a bearer token and appears in no
+    record, log, artifact or error message.
+    """
+
+    url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    model: str  # the model name the endpoint serves
+    api_key_env: str | None = "GRACE_EXTRACTION_API_KEY"
+    api_key_block: str | None = None  # a Prefect Secret block's name (the flow reads it; the CLI uses the env)
+
+
 class ExtractionConfig(Strict):
     llm_fallback: bool = True
-    llm_model: str | None = None  # None: the model under test extracts its own answers
+    # Who reads what the rules could not, under vLLM structured outputs:
+    #   null (and no endpoint): the model under test, on its own server, right after its experiments;
+    #   llm_model: a model of models.yaml, served once after every study model, for all of them;
+    #   endpoint: an external OpenAI-compatible endpoint, after every study model.
+    llm_model: str | None = None
+    endpoint: ExtractionEndpoint | None = None
     concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     max_tokens: Annotated[int, Field(ge=16, le=2048)] = 200
+
+    @model_validator(mode="after")
+    def _one_extractor(self) -> ExtractionConfig:
+        if self.llm_model and self.endpoint:
+            raise ValueError("llm_model and endpoint: choose one extraction model")
+        return self
+
+    @property
+    def separate(self) -> bool:
+        """True when the extraction model is not the model under test (it runs once, after the study models)."""
+        return self.llm_fallback and bool(self.llm_model or self.endpoint)
 
 
 class ExperimentsFile(Strict):

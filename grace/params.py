@@ -12,7 +12,7 @@ nested parameter, `-p params='{"sample": false}'` would silently drop every othe
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -84,9 +84,8 @@ class RunParams(BaseModel):
             raise ValueError(f"unknown study {unknown[0]!r} (known: {', '.join(STUDIES)})")
         return v
 
-    @property
-    def plan_key(self) -> dict[str, Any]:
-        """What makes two runs of one folder the same plan (a model done under it is skipped on resume)."""
-        return {"studies": list(self.studies), "experiments": list(self.experiments), "sample": self.sample,
-                "limit": self.limit, "max_tokens": self.max_tokens, "profile": self.profile}
+
+
+# Each field's default, description included: the flow's signature takes its defaults from here.
+FIELDS = RunParams.model_fields
 

@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grace.checkpoint import write_json_atomic
 from grace.config import Config, ExperimentConfig, ModelConfig
 from grace.errors import ConfigError, GraceError
+from grace.progress import Progress
 from grace.query import StageResult, run_exp1
 from grace.run import RunFolder, safe_name
 from grace.serving import ExternalServer, LocalVLLMServer, ManagedServer
@@ -96,7 +98,7 @@ def backend_factory(
 
 def run_stage(
     server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
-    out_dir: Path, progress: Callable[[int], None] | None = None,
+    out_dir: Path, progress: Progress | None = None,
 ) -> StageResult:
     """One model x study x experiment, resumable; raises StageIncomplete when rows failed for good."""
     if exp.experiment == "exp1":
@@ -155,7 +157,27 @@ def model_done(run: RunFolder, model: str, key: dict[str, Any]) -> bool:
         return False
 
 
-def mark_model_done(run: RunFolder, model: str, key: dict[str, Any], stages: list[dict[str, Any]]) -> None:
-    from grace.checkpoint import write_json_atomic
+def done_stages(run: RunFolder, model: str) -> list[dict[str, Any]]:
+    """The stage summaries a finished model recorded in its done.json."""
+    return list(json.loads(done_marker(run, model).read_text()).get("stages") or [])
 
+
+def _extracted_marker(run: RunFolder, model: str) -> Path:
+    return run.root / safe_name(model) / "extracted_by.json"
+
+
+def extraction_done(run: RunFolder, model: str, extractor: str) -> bool:
+    """True when `extractor` (a separate extraction model) already read this model's replies in this run."""
+    path = _extracted_marker(run, model)
+    try:
+        return path.exists() and json.loads(path.read_text()).get("extraction_model") == extractor
+    except ValueError:
+        return False
+
+
+def mark_extraction_done(run: RunFolder, model: str, extractor: str) -> None:
+    write_json_atomic(_extracted_marker(run, model), {"extraction_model": extractor})
+
+
+def mark_model_done(run: RunFolder, model: str, key: dict[str, Any], stages: list[dict[str, Any]]) -> None:
     write_json_atomic(done_marker(run, model), {"plan": key, "stages": stages})

@@ -40,7 +40,7 @@ from grace.query import run_exp1
 from grace.records import Exp1Record, Exp2Record
 from grace.report.checks import MIN_OPTION_MASS, option_mass_by_question
 from grace.scoring.engine import run_exp2
-from grace.scoring.render import renderer_for
+from grace.scoring.render import harmony_renderer, renderer_for
 from grace.serving.base import Endpoint
 from grace.serving.inspect import TemplateError, error_message, tokenize_chat
 from grace.studies import Study, Trial
@@ -92,17 +92,25 @@ class PreflightReport:
 
 def _check_roles(client: httpx.Client, endpoint: Endpoint, studies: dict[str, tuple[Study, list[Trial]]],
                  report: PreflightReport) -> bool:
+    """Every study's messages render in the form used: through the server's template (/tokenize), or for a
+    harmony model through the harmony renderer the chat endpoint uses (its Jinja template is not what runs)."""
     for name, (study, trials) in studies.items():
         messages = adapt(study.exp1_messages(trials[0]), endpoint.chat_form)
+        h = harmony_renderer(endpoint)
         try:
-            tokenize_chat(client, endpoint, messages)
-        except TemplateError as e:
+            if h is not None:
+                h.prompt_ids(messages)
+            else:
+                tokenize_chat(client, endpoint, messages)
+        except (TemplateError, ValueError) as e:
             hint = " (set system_prompt: fold in config/models.yaml, or leave it unset to detect)" \
                 if endpoint.chat_form == "native" and any(m["role"] == "system" for m in messages) else ""
             report.add("chat roles", False, f"the chat template refuses {name}'s messages "
                                             f"(system message {endpoint.chat_form}): {e}{hint}")
             return False
-    report.add("chat roles", True, f"system message {endpoint.chat_form}; every study's messages render")
+    how = "harmony: system text as developer instructions" if harmony_renderer(endpoint) else \
+        f"system message {endpoint.chat_form}"
+    report.add("chat roles", True, f"{how}; every study's messages render")
     return True
 
 

@@ -9,6 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Progress(Protocol):
+    """What a stage calls as rows finish: `n` more rows done; `resumed` for rows found done already."""
+
+    def __call__(self, n: int, *, resumed: bool = False) -> None: ...
 
 
 def duration(seconds: float) -> str:

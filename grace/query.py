@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,10 @@ from grace.chat import adapt, versioned
 from grace.checkpoint import Checkpoint, LoadReport, drain, write_table
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import ExperimentConfig
+from grace.progress import Progress
 from grace.records import Exp1Record, now
 from grace.serving.base import Endpoint, in_flight
 from grace.studies import Study, Trial
-
-Progress = Callable[[int], None]
 
 
 @dataclass
@@ -134,11 +133,11 @@ async def run_exp1(
     )
     result.skipped = len(done & {f"{t['trial_id']}#{r}" for t in trials for r in range(reps)})
     if progress and result.skipped:
-        progress(result.skipped)
+        progress(result.skipped, resumed=True)
     n = in_flight(endpoint, exp.concurrency, concurrency)
     result.concurrency = n
     t0 = time.perf_counter()
-    async with make_client(n, exp.retry) as client:
+    async with make_client(n, exp.retry, endpoint.api_key) as client:
         with ckpt:
 
             async def handle(item: tuple[Trial, int]) -> None:

@@ -103,6 +103,7 @@ class ExtractedRecord(Record):
 
     replicate: int = 0
     method: Literal["rules", "llm", "none"] = "rules"
+    extraction_model: str | None = None  # the LLM that read this reply (None: the rules settled it alone)
     fields: dict[str, Any] = {}
 
     @property

@@ -10,25 +10,35 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from grace.checkpoint import Checkpoint
 from grace.compare.report import compare_run
 from grace.config import ExtractionConfig, Retry
 from grace.extract.engine import extract_stage
+from grace.records import Exp1Record
 from grace.report.build import build_report
-from grace.serving import ManagedServer
+from grace.serving import Endpoint, ManagedServer
 from tasks.artifacts import artifact_key
+from tasks.progress import ArtifactProgress
 
 
-@task(name="extract", task_run_name="extract-{study}", retries=2, retry_delay_seconds=[10, 60],
+@task(name="extract", task_run_name="extract-{model}-{study}", retries=2, retry_delay_seconds=[10, 60],
       cache_policy=NO_CACHE)
-def extract_task(server: ManagedServer | None, study: str, stage_dir: Path, settings: ExtractionConfig,
-                 retry: Retry) -> dict[str, Any]:
-    """Rules first; what they cannot settle goes to the LLM stage on the model's own server (if enabled)."""
-    endpoint = server.ensure_alive() if (server is not None and settings.llm_fallback) else None
+def extract_task(source: ManagedServer | Endpoint | None, model: str, study: str, stage_dir: Path,
+                 settings: ExtractionConfig, retry: Retry) -> dict[str, Any]:
+    """Rules first; what they cannot settle goes to the LLM stage (when enabled) on `source`: the model's own
+    server, the extraction model's server, or an external endpoint."""
+    endpoint = None
+    if source is not None and settings.llm_fallback:
+        endpoint = source.ensure_alive() if isinstance(source, ManagedServer) else source
+    total = len(Checkpoint(stage_dir / "exp1.jsonl", Exp1Record).load(trim=False))
+    progress = ArtifactProgress(model, f"{study}-extract", total)
     summary = extract_stage(stage_dir, study, endpoint, concurrency=settings.concurrency,
-                            max_tokens=settings.max_tokens, retry=retry)
-    print(f"extract {study}: {summary.line()}")
-    return {"study": study, "total": summary.total, "status": summary.status, "method": summary.method,
-            "rules_status": summary.rules_status, "llm_requests": summary.llm_requests}
+                            max_tokens=settings.max_tokens, retry=retry, progress=progress)
+    progress.finish()
+    print(f"extract {model} {study}: {summary.line()}")
+    return {"model": model, "study": study, "total": summary.total, "status": summary.status,
+            "method": summary.method, "rules_status": summary.rules_status, "llm_requests": summary.llm_requests,
+            "extraction_model": endpoint.model if endpoint is not None else None}
 
 
 @task(name="report", cache_policy=NO_CACHE)

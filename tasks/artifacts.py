@@ -23,8 +23,9 @@ def publish_stages(model: str, summaries: list[dict[str, Any]]) -> None:
     )
 
 
-def publish_run(run_dir: Path, summaries: list[dict[str, Any]], failures: dict[str, str]) -> None:
-    lines = [f"# Grace run `{run_dir.name}`", "", f"Results folder: `{run_dir.resolve()}`", ""]
+def publish_run(run_dir: Path, summaries: list[dict[str, Any]], failures: dict[str, str], verdict: str = "") -> None:
+    lines = [f"# Grace run `{run_dir.name}`", "", f"**Verdict:** {verdict or 'none'}", "",
+             f"Results folder: `{run_dir.resolve()}`", ""]
     lines += ["| model | study | experiment | ok | failed | other | wall s |", "|---|---|---|---|---|---|---|"]
     for s in summaries:
         lines.append(f"| {s['model']} | {s['study']} | {s['experiment']} | {s['ok']} | {s['failed']} | "

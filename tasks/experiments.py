@@ -12,6 +12,7 @@ from grace.config import ExperimentConfig, ModelConfig
 from grace.pipeline import run_stage, stage_summary
 from grace.serving import ManagedServer
 from grace.studies import Study, Trial
+from tasks.progress import ArtifactProgress
 
 
 @task(
@@ -26,7 +27,10 @@ def experiment_task(
     server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
     out_dir: Path,
 ) -> dict[str, Any]:
-    result = run_stage(server, model, study, trials, exp, out_dir)
+    total = len(trials) * (exp.sampling.replications if exp.experiment == "exp1" else 1)
+    progress = ArtifactProgress(model.name, f"{exp.study}-{exp.experiment}", total)
+    result = run_stage(server, model, study, trials, exp, out_dir, progress=progress)
+    progress.finish()
     summary = stage_summary(model.name, result)
     print(
         f"{summary['model']} {exp.key}: {result.ok} ok, {result.failed} failed, other {result.other}, "

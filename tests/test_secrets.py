@@ -7,9 +7,11 @@ run of the flow `grace` against the real toy vLLM server; then everything the ru
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
@@ -18,6 +20,7 @@ from grace.cli import main
 from grace.config import Config
 from grace.errors import ServerError
 from grace.serving import Endpoint, LocalVLLMServer
+from tests.support.fault_proxy import FaultProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.prefect]
 
@@ -76,3 +79,58 @@ def test_token_not_in_a_failed_server_start(cfg: Config, tmp_path: Path) -> None
     assert "died while starting" in str(err.value)
     assert FAKE not in str(err.value) and FAKE not in repr(err.value)
     assert not leaks_in(tmp_path)
+
+
+KEY = "sk-GraceFakeExtractionKeyDoNotLeak9876543210"
+
+
+def test_extraction_api_key_is_sent_but_never_written(prefect_server: str, test_config_dir: Path,
+                                                      toy_server: Endpoint, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    """An external extraction endpoint that, like a hosted API, answers 401 without its key: the flow reads the
+    key from a Prefect Secret block, the endpoint receives it, and it appears nowhere the run writes."""
+    with FaultProxy(toy_server.base_url, expect_bearer=KEY) as hosted:
+        cdir = tmp_path / "cfg"
+        cdir.mkdir()
+        (cdir / "models.yaml").write_text((test_config_dir / "models.yaml").read_text())
+        exp = yaml.safe_load((test_config_dir / "experiments.yaml").read_text())
+        exp["extraction"] = {"llm_fallback": True, "max_tokens": 32, "endpoint": {
+            "url": f"{hosted.url}/v1", "model": "toy", "api_key_env": None, "api_key_block": "grace-extraction"}}
+        (cdir / "experiments.yaml").write_text(yaml.safe_dump(exp))
+        monkeypatch.setenv("GRACE_CONFIG_DIR", str(cdir))
+        Secret(value=KEY).save("grace-extraction", overwrite=True)
+        from flows.grace_flow import grace
+
+        state = grace(models=["toy"], studies=["study1"], experiments=["exp1"], max_tokens=8, limit=4,
+                      endpoint=toy_server.base_url, out=str(tmp_path / "out"), run_id="keyed", preflight=False,
+                      return_state=True)
+        assert state.is_completed(), state.message
+        asked = hosted.authorized["/v1/chat/completions"]
+    assert asked >= 1, "the extraction model was never asked, or not with its key"
+    records = [json.loads(x) for x in (tmp_path / "out" / "keyed" / "toy" / "study1" / "extracted.jsonl")
+               .read_text().splitlines()]
+    by = [r["extraction_model"] for r in records]
+    assert len(records) == 4 and by.count("toy") == asked  # every reply the hosted model read names it
+    run_dir = tmp_path / "out"
+    assert [p for p in run_dir.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()] == []
+    with get_client(sync_client=True) as client:
+        runs = [state.state_details.flow_run_id] + [r.id for r in client.read_flow_runs()
+                                                     if r.parent_task_run_id is not None]
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=runs)))
+        artifacts = client.read_artifacts()
+    assert not [x.message for x in logs if KEY in x.message]
+    assert not [a.key for a in artifacts if KEY in str(a.data) or KEY in str(a.description)]
+    out = capfd.readouterr()
+    assert KEY not in out.out and KEY not in out.err and KEY not in (state.message or "")
+
+
+def test_extraction_endpoint_without_its_key_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("GRACE_TEST_MISSING_KEY", raising=False)
+    (tmp_path / "x.jsonl").write_text('{"trial_id": "t1", "response": "Initial Answer: 2"}\n')
+    code = main(["extract", "--study", "study1", "--input", str(tmp_path / "x.jsonl"), "--output",
+                 str(tmp_path / "y.jsonl"), "--llm-endpoint", "https://api.example.invalid/v1", "--llm-model",
+                 "some-model", "--llm-api-key-env", "GRACE_TEST_MISSING_KEY"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no API key" in err and "$GRACE_TEST_MISSING_KEY" in err and len(err.splitlines()) == 1

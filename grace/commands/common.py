@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from grace.config import Config, load_config
 from grace.errors import UserInputError
+from grace.progress import Progress as StageProgress
 from grace.run import safe_name
 from grace.serving import ExternalServer, LocalVLLMServer
 from grace.studies import Study, Trial, get_study
@@ -65,11 +66,15 @@ def serving(cfg: Config, args: argparse.Namespace, seed: int | None = None) -> I
 
 
 @contextmanager
-def progress_bar(label: str, total: int) -> Iterator[callable]:  # type: ignore[valid-type]
+def progress_bar(label: str, total: int) -> Iterator[StageProgress]:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   transient=False) as prog:
         task = prog.add_task(label, total=total)
-        yield lambda n: prog.advance(task, n)
+
+        def advance(n: int, *, resumed: bool = False) -> None:
+            prog.advance(task, n)
+
+        yield advance
 
 
 def config_from(args: argparse.Namespace) -> Config:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ import pandas as pd
 
 from grace.checkpoint import atomic_path
 from grace.commands.common import config_from
+from grace.config import ExtractionConfig, ExtractionEndpoint
 from grace.errors import DataError, UserInputError
 from grace.extract import FIELD_MODELS, Reply, extract_rows, extract_stage
 from grace.extract.evaluate import evaluate, report_lines
+from grace.extract.extractor import external_endpoint
 from grace.serving import ExternalServer, LocalVLLMServer
 from grace.studies import get_study
 
@@ -36,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", type=Path, help="instead of --input/--output: a run folder's <model>/<study> dir")
     p.add_argument("--llm-endpoint", default=None, help="OpenAI-compatible vLLM server for the LLM stage")
     p.add_argument("--llm-model", default=None, help="served model name at --llm-endpoint")
+    p.add_argument("--llm-api-key-env", default=None, metavar="VAR",
+                   help="a hosted endpoint: the environment variable holding its API key (sent as a bearer token; "
+                        "no vLLM readiness checks)")
     p.add_argument("--config-dir", type=Path, default=None, help="folder with models.yaml and experiments.yaml")
     p.set_defaults(func=extract)
 
@@ -107,7 +113,14 @@ def output_record(row: dict[str, Any], fields: dict[str, Any], status: str, meth
 def _endpoint(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     if bool(args.llm_endpoint) != bool(args.llm_model):
         raise UserInputError("--llm-endpoint and --llm-model go together")
-    return ExternalServer(args.llm_endpoint, args.llm_model) if args.llm_endpoint else None
+    if not args.llm_endpoint:
+        return None
+    var = getattr(args, "llm_api_key_env", None)
+    if var:  # a hosted model: its API key from the environment, no vLLM-specific probes
+        settings = ExtractionConfig(endpoint=ExtractionEndpoint(url=args.llm_endpoint, model=args.llm_model,
+                                                                api_key_env=var))
+        return nullcontext(external_endpoint(settings))
+    return ExternalServer(args.llm_endpoint, args.llm_model)
 
 
 def extract(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from grace.extract.models import FIELD_MODELS
 from grace.extract.rules_study1 import _probability_fields, answer_text, extract_study1
 from grace.extract.rules_study2 import extract_study2, fields_for
 from grace.extract.text import RuleResult, decide_status
+from grace.progress import Progress
 from grace.records import Exp1Record, ExtractedRecord, now
 from grace.serving.base import Endpoint
 
@@ -44,6 +45,7 @@ class Extracted:
     status: str
     method: str = "rules"
     rules_status: str = ""
+    asked_llm: bool = False  # the reply went to the LLM stage (whether or not it kept a value)
 
 
 @dataclass
@@ -112,7 +114,7 @@ def _merge(study: str, rr: RuleResult, reply: str, answer: llm.LLMAnswer) -> Ext
 
 def extract_rows(
     study: str, replies: list[Reply], endpoint: Endpoint | None = None, *, concurrency: int = 16,
-    max_tokens: int = 200, retry: Retry | None = None,
+    max_tokens: int = 200, retry: Retry | None = None, progress: Progress | None = None,
 ) -> tuple[list[Extracted], ExtractSummary]:
     """Rules on every reply; with an endpoint, the LLM on replies whose answer fields the rules found absent."""
     if study not in RULES:
@@ -123,14 +125,20 @@ def extract_rows(
     out = [Extracted(r.fields, r.status, "rules", r.status) for r in ruled]
     summary.rules_s = time.perf_counter() - t0
     todo = [i for i, r in enumerate(ruled) if r.missing and r.status != "refused" and (replies[i].response or "")]
+    if endpoint is None:
+        todo = []
+    if progress is not None:  # the rules settle everything the LLM is not asked about, at once
+        progress(len(replies) - len(todo))
     if endpoint is not None and todo:
         t1 = time.perf_counter()
         answers = asyncio.run(llm.ask_many(endpoint, study, [replies[i].response or "" for i in todo],
-                                           concurrency=concurrency, max_tokens=max_tokens, retry=retry))
+                                           concurrency=concurrency, max_tokens=max_tokens, retry=retry,
+                                           progress=progress))
         summary.llm_s = time.perf_counter() - t1
         summary.llm_requests = len(todo)
         for i, ans in zip(todo, answers, strict=True):
             out[i] = _merge(study, ruled[i], replies[i].response or "", ans)
+            out[i].asked_llm = True
             summary.llm_errors += ans.values is None
             summary.llm_filled += out[i].method == "llm"
     for r in out:
@@ -155,7 +163,7 @@ def _conditions(stage_dir: Path) -> pd.DataFrame | None:
 
 def extract_stage(
     stage_dir: Path, study: str, endpoint: Endpoint | None = None, *, concurrency: int = 16,
-    max_tokens: int = 200, retry: Retry | None = None,
+    max_tokens: int = 200, retry: Retry | None = None, progress: Progress | None = None,
 ) -> ExtractSummary:
     """Read stage_dir/exp1.jsonl, write extracted.jsonl (one ExtractedRecord per Exp 1 key) and the tidy table."""
     stage_dir = Path(stage_dir)
@@ -163,7 +171,7 @@ def extract_stage(
     started = now()
     replies = [Reply(r.response if r.status != "error" else None, r.finish_reason) for r in records]
     results, summary = extract_rows(study, replies, endpoint, concurrency=concurrency, max_tokens=max_tokens,
-                                    retry=retry)
+                                    retry=retry, progress=progress)
     finished = now()
     target = stage_dir / "extracted.jsonl"
     rows = []
@@ -171,15 +179,18 @@ def extract_stage(
         for rec, res in zip(records, results, strict=True):
             if rec.status == "error":
                 res.fields["notes"] = [f"no reply: the Exp 1 request failed ({rec.error or 'error'})"]
+            elif rec.status == "reasoning_truncated":
+                res.fields["notes"] = ["no answer: the reply ran out of tokens while reasoning"]
+            by = endpoint.model if (endpoint is not None and res.asked_llm) else None
             out = ExtractedRecord(
                 trial_id=rec.trial_id, replicate=rec.replicate, model=rec.model, model_revision=rec.model_revision,
                 study=study, prompt_version=PROMPT_VERSION, status=res.status, method=res.method,
-                fields=res.fields, started_at=started, finished_at=finished,
+                extraction_model=by, fields=res.fields, started_at=started, finished_at=finished,
             )
             fh.write(out.model_dump_json() + "\n")
             rows.append({"trial_id": rec.trial_id, "replicate": rec.replicate, "model": rec.model,
                          "status": res.status, "method": res.method, "rules_status": res.rules_status,
-                         **flat_fields(res.fields)})
+                         "extraction_model": by, **flat_fields(res.fields)})
     df = pd.DataFrame(rows)
     cond = _conditions(stage_dir)
     if cond is not None and not df.empty:

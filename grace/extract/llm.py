@@ -21,6 +21,7 @@ from grace.chat import adapt
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import Retry
 from grace.extract.prose import judgments, mentions_count
+from grace.progress import Progress
 from grace.serving.base import Endpoint
 from grace.studies.study2 import UTTERANCES
 
@@ -167,13 +168,19 @@ class LLMAnswer:
 
 async def ask_many(
     endpoint: Endpoint, study: str, responses: list[str], *, concurrency: int = 16, max_tokens: int = 200,
-    retry: Retry | None = None,
+    retry: Retry | None = None, progress: Progress | None = None,
 ) -> list[LLMAnswer]:
     """One structured-output request per response, `concurrency` in flight; order kept."""
     retry = retry or Retry(attempts=3, request_timeout_s=300)
     sem = asyncio.Semaphore(concurrency)
     url = f"{endpoint.v1}/chat/completions"
-    async with make_client(concurrency, retry) as client:
+    async with make_client(concurrency, retry, endpoint.api_key) as client:
+
+        async def counted(text: str) -> LLMAnswer:
+            answer = await one(text)
+            if progress is not None:
+                progress(1)
+            return answer
 
         async def one(text: str) -> LLMAnswer:
             async with sem:
@@ -192,4 +199,4 @@ async def ask_many(
                 return LLMAnswer(None, f"{e}{cut}", posted.attempts)
             return LLMAnswer(parsed.model_dump(), None, posted.attempts)
 
-        return await asyncio.gather(*(one(t) for t in responses))
+        return await asyncio.gather(*(counted(t) for t in responses))

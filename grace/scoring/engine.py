@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from grace.chat import versioned
 from grace.checkpoint import Checkpoint, drain, write_table
 from grace.client import make_client
 from grace.config import ExperimentConfig, SystemPrompt
+from grace.progress import Progress
 from grace.query import StageResult
 from grace.records import Exp2Record, OptionScores, now
 from grace.scoring.errors import ScoringError
@@ -33,7 +34,6 @@ from grace.studies import Study, Trial
 
 Path_ = Literal["server", "inprocess", "per-option"]
 PATHS: tuple[str, ...] = ("server", "inprocess", "per-option")
-Progress = Callable[[int], None]
 SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say (each sends its reads batched)
 
 
@@ -83,7 +83,7 @@ def _todo(ckpt: Checkpoint[Exp2Record], trials: list[Trial], result: StageResult
     todo = [t for t in trials if t["trial_id"] not in done]
     result.skipped = len(trials) - len(todo)
     if progress and result.skipped:
-        progress(result.skipped)
+        progress(result.skipped, resumed=True)
     return todo
 
 
@@ -113,7 +113,7 @@ async def run_exp2(
     n = concurrency or exp.concurrency or SCORING_CONCURRENCY
     result.concurrency = n
     t0 = time.perf_counter()
-    async with make_client(n, exp.retry) as client:
+    async with make_client(n, exp.retry, endpoint.api_key) as client:
         rend = renderer or renderer_for(endpoint, client, exp.retry)
         with ckpt:
 

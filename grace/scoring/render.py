@@ -117,11 +117,16 @@ class HarmonyQuestionRenderer:
         return self.renderer.encode_question(question)
 
 
+def harmony_renderer(endpoint: Endpoint) -> HarmonyRenderer | None:
+    """The harmony renderer matching this endpoint's server (its reasoning block and env), or None."""
+    r = endpoint.reasoning
+    if r is None or r.format != "harmony":
+        return None
+    flag = dict(endpoint.server_env).get("VLLM_GPT_OSS_HARMONY_SYSTEM_INSTRUCTIONS", "0")
+    return HarmonyRenderer(r.effort, r.start_date, system_instructions=bool(int(flag or "0")))
+
+
 def renderer_for(endpoint: Endpoint, client: httpx.AsyncClient, retry: Retry) -> Renderer:
     """How the server path renders this endpoint's prompts: harmony client-side, else the server's template."""
-    r = endpoint.reasoning
-    if r is not None and r.format == "harmony":
-        flag = dict(endpoint.server_env).get("VLLM_GPT_OSS_HARMONY_SYSTEM_INSTRUCTIONS", "0")
-        return HarmonyQuestionRenderer(HarmonyRenderer(r.effort, r.start_date,
-                                                       system_instructions=bool(int(flag or "0"))))
-    return ServerRenderer(client, endpoint, retry)
+    h = harmony_renderer(endpoint)
+    return HarmonyQuestionRenderer(h) if h is not None else ServerRenderer(client, endpoint, retry)

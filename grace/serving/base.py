@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -29,6 +29,8 @@ class Endpoint:
     server_version: str | None = None
     stop_token_ids: tuple[int, ...] = ()  # sent with every chat request (the model config's stop_token_ids)
     server_env: tuple[tuple[str, str], ...] = ()  # the server's own environment from the config (no secrets)
+    # A bearer token for an endpoint that needs one (a hosted extraction model): never shown, never compared.
+    api_key: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def v1(self) -> str:

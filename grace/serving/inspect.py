@@ -110,10 +110,16 @@ def check_logprob_token_ids(client: httpx.Client, endpoint: Endpoint, version: s
             "tested with: serve the image config/cluster.yaml names (images.vllm), or upgrade the server")
 
 
+def harmony(endpoint: Endpoint) -> bool:
+    """A harmony model (GPT-OSS): vLLM's chat endpoint renders it with openai-harmony, not a Jinja template, and
+    turns a system message into the developer instructions: the system message is always taken."""
+    return endpoint.reasoning is not None and endpoint.reasoning.format == "harmony"
+
+
 def inspect_endpoint(endpoint: Endpoint, timeout_s: float = 120.0) -> Endpoint:
     """The endpoint with the server's version and the model's chat form filled in; ServerError if unusable."""
     with httpx.Client(timeout=timeout_s) as client:
         version = server_version(client, endpoint)
         check_logprob_token_ids(client, endpoint, version)
-        form = endpoint.system_prompt or detect_chat_form(client, endpoint)
+        form = endpoint.system_prompt or ("native" if harmony(endpoint) else detect_chat_form(client, endpoint))
     return dataclasses.replace(endpoint, server_version=version, chat_form=form)

@@ -40,10 +40,12 @@ class FaultProxy:
     """`rewrite`, when given, turns each forwarded request body into another (e.g. an older server's view)."""
 
     def __init__(self, upstream: str, faults: Faults | None = None,
-                 rewrite: Callable[[str, bytes], bytes] | None = None) -> None:
+                 rewrite: Callable[[str, bytes], bytes] | None = None, expect_bearer: str | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = faults or Faults()
         self.rewrite = rewrite
+        self.expect_bearer = expect_bearer  # like a hosted API: 401 unless `Authorization: Bearer <key>`
+        self.authorized: Counter[str] = Counter()  # path -> requests that carried the expected key
         self.counts: Counter[str] = Counter()  # path -> requests received
         self.injected: Counter[str] = Counter()  # fault kind -> times injected
         self.forwarded: Counter[str] = Counter()  # path -> requests passed upstream
@@ -91,6 +93,12 @@ class FaultProxy:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         path = h.path.split("?")[0]
+        if self.expect_bearer is not None:
+            if h.headers.get("Authorization") != f"Bearer {self.expect_bearer}":
+                self._reply(h, 401, b'{"error": {"message": "Incorrect API key provided", "code": 401}}')
+                return
+            with self._lock:
+                self.authorized[path] += 1
         kind = self._decide(path)
         if kind in ("503", "429"):
             self._reply(h, int(kind), b'{"error": "injected fault"}')
