@@ -119,9 +119,10 @@ async def _same_prompt(endpoint: Endpoint, study: Study, trial: Trial, exp: Expe
     question = study.exp2_questions(trial)[0]
     async with make_client(2, exp.retry) as client:
         encoded = await renderer_for(endpoint, client, exp.retry).encode(question)
+        extra = {"reasoning_effort": endpoint.reasoning.effort} if endpoint.reasoning else {}  # as Exp 1 sends
         r = await client.post(f"{endpoint.v1}/chat/completions", json={
             "model": endpoint.model, "messages": adapt(question.messages, endpoint.chat_form), "max_tokens": 1,
-            "temperature": 0, "return_token_ids": True})
+            "temperature": 0, "return_token_ids": True, **extra})
     if r.status_code != 200:
         return f"the chat endpoint answered HTTP {r.status_code}: {error_message(r)}"
     chat_ids = r.json().get("prompt_token_ids")

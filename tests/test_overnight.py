@@ -245,7 +245,7 @@ def test_failure_notification_names_the_run_model_and_stage(
     with FaultProxy(toy_server.base_url, Faults(mode="503", paths=("/v1/chat/completions",))) as proxy:
         run = start(full_study_deployment, models=["toy"], studies=["study1"], experiments=["exp1"], limit=3,
                     max_tokens=8, concurrency=1, endpoint=proxy.url, task_retries=0, extract_llm=False,
-                    out=str(tmp_path))
+                    preflight=False, out=str(tmp_path))  # the stage itself must fail, not the preflight
         run = wait_final(run.id)
     assert run.state.is_failed(), run.state.name
     assert "toy: study1-exp1 failed" in run.state.message, run.state.message

@@ -87,8 +87,10 @@ def test_failed_run_retry_resumes_without_recomputing(
     tmp_path: Path,
 ) -> None:
     with FaultProxy(toy_server.base_url, Faults(mode="503", pass_first=6, paths=("/v1/chat/completions",))) as proxy:
+        # no preflight: the proxy's first 6 chat requests must be the stage's own
         run = start(full_study_deployment, models=["toy"], studies=["study1"], experiments=["exp1"],
-                    max_tokens=8, concurrency=1, endpoint=proxy.url, task_retries=0, out=str(tmp_path))
+                    max_tokens=8, concurrency=1, endpoint=proxy.url, task_retries=0, out=str(tmp_path),
+                    preflight=False)
         run = wait_final(run.id)
         assert run.state.is_failed(), f"expected the injected 503s to fail the run, got {run.state.name}"
         ckpt = run_dir_of(run, tmp_path) / "toy" / "study1" / "exp1.jsonl"
