@@ -60,7 +60,8 @@ class Workload:
     concurrency: int | None = None
 
     def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"experiments": list(self.experiments), "sample": self.sample}
+        # no preflight: the direct runner has none, and the pair must do the same work
+        p: dict[str, Any] = {"experiments": list(self.experiments), "sample": self.sample, "preflight": False}
         if self.max_tokens is not None:
             p["max_tokens"] = self.max_tokens
         if self.extract_llm is not None:

@@ -13,6 +13,7 @@ from benchmarks.direct_run import parser as direct_parser
 from benchmarks.exp1 import _median
 from benchmarks.runner import targets
 from flows.grace_flow import grace
+from grace.params import FIELDS
 
 
 def test_percentile_nearest_rank() -> None:
@@ -32,7 +33,8 @@ def test_both_contenders_get_the_same_work(work: orchestration.Workload) -> None
     assert direct.max_tokens == params.get("max_tokens")
     assert direct.no_extract_llm == (params.get("extract_llm") is False)
     assert direct.concurrency == params.get("concurrency")
-    assert direct.studies == flow_params["studies"].default
+    assert direct.studies == FIELDS["studies"].default
+    assert params["preflight"] is False  # the direct runner has no preflight: the same work on both sides
 
 
 def test_worker_poll_is_the_shipped_setting() -> None:
