@@ -12,7 +12,8 @@ from grace.report.summary import run_summary
 from grace.run import safe_name
 from grace.ui_format import counts, readable_rows
 
-STAGE_COLUMNS = ["study", "experiment", "total", "done_before", "ok", "failed", "other", "wall_s", "rows_per_s"]
+STAGE_COLUMNS = {"study": "study", "experiment": "experiment", "total": "rows", "done_before": "done before",
+                 "ok": "ok", "failed": "failed", "other": "other", "wall_s": "wall s", "rows_per_s": "rows/s"}
 
 
 def artifact_key(*parts: str) -> str:
@@ -22,7 +23,7 @@ def artifact_key(*parts: str) -> str:
 def publish_stages(model: str, summaries: list[dict[str, Any]]) -> None:
     create_table_artifact(
         key=artifact_key("grace", model, "stages"),
-        table=readable_rows({c: counts(s.get(c)) if c == "other" else s.get(c) for c in STAGE_COLUMNS}
+        table=readable_rows({name: counts(s.get(c)) if c == "other" else s.get(c) for c, name in STAGE_COLUMNS.items()}
                             for s in summaries),
         description=f"Grace: rows done, failed and time per stage for {model}",
     )
