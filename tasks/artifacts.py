@@ -1,13 +1,19 @@
-"""Prefect artifacts: a table of rows done / failed / time per model and stage, and links to the files."""
+"""Prefect artifacts: a table of rows done / failed / time per model and stage, and the run's summary."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from grace.report.summary import run_summary
 from grace.run import safe_name
+from grace.ui_format import counts, md_escape, readable_rows
+
+STAGE_COLUMNS = {"study": "study", "experiment": "experiment", "total": "rows", "done_before": "done before",
+                 "ok": "ok", "failed": "failed", "other": "other", "wall_s": "wall s", "rows_per_s": "rows/s"}
 
 
 def artifact_key(*parts: str) -> str:
@@ -15,26 +21,33 @@ def artifact_key(*parts: str) -> str:
 
 
 def publish_stages(model: str, summaries: list[dict[str, Any]]) -> None:
-    cols = ["study", "experiment", "total", "done_before", "ok", "failed", "other", "wall_s", "rows_per_s"]
     create_table_artifact(
         key=artifact_key("grace", model, "stages"),
-        table=[{c: s.get(c) for c in cols} for s in summaries],
+        table=readable_rows({name: counts(s.get(c)) if c == "other" else s.get(c) for c, name in STAGE_COLUMNS.items()}
+                            for s in summaries),
         description=f"Grace: rows done, failed and time per stage for {model}",
     )
 
 
+def _worth_opening(run_dir: Path, summaries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(key, what it shows) of the artifacts this run published, most useful first."""
+    out = []
+    if (run_dir / "report" / "report.md").exists():
+        out.append((artifact_key("grace", "report"), "the verdict per model and study (fit or not), checks, plots"))
+    compare = run_dir / "compare" / "compare.json"
+    if compare.exists():
+        if json.loads(compare.read_text()).get("ranking"):
+            out.append((artifact_key("grace", "compare"), "the models ranked by how human-like they are"))
+        out.append((artifact_key("grace", "compare", "details"), "the comparison with the humans in full, plots"))
+    for model in dict.fromkeys(s["model"] for s in summaries):
+        out.append((artifact_key("grace", model, "stages"), f"rows done, failed and time per stage of {model}"))
+    return out
+
+
 def publish_run(run_dir: Path, summaries: list[dict[str, Any]], failures: dict[str, str], verdict: str = "") -> None:
-    lines = [f"# Grace run `{run_dir.name}`", "", f"**Verdict:** {verdict or 'none'}", "",
-             f"Results folder: `{run_dir.resolve()}`", ""]
-    lines += ["| model | study | experiment | ok | failed | other | wall s |", "|---|---|---|---|---|---|---|"]
-    for s in summaries:
-        lines.append(f"| {s['model']} | {s['study']} | {s['experiment']} | {s['ok']} | {s['failed']} | "
-                     f"{s['other']} | {s['wall_s']} |")
-    if failures:
-        lines += ["", "## Failed models", ""] + [f"- **{m}**: {why}" for m, why in failures.items()]
-    lines += ["", "## Files", ""]
-    for p in sorted(run_dir.rglob("*")):
-        if p.is_file() and p.suffix in {".jsonl", ".parquet", ".csv", ".md", ".png", ".json"}:
-            lines.append(f"- [{p.relative_to(run_dir)}]({p.resolve().as_uri()})")
-    create_markdown_artifact(key=artifact_key("grace", "run"), markdown="\n".join(lines),
+    """The run's summary artifact; it leads with the verdict (grace.report.verdict)."""
+    lead = [f"**Verdict:** {md_escape(verdict)}"] if verdict else []
+    create_markdown_artifact(key=artifact_key("grace", "run"),
+                             markdown=run_summary(run_dir, summaries, failures, _worth_opening(run_dir, summaries),
+                                                  lead=lead),
                              description=f"Grace run {run_dir.name}")

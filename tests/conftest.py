@@ -10,7 +10,9 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -194,3 +196,43 @@ def prefect_worker(prefect_env: dict[str, str], full_study_deployment: str,
     finally:
         _stop(proc)
         log.close()
+
+
+# --- one sample run through the deployment, shared by the tests that only read what it left ---------------
+
+# The toy model with short replies: the whole default protocol (Exp 1, Exp 2, extraction, report, comparison)
+# in about a minute. One place for the parameters, so a change of the flow's signature is one edit.
+SAMPLE_RUN_PARAMETERS: dict[str, object] = {"models": ["toy"], "max_tokens": 16}
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    flow_run: Any  # prefect.client.schemas.objects.FlowRun, in its final state
+    out: Path  # the `out` parameter: the run folder is out / run_dir.name
+    run_dir: Path
+
+
+def wait_final_flow_run(flow_run_id: object, timeout: float = 900) -> Any:
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            run = client.read_flow_run(flow_run_id)
+            if run.state and run.state.is_final():
+                return run
+            assert time.monotonic() < deadline, f"flow run {flow_run_id} not final after {timeout}s: {run.state}"
+            time.sleep(2)
+
+
+@pytest.fixture(scope="session")
+def sample_run(full_study_deployment: str, prefect_worker: object,
+               tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
+    """grace/full-study on the toy model, run once per session through the real worker; final, not asserted."""
+    from prefect.deployments import run_deployment
+
+    out = tmp_path_factory.mktemp("sample-run")
+    started = run_deployment(full_study_deployment, parameters={**SAMPLE_RUN_PARAMETERS, "out": str(out)},
+                             timeout=0)
+    run = wait_final_flow_run(started.id)
+    return SampleRun(flow_run=run, out=out, run_dir=out / f"{run.name}-{str(run.id)[:8]}")

@@ -14,7 +14,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from grace.serving import Endpoint
-from tests.conftest import prefect_cli, vllm_processes
+from tests.conftest import SampleRun, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 
 pytestmark = pytest.mark.prefect
@@ -57,13 +57,11 @@ def test_deployment_registered_with_schedule_and_parameters(full_study_deploymen
                                                                "profile", "out", "run_id"}
 
 
-def test_sample_run_completes_and_tears_down(full_study_deployment: str, prefect_worker: object,
-                                             tmp_path: Path) -> None:
+def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
     """The whole default protocol (Exp 1, Exp 2, extraction, report, comparison) on the toy model."""
-    run = start(full_study_deployment, models=["toy"], max_tokens=16, out=str(tmp_path))
-    run = wait_final(run.id)
+    run = sample_run.flow_run
     assert run.state.is_completed(), run.state.message
-    rd = run_dir_of(run, tmp_path)
+    rd = sample_run.run_dir
     meta = json.loads((rd / "run.json").read_text())
     assert meta["status"] == "completed"
     for study in ("study1", "study2"):

@@ -14,12 +14,13 @@ from grace.compare.human import load_human
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from grace.compare.outputs import discover
 from grace.compare.plots import plot_study1, plot_study2
-from grace.compare.schema import CompareReport, RankedRow, Study1Result, Study2Result, VariantPair
+from grace.compare.schema import CompareReport, FindingResult, RankedRow, Study1Result, Study2Result, VariantPair
 from grace.compare.study1 import compare_study1
 from grace.compare.study2 import compare_study2
 from grace.config import Config
 from grace.errors import DataError
 from grace.run import safe_name
+from grace.ui_format import MISSING, counts, interval, md_table, percent, shown_path, sig
 
 
 def _variant_of(cfg: Config | None, model: str) -> str | None:
@@ -31,12 +32,16 @@ def _variant_of(cfg: Config | None, model: str) -> str | None:
     return None
 
 
-def _ci(ci: tuple[float, float] | None, fmt: str = ".3f") -> str:
-    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else ""
+def _ci(ci: tuple[float, float] | None, fmt: str | None = None) -> str:
+    """An interval, "[a, b]": 3 significant digits, or `fmt` (e.g. ".0f" for counts)."""
+    if not ci:
+        return ""
+    return interval(ci) if fmt is None else f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
 
-def _num(x: float | None, fmt: str = ".3f") -> str:
-    return "—" if x is None else f"{x:{fmt}}"
+def _num(x: float | None, fmt: str | None = None) -> str:
+    """A number: 3 significant digits, or `fmt`; None as a dash."""
+    return sig(x) if (x is None or fmt is None) else f"{x:{fmt}}"
 
 
 def rank(study2: list[Study2Result], study1: list[Study1Result], cfg: Config | None) -> list[RankedRow]:
@@ -78,18 +83,46 @@ def table_lines(ranking: list[RankedRow]) -> list[str]:
         js = f"{_num(r.js)} {_ci(r.js_ci)}" if r.study == "study2" else ""
         rr = f"{_num(r.r)} {_ci(r.r_ci)}" if r.study == "study2" else ""
         fi = f"{r.findings} {_ci(r.findings_ci, '.0f')}" if r.study == "study1" else ""
-        un = "" if r.unparseable_share is None else f"{100 * r.unparseable_share:.1f}%"
+        un = "" if r.unparseable_share is None else percent(r.unparseable_share)
         note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
         lines.append(f"| {r.study} | {r.rank} | {model} | {r.source} | {js} | {rr} | {fi} | {un} | {note} |")
     return lines
 
 
-def markdown(rep: CompareReport) -> str:
-    out = [f"# Human comparison: {rep.run_dir}", "",
+def ranking_rows(ranking: list[RankedRow]) -> list[dict[str, str]]:
+    """The ranked table as rows for the UI's table artifact: the same columns in every row (the UI takes them
+    from the first), 3 significant digits, intervals as "[a, b]"; one "human-likeness" column holds the
+    study's own measure (study 2: JS divergence, lower is closer; study 1: published findings reproduced)."""
+    rows = []
+    for r in ranking:
+        if r.study == "study2":
+            like = f"JS {sig(r.js)} {interval(r.js_ci)}".strip() if r.js is not None else MISSING
+            corr = f"{sig(r.r)} {interval(r.r_ci)}".strip() if r.r is not None else MISSING
+        else:
+            like = f"{r.findings} findings {_ci(r.findings_ci, '.0f')}".strip() if r.findings else MISSING
+            corr = ""
+        rows.append({
+            "study": r.study, "rank": str(r.rank),
+            "model": r.model + (f" (variant of {r.variant_of})" if r.variant_of else ""),
+            "source": r.source, "status": r.status, "human-likeness [95% CI]": like, "r [95% CI]": corr,
+            "unparseable": "" if r.unparseable_share is None else percent(r.unparseable_share),
+            "note": r.message,
+        })
+    return rows
+
+
+def _reproduced(f: FindingResult) -> str:
+    if f.reproduced:
+        return "**yes**"
+    return "not testable" if f.p_value is None else "no"
+
+
+def markdown(rep: CompareReport, plots_drawn: bool = True) -> str:
+    out = [f"# Human comparison: run `{Path(rep.run_dir).name}`", "",
            f"Created {rep.created_at}; bootstrap {rep.n_boot} resamples of trials (seed {rep.seed}); "
            f"alpha {rep.alpha}; took {rep.seconds:.2f} s "
            f"({rep.seconds_plots:.2f} s of it for the plots).", "",
-           "Human data: " + "; ".join(f"{k}: `{v}`" for k, v in rep.human_sources.items()), "",
+           "Human data: " + "; ".join(f"{k}: `{shown_path(v)}`" for k, v in rep.human_sources.items()), "",
            "JS divergence: Jensen-Shannon (bits, 0 = identical) per goal x state cell, mean over cells. "
            "r: Pearson over the cell x utterance proportions. Findings: published pairwise comparisons of study 1 "
            "reproduced (one-sided paired t-test across trials, significant exactly where the humans' was).", "",
@@ -105,34 +138,36 @@ def markdown(rep: CompareReport) -> str:
         if r2.source == "exp1":
             out.append(f"{r2.n_responses} responses, {r2.unparseable} unparseable "
                        f"({_num(None if r2.unparseable_share is None else 100 * r2.unparseable_share, '.1f')}%); "
-                       f"statuses {r2.status_counts}.")
+                       f"statuses: {counts(r2.status_counts)}.")
         if r2.message or r2.r_note:
             out.append(f"Note: {'; '.join(filter(None, [r2.message, r2.r_note]))}")
-        out += ["", "| goal | state | n | JS [95% CI] | top model choice | top human choice |",
-                "|---|---|---|---|---|---|"]
+        cells = []
         for c in r2.cells:
             top_m = max(c.model, key=c.model.get)  # type: ignore[arg-type]
             top_h = max(c.human, key=c.human.get)  # type: ignore[arg-type]
-            out.append(f"| {c.goal} | {c.state} | {c.n_trials} | {c.js:.3f} {_ci(c.js_ci)} | {top_m} "
-                       f"({c.model[top_m]:.2f}) | {top_h} ({c.human[top_h]:.2f}) |")
-        out.append("")
+            cells.append([c.goal, c.state, str(c.n_trials), f"{sig(c.js)} {_ci(c.js_ci)}",
+                          f"{top_m} ({c.model[top_m]:.2f})", f"{top_h} ({c.human[top_h]:.2f})"])
+        out += ["", *md_table(["goal", "state", "n", "JS [95% CI]", "top model choice", "top human choice"], cells,
+                              empty=f"No goal x state cell to compare: {r2.message or 'no usable trials'}."), ""]
     for r1 in rep.study1:
         out += [f"## Study 1: {r1.model} ({r1.source})", "",
                 f"{r1.reproduced} of {r1.findings_total} findings reproduced {_ci(r1.reproduced_ci, '.0f')}; "
                 f"{r1.n_trials} trials with posterior bets; {r1.unparseable} of {r1.n_responses} without usable "
-                f"posterior; statuses {r1.status_counts}."]
+                f"posterior; statuses: {counts(r1.status_counts)}."]
         if r1.message:
             out.append(f"Note: {r1.message}")
-        out += ["", "| finding | humans | n | mean a | mean b | t | p | model significant | reproduced |",
-                "|---|---|---|---|---|---|---|---|---|"]
-        for f in r1.findings:
-            out.append(f"| {f.label} | {'yes' if f.humans else 'no'} | {f.n_trials} | {_num(f.mean_a, '.1f')} | "
-                       f"{_num(f.mean_b, '.1f')} | {_num(f.statistic, '.2f')} | {_num(f.p_value, '.3g')} | "
-                       f"{'yes' if f.model_significant else 'no'} | {'**yes**' if f.reproduced else 'no'} "
-                       f"{f.note} |")
-        out += ["", "| access | observe | n | mean bets 0/1/2/3 |", "|---|---|---|---|"]
-        out += [f"| {c.access} | {c.observe} | {c.n_trials} | "
-                + " / ".join(f"{c.mean[s]:.1f}" for s in ("0", "1", "2", "3")) + " |" for c in r1.conditions]
+        out += ["", *md_table(
+            ["finding", "humans significant", "n", "mean a", "mean b", "t", "p", "model significant", "reproduced",
+             "note"],
+            [[f.label, "yes" if f.humans else "no", str(f.n_trials), _num(f.mean_a, ".1f"), _num(f.mean_b, ".1f"),
+              _num(f.statistic), _num(f.p_value), "yes" if f.model_significant else "no", _reproduced(f),
+              f.note or MISSING] for f in r1.findings],
+            empty="No published finding loaded.")]
+        out += ["", *md_table(
+            ["access", "observe", "n", "mean bets 0/1/2/3"],
+            [[str(c.access), str(c.observe), str(c.n_trials), " / ".join(f"{c.mean[s]:.1f}" for s in "0123")]
+             for c in r1.conditions],
+            empty=f"No mean bets: {r1.message or 'no trial with usable posterior bets'}.")]
         order = {True: "yes", False: "no", None: "—"}[r1.knowledge_order_matches]
         out += ["", f"Knowledgeability (bet the speaker knows, of 100); ordering by access as humans: {order}", "",
                 "| access | n | model [95% CI] | humans (SD) | difference |", "|---|---|---|---|---|"]
@@ -142,7 +177,9 @@ def markdown(rep: CompareReport) -> str:
         out.append("")
     if rep.notes:
         out += ["## Notes", "", *[f"- {n}" for n in rep.notes], ""]
-    out += ["## Plots", "", *[f"![{Path(p).stem}]({Path(p).name})" for p in rep.plots], ""]
+    out += ["## Plots", "", *([f"![{Path(p).stem}]({Path(p).name})" for p in rep.plots]
+                              or [("_No plots: no model output could be compared with the humans._" if plots_drawn
+                                   else "_No plots: drawing them was turned off._")]), ""]
     return "\n".join(out)
 
 
@@ -194,5 +231,5 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
     rep.seconds = time.perf_counter() - t0
     write_json_atomic(out_dir / "compare.json", rep.model_dump(mode="json"))
     with atomic_path(out_dir / "compare.md") as tmp:
-        tmp.write_text(markdown(rep), encoding="utf-8")
+        tmp.write_text(markdown(rep, plots_drawn=plots), encoding="utf-8")
     return rep

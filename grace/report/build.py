@@ -24,6 +24,7 @@ from grace.report.checks import (
 )
 from grace.report.load import StageData, discover
 from grace.run import safe_name
+from grace.ui_format import md_escape
 
 
 def _models() -> dict[str, ModelConfig]:
@@ -217,7 +218,8 @@ def read_preflights(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
-    lines = [f"# Data-quality report: {report['run_dir']}", "", f"Generated {report['generated_at']}.", "",
+    lines = [f"# Data-quality report: run `{Path(report['run_dir']).name}`", "",
+             f"Generated {report['generated_at']}.", "",
              "## Verdict", "", "| model | study | verdict | reasons |", "|---|---|---|---|"]
     for m, pf in sorted(report.get("preflight", {}).items()):
         if not pf.get("passed"):
@@ -253,7 +255,7 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
                       "| experiment | check | result | detail |", "|---|---|---|---|"]
             for c in r["checks"]:
                 res = "pass" if c["passed"] else ("FAIL" if c["fatal"] else "warn")
-                lines.append(f"| {c['experiment']} | {c['name']} | {res} | {c['detail']} |")
+                lines.append(f"| {c['experiment']} | {c['name']} | {res} | {md_escape(c['detail'])} |")
             met = r["metrics"]
             if "extracted" in met:
                 e = met["extracted"]
@@ -267,6 +269,6 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
                           f"{e['completion_tokens_mean']} tokens on average; missing {e['missing']}."]
             if met.get("agreement"):
                 lines += ["", "Exp 1 stated answer vs Exp 2 argmax: " + "; ".join(
-                    f"{k} {v['agree']}/{v['pairs']}" for k, v in met["agreement"].items())]
+                    f"{md_escape(k)} {v['agree']}/{v['pairs']}" for k, v in met["agreement"].items())]
             lines += [""] + [f"![{p}]({p})" for p in r["plots"]] + [""]
     return "\n".join(lines) + "\n"
