@@ -174,3 +174,27 @@ def test_plots_show_in_the_v1_ui_too(ui: UI, sample_run: SampleRun, run_artifact
             problems += check_artifact_page(ui, page, artifact, sample_run.run_dir, V1)
             _shot(ui, page, shots, f"2{i:02d}-v1-artifact-{artifact.key}")
     assert not problems, "\n".join(problems)
+
+
+def test_every_stage_shows_its_progress_and_the_run_its_verdict(ui: UI, sample_run: SampleRun,
+                                                              run_artifacts: list[Artifact], shots: Path) -> None:
+    """A progress artifact per stage of the model, at 100% once the run is over; the verdict in the flow run's
+    state message (what the runs list shows) and at the head of the run summary."""
+    progress = {a.key: a for a in run_artifacts if a.type == "progress"}
+    stages = [f"grace-toy-{s}-{e}-progress" for s in ("study1", "study2") for e in ("exp1", "exp2", "extract")]
+    assert set(stages) <= set(progress), sorted(progress)
+    assert all(float(progress[k].data) == 100.0 for k in stages), {k: progress[k].data for k in stages}
+    assert all("rows" in (progress[k].description or "") for k in stages)
+    with ui.tab() as page:
+        shown = ui.open(page, f"{V2}/artifacts/artifact/{progress[stages[0]].id}", ready=PROGRESS[V2])
+        assert "100%" in shown.text(PROGRESS[V2]), shown.text(PROGRESS[V2])
+        _shot(ui, page, shots, "300-progress-study1-exp1")
+        message = sample_run.flow_run.state.message or ""
+        for study in ("study1", "study2"):
+            assert re.search(rf"toy/{study} (fit|not fit: \S)", message), message
+        summary = next(a for a in run_artifacts if a.key == "grace-run")
+        assert _raw(summary).splitlines()[2].startswith("**Verdict:** "), _raw(summary)[:300]
+        shown = ui.open(page, f"{V2}/runs/flow-run/{sample_run.flow_run.id}",
+                        ready="[role=tab]:has-text('Artifacts')")
+        assert "toy/study1" in shown.text(), "the verdict is on the flow run's page"
+        _shot(ui, page, shots, "301-flow-run-verdict")
