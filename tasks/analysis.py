@@ -16,10 +16,11 @@ from grace.extract.engine import extract_stage
 from grace.report.build import build_report
 from grace.serving import ManagedServer
 from tasks.artifacts import artifact_key
+from tasks.experiments import retry_unless_rejected
 
 
 @task(name="extract", task_run_name="extract-{study}", retries=2, retry_delay_seconds=[10, 60],
-      cache_policy=NO_CACHE)
+      retry_condition_fn=retry_unless_rejected, cache_policy=NO_CACHE)
 def extract_task(server: ManagedServer | None, study: str, stage_dir: Path, settings: ExtractionConfig,
                  retry: Retry) -> dict[str, Any]:
     """Rules first; what they cannot settle goes to the LLM stage on the model's own server (if enabled)."""

@@ -15,7 +15,8 @@ def artifact_key(*parts: str) -> str:
 
 
 def publish_stages(model: str, summaries: list[dict[str, Any]]) -> None:
-    cols = ["study", "experiment", "total", "done_before", "ok", "failed", "other", "wall_s", "rows_per_s"]
+    cols = ["study", "experiment", "total", "done_before", "ok", "failed", "other", "wall_s", "rows_per_s",
+            "waited_s", "server_waits", "server_stops", "wait_reasons"]
     create_table_artifact(
         key=artifact_key("grace", model, "stages"),
         table=[{c: s.get(c) for c in cols} for s in summaries],
@@ -25,10 +26,12 @@ def publish_stages(model: str, summaries: list[dict[str, Any]]) -> None:
 
 def publish_run(run_dir: Path, summaries: list[dict[str, Any]], failures: dict[str, str]) -> None:
     lines = [f"# Grace run `{run_dir.name}`", "", f"Results folder: `{run_dir.resolve()}`", ""]
-    lines += ["| model | study | experiment | ok | failed | other | wall s |", "|---|---|---|---|---|---|---|"]
+    lines += ["| model | study | experiment | ok | failed | other | wall s | waited for the server |",
+              "|---|---|---|---|---|---|---|---|"]
     for s in summaries:
+        waited = (f"{s['waited_s']} s: {s['wait_reasons']}" if s.get("waited_s") or s.get("server_stops") else "-")
         lines.append(f"| {s['model']} | {s['study']} | {s['experiment']} | {s['ok']} | {s['failed']} | "
-                     f"{s['other']} | {s['wall_s']} |")
+                     f"{s['other']} | {s['wall_s']} | {waited} |")
     if failures:
         lines += ["", "## Failed models", ""] + [f"- **{m}**: {why}" for m, why in failures.items()]
     lines += ["", "## Files", ""]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
 from grace.errors import ServerError
+
+if TYPE_CHECKING:
+    from grace.serving.watch import Watch
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,8 @@ class Endpoint:
     model: str  # the served model name used in requests
     revision: str = "unknown"
     batch_slots: int | None = None  # sequences the server batches at once (None: unknown, e.g. an external URL)
+    # the backend's view of its server while stages run (grace.serving.watch); None: the readiness probe only
+    watch: Watch | None = field(default=None, compare=False, repr=False)
 
     @property
     def v1(self) -> str:

@@ -1,16 +1,22 @@
-"""An already running OpenAI-compatible server: nothing to start, nothing to stop."""
+"""An already running OpenAI-compatible server: nothing to start, nothing to stop.
+
+All Grace can know about it is its readiness probe: while a stage runs, an endpoint that stops answering may be
+restarting (a pod behind a Service), so the stage waits up to `restart_timeout_s` for it (grace.serving.watch).
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
 
 from grace.serving.base import Endpoint, wait_ready
+from grace.serving.watch import DEFAULT_RESTART_WAIT_S, HealthWatch
 
 
 class ExternalServer:
     def __init__(self, base_url: str, model: str, revision: str = "unknown", ready_timeout_s: float = 30,
-                 batch_slots: int | None = None) -> None:
-        self.endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), model, revision, batch_slots=batch_slots)
+                 batch_slots: int | None = None, restart_timeout_s: float = DEFAULT_RESTART_WAIT_S) -> None:
+        self.endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), model, revision, batch_slots=batch_slots,
+                                 watch=HealthWatch(restart_timeout_s))
         self.ready_timeout_s = ready_timeout_s
 
     def __enter__(self) -> Endpoint:

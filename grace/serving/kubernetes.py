@@ -44,6 +44,7 @@ from grace.manifests.build import (
 from grace.manifests.settings import ClusterSettings
 from grace.serving.base import Endpoint, wait_ready
 from grace.serving.local import free_port
+from grace.serving.watch import UP, Health, probed
 
 FATAL_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -131,10 +132,12 @@ class KubernetesServer:
             self._create()
             self._wait_available()
             base = self._base_url()
+            watch = KubernetesWatch(self)
             self.endpoint = Endpoint(base, self.model.name, self.model.revision,
-                                     batch_slots=self.model.profile(self.profile).batch_slots)
+                                     batch_slots=self.model.profile(self.profile).batch_slots, watch=watch)
             remaining = max(5.0, self.start_timeout_s - (time.monotonic() - self._started))
             wait_ready(self.endpoint, remaining, alive=self._fatal_reason, interval_s=self.poll_s)
+            watch.remember()
             return self.endpoint
         except BaseException:
             self.stop(raise_errors=False)
@@ -289,3 +292,82 @@ class KubernetesServer:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop(raise_errors=et is None)
+
+
+IMAGE_FATAL = FATAL_WAITING - {"CrashLoopBackOff"}  # a restart cannot fix these; a crash loop gets a few tries
+
+
+class KubernetesWatch:
+    """The server's Deployment and pods while a stage runs (grace.serving.watch): the Deployment deleted or
+    scaled to 0, an image that cannot be pulled, or a container crash-looping (`crash_loop_restarts` restarts
+    since the server last answered) mean gone; a pod restarting, rescheduled or not ready means down, and the
+    stage waits up to the server's start timeout for the readiness probe to pass again."""
+
+    def __init__(self, server: KubernetesServer, crash_loop_restarts: int = 3) -> None:
+        self.server = server
+        self.poll_s = server.poll_s
+        self.crash_loop_restarts = crash_loop_restarts
+        self._restarts: dict[str, int] = {}  # pod/container -> restart count when the server last answered
+
+    @property
+    def restart_timeout_s(self) -> float:
+        return float(self.server.start_timeout_s)
+
+    def remember(self) -> None:
+        """Take the containers' restart counts as the baseline (the server answers now)."""
+        try:
+            pods = self.server._pods()
+        except Exception:  # noqa: BLE001 - a baseline is best effort; the next check reads the pods again
+            return
+        self._restarts = {f"{p.metadata.name}/{cs.name}": cs.restart_count or 0
+                          for p in pods for cs in ((p.status.container_statuses or []) if p.status else [])}
+
+    def check(self, endpoint: Endpoint) -> Health:
+        s = self.server
+        try:
+            dep = s.apps.read_namespaced_deployment(s.name, s.namespace)
+            pods = s._pods()
+        except ApiException as e:
+            if e.status == 404:
+                return Health("gone", f"Deployment {s.name} ({s.model.name}) was deleted")
+            return Health("down", f"cannot read Deployment {s.name}: {api_error(e)}")
+        except Exception as e:  # noqa: BLE001 - the API server itself unreachable: wait, it may come back
+            return Health("down", f"Kubernetes API unreachable: {type(e).__name__}")
+        if dep.metadata and dep.metadata.deletion_timestamp:
+            return Health("gone", f"Deployment {s.name} ({s.model.name}) is being deleted")
+        if dep.spec is not None and dep.spec.replicas == 0:
+            return Health("gone", f"Deployment {s.name} ({s.model.name}) was scaled to 0 replicas")
+        notes = []
+        for pod in pods:
+            pname = pod.metadata.name
+            status = pod.status
+            if status is not None and status.phase == "Failed":
+                notes.append(f"pod {pname} {status.reason or 'failed'}: {status.message or ''}".rstrip(": "))
+                continue
+            for c in (status.conditions or []) if status else []:
+                if c.type == "PodScheduled" and c.status == "False":
+                    notes.append(f"pod {pname} {c.reason or 'not scheduled'}: {c.message}")
+            for cs in (status.container_statuses or []) if status else []:
+                before = self._restarts.get(f"{pname}/{cs.name}", 0)
+                restarts = cs.restart_count or 0
+                waiting = cs.state.waiting if cs.state else None
+                last = cs.last_state.terminated if cs.last_state else None
+                exit_ = f", last exit {last.reason or 'Error'} ({last.exit_code})" if last is not None else ""
+                if waiting is not None and waiting.reason in IMAGE_FATAL:
+                    return Health("gone", f"pod {pname} container {cs.name} {waiting.reason}: {waiting.message}")
+                if (waiting is not None and waiting.reason == "CrashLoopBackOff"
+                        and restarts - before >= self.crash_loop_restarts):
+                    return Health("gone", f"pod {pname} container {cs.name} crash-looping ({restarts - before} "
+                                          f"restarts since it last answered{exit_})")
+                if restarts > before:
+                    notes.append(f"pod {pname} container {cs.name} restarted (restart count {before} -> {restarts}"
+                                 f"{exit_}), {'ready' if cs.ready else 'not ready'}")
+                elif not cs.ready:
+                    notes.append(f"pod {pname} container {cs.name} not ready")
+        if not pods:
+            notes.append(f"Deployment {s.name} has no pods")
+        health = probed(endpoint)
+        if health.state == "up":
+            self.remember()
+            return UP
+        return Health("down", "; ".join([*notes, health.reason]) if notes else health.reason)
