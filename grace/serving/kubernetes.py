@@ -107,6 +107,7 @@ class KubernetesServer:
             f"{PART_OF}=grace", f"{COMPONENT}=vllm", f"{L_OWNER}={label_value(settings.name_prefix)}",
             f"{L_RUN}={label_value(run_id)}", f"{L_MODEL}={label_value(model.name)}"])
         self._forward: subprocess.Popen[bytes] | None = None
+        self._forward_port = 0
         self._started = 0.0
         self.endpoint: Endpoint | None = None
 
@@ -183,11 +184,24 @@ class KubernetesServer:
         if not kubectl:
             raise ServerError("Grace runs outside the cluster and kubectl is not on PATH for a port-forward: "
                               "install kubectl or pass the server's URL (GRACE_K8S_BASE_URL)")
-        port = free_port()
+        self._forward_port = free_port()
+        self._start_forward(kubectl)
+        return f"http://127.0.0.1:{self._forward_port}"
+
+    def _start_forward(self, kubectl: str) -> None:
         self._forward = subprocess.Popen(
-            [kubectl, "port-forward", "-n", self.namespace, f"svc/{self.name}", f"{port}:{self.settings.vllm_port}"],
+            [kubectl, "port-forward", "-n", self.namespace, f"svc/{self.name}",
+             f"{self._forward_port}:{self.settings.vllm_port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        return f"http://127.0.0.1:{port}"
+
+    def reforward(self) -> bool:
+        """Start `kubectl port-forward` again on the same local port if it exited (it binds to one pod and ends
+        when that pod goes); True when it was restarted. Not exercised here: no real cluster."""
+        kubectl = shutil.which("kubectl")
+        if self._forward is None or self._forward.poll() is None or not kubectl:
+            return False
+        self._start_forward(kubectl)
+        return True
 
     # -- diagnosis ---------------------------------------------------------------------------------------
     def _pods(self) -> list[Any]:
@@ -366,6 +380,8 @@ class KubernetesWatch:
                     notes.append(f"pod {pname} container {cs.name} not ready")
         if not pods:
             notes.append(f"Deployment {s.name} has no pods")
+        if s.reforward():
+            notes.append("kubectl port-forward had exited: restarted")
         health = probed(endpoint)
         if health.state == "up":
             self.remember()
