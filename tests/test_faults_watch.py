@@ -177,6 +177,7 @@ def test_server_restarted_on_the_same_port_is_waited_through(cfg: Config, tmp_pa
     waits = read_waits(ckpt.parent, "exp1")
     assert [w["outcome"] for w in waits] == ["back"], waits
     assert waits[0]["waited_s"] >= gap_s
+    assert f"note: waited {waits[0]['waited_s']:.0f} s for the server (1 time(s))" in cli.out.read_text()
     print(f"FAULTS-TABLE | server stopped, started again on the same port {gap_s} s later, under `grace query "
           f"--endpoint` (waited {waits[0]['waited_s']:.0f} s; ready again {marks['ready'] - marks['stopped']:.0f} s "
           f"after the stop) | 1 | {n} | {len(keys)} | 0 | 0")

@@ -199,10 +199,6 @@ class Gate:
         self._settled = 0  # of those, ended without an answer
         self.confirmed = asyncio.Event()  # set by the first answer, the stop, or the first few settling without one
 
-    @property
-    def waited_s(self) -> float:
-        return sum(w.waited_s for w in self.waits)
-
     def _stop(self, error: StageStopped) -> None:
         if self.stopped is None:
             self.stopped = error
