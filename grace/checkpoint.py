@@ -155,10 +155,22 @@ async def drain(items: Iterator[T], workers: int, handle: Callable[[T], Awaitabl
     """Run `handle` over `items` with at most `workers` in flight.
 
     The workers share one iterator, so memory stays flat whatever the number of items (no task per item).
+    When a `handle` raises, no worker takes another item; the others finish the one they hold (an answer
+    already on its way is still recorded), then the first exception is raised. Items never taken stay untouched.
     """
+    failed: list[Exception] = []
 
     async def worker() -> None:
-        for item in items:
-            await handle(item)
+        while not failed:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            try:
+                await handle(item)
+            except Exception as e:  # noqa: BLE001 - re-raised below, once the other workers are done
+                failed.append(e)
 
     await asyncio.gather(*(worker() for _ in range(workers)))
+    if failed:
+        raise failed[0]

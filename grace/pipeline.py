@@ -21,6 +21,7 @@ from grace.query import StageResult, run_exp1
 from grace.run import RunFolder, safe_name
 from grace.serving import ExternalServer, LocalVLLMServer, ManagedServer
 from grace.serving.managed import Backend
+from grace.serving.watch import read_waits, summarize_waits
 from grace.studies import Study, Trial, get_study
 
 EXPERIMENTS = ("exp1", "exp2")
@@ -123,6 +124,9 @@ def run_stage(
 
 
 def stage_summary(model: str, result: StageResult) -> dict[str, Any]:
+    """One stage's row for run.json, done.json and the flow's artifact. The server waits (how long the stage
+    waited for its server and why, grace.serving.watch) count every attempt of the stage, earlier task runs
+    and reruns included: they are read from the stage folder's server-waits.jsonl."""
     d = asdict(result)
     d.pop("load_report", None)
     return {
@@ -130,6 +134,7 @@ def stage_summary(model: str, result: StageResult) -> dict[str, Any]:
         "done_before": result.skipped, "ok": result.ok, "failed": result.failed,
         "other": json.dumps(result.other), "wall_s": round(result.wall_s, 2), "rows_per_s": round(result.rps, 2),
         "requests_sent": result.sent, "concurrency": result.concurrency, "checkpoint": str(d["checkpoint"]),
+        **summarize_waits(read_waits(Path(result.checkpoint).parent, result.experiment)),
     }
 
 

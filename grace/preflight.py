@@ -43,6 +43,7 @@ from grace.scoring.engine import run_exp2
 from grace.scoring.render import harmony_renderer, renderer_for
 from grace.serving.base import Endpoint
 from grace.serving.inspect import TemplateError, error_message, tokenize_chat
+from grace.serving.watch import StageStopped
 from grace.studies import Study, Trial
 
 PREFLIGHT_TRIALS = 2  # per study
@@ -161,7 +162,10 @@ def run_preflight(
     with httpx.Client(timeout=120) as client:
         roles_ok = _check_roles(client, endpoint, picked, report)
     if roles_ok:
-        _run_stages(endpoint, model, picked, experiments, folder, report, exp_of, extraction)
+        try:
+            _run_stages(endpoint, model, picked, experiments, folder, report, exp_of, extraction)
+        except StageStopped as e:  # the server went away, or rejected every request alike: a failed preflight
+            report.add("server", False, str(e))
     report.wall_s = time.perf_counter() - t0
     write_json_atomic(folder / "preflight.json", report.as_dict())
     return report

@@ -16,13 +16,15 @@ from typing import Any
 import pandas as pd
 
 from grace.chat import adapt, versioned
-from grace.checkpoint import Checkpoint, LoadReport, drain, write_table
+from grace.checkpoint import Checkpoint, LoadReport, write_table
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import ExperimentConfig
 from grace.progress import Progress
 from grace.records import Exp1Record, now
 from grace.serving.base import Endpoint, in_flight
+from grace.serving.watch import Gate
 from grace.studies import Study, Trial
+from grace.watched import drain_watched, settle
 
 
 @dataclass
@@ -42,6 +44,11 @@ class StageResult:
     wall_s: float = 0.0
     tables: list[Path] = field(default_factory=list)
     load_report: LoadReport | None = None
+    waits: list[dict[str, Any]] = field(default_factory=list)  # this call's pauses for the server (watch.Wait)
+
+    @property
+    def waited_s(self) -> float:
+        return sum(float(w["waited_s"]) for w in self.waits)
 
     @property
     def rps(self) -> float:
@@ -136,8 +143,9 @@ async def run_exp1(
         progress(result.skipped, resumed=True)
     n = in_flight(endpoint, exp.concurrency, concurrency)
     result.concurrency = n
+    gate = Gate(endpoint)
     t0 = time.perf_counter()
-    async with make_client(n, exp.retry, endpoint.api_key) as client:
+    async with make_client(n, exp.retry, gate=gate, api_key=endpoint.api_key) as client:
         with ckpt:
 
             async def handle(item: tuple[Trial, int]) -> None:
@@ -147,9 +155,10 @@ async def run_exp1(
                 if progress:
                     progress(1)
 
-            await drain(todo, n, handle)
+            stopped = await drain_watched(gate, todo, n, handle)
     result.wall_s = time.perf_counter() - t0
     finish_exp1(study, trials, out_dir, result)
+    settle(gate, result, out_dir, stopped)
     return result
 
 

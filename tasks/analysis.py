@@ -19,11 +19,12 @@ from grace.report.build import build_report
 from grace.report.inline import inline_images
 from grace.serving import Endpoint, ManagedServer
 from tasks.artifacts import artifact_key
+from tasks.experiments import retry_unless_rejected
 from tasks.progress import ArtifactProgress
 
 
 @task(name="extract", task_run_name="extract-{model}-{study}", retries=2, retry_delay_seconds=[10, 60],
-      cache_policy=NO_CACHE)
+      retry_condition_fn=retry_unless_rejected, cache_policy=NO_CACHE)
 def extract_task(source: ManagedServer | Endpoint | None, model: str, study: str, stage_dir: Path,
                  settings: ExtractionConfig, retry: Retry) -> dict[str, Any]:
     """Rules first; what they cannot settle goes to the LLM stage (when enabled) on `source`: the model's own

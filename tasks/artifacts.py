@@ -13,7 +13,8 @@ from grace.run import safe_name
 from grace.ui_format import counts, md_escape, readable_rows
 
 STAGE_COLUMNS = {"study": "study", "experiment": "experiment", "total": "rows", "done_before": "done before",
-                 "ok": "ok", "failed": "failed", "other": "other", "wall_s": "wall s", "rows_per_s": "rows/s"}
+                 "ok": "ok", "failed": "failed", "other": "other", "wall_s": "wall s", "rows_per_s": "rows/s",
+                 "waited_s": "waited for the server s", "wait_reasons": "why it waited"}
 
 
 def artifact_key(*parts: str) -> str:

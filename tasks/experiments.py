@@ -11,8 +11,15 @@ from prefect.cache_policies import NO_CACHE
 from grace.config import ExperimentConfig, ModelConfig
 from grace.pipeline import run_stage, stage_summary
 from grace.serving import ManagedServer
+from grace.serving.watch import RequestsRejected
 from grace.studies import Study, Trial
 from tasks.progress import ArtifactProgress
+
+
+def retry_unless_rejected(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: a stage whose first requests the server all rejected alike (HTTP 4xx) would
+    be rejected again; a lost server (restarted by the retry's ensure_alive) or failed rows are worth a retry."""
+    return not isinstance(state.data, RequestsRejected)
 
 
 @task(
@@ -21,6 +28,7 @@ from tasks.progress import ArtifactProgress
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_jitter_factor=0.5,
+    retry_condition_fn=retry_unless_rejected,
     cache_policy=NO_CACHE,  # the checkpoint file is the cache: a retry skips finished rows
 )
 def experiment_task(
@@ -35,5 +43,6 @@ def experiment_task(
     print(
         f"{summary['model']} {exp.key}: {result.ok} ok, {result.failed} failed, other {result.other}, "
         f"{result.total - result.skipped} done now in {result.wall_s:.1f}s, {result.skipped} resumed"
+        + (f"; waited {summary['waited_s']} s for the server: {summary['wait_reasons']}" if summary["waited_s"] else "")
     )
     return summary

@@ -1,8 +1,11 @@
 """Server faults through the real flow `grace` (in-process, real Prefect server, real local vLLM servers).
 
-- The vLLM server is SIGKILLed mid-Experiment 1: the rows in flight fail, the stage raises, Prefect's task
-  retry calls ManagedServer.ensure_alive, which restarts the server; the run completes with exactly one
-  response per trial.
+- The vLLM server is SIGKILLed mid-Experiment 1: the stage notices at the first failed connection and stops
+  (ServerLost; the rows in flight get no record), Prefect's task retry calls ManagedServer.ensure_alive, which
+  restarts the server; the run completes with exactly one response per trial.
+- The server goes dark for a few seconds mid-Experiment 1 (external endpoint): the stage waits it through in
+  the same task run; the stage summary and the report say how long and why.
+- Every request rejected alike (HTTP 400): the stage stops after a few, and the task is not retried.
 - A server that never becomes ready (bad model folder, port taken): a clear error well within the start
   timeout, the process gone, the PID file gone, the flow failed with that message.
 """
@@ -25,9 +28,11 @@ import yaml
 
 from grace.config import Config
 from grace.errors import ServerError
-from grace.serving import LocalVLLMServer
+from grace.serving import Endpoint, LocalVLLMServer
 from grace.serving.local import pid_dir
+from grace.serving.watch import read_waits
 from tests.conftest import vllm_processes
+from tests.support.fault_proxy import FaultProxy, Faults
 
 pytestmark = [pytest.mark.faults, pytest.mark.prefect]
 
@@ -70,11 +75,14 @@ def test_server_sigkilled_mid_exp1_is_restarted_by_the_task_retry(
     table = pd.read_parquet(ckpt.with_suffix(".parquet"))
     counts = Counter(table["trial_id"])
     leaked = new_servers(before)
-    print(f"FAULTS-TABLE | vLLM server SIGKILLed mid-Exp 1 | 1 flow run, {1 + (errors_seen > 0)} task runs | "
+    waits = read_waits(ckpt.parent, "exp1")
+    print(f"FAULTS-TABLE | vLLM server SIGKILLed mid-Exp 1 | 1 flow run, 2 task runs | "
           f"{n} | {len(counts)} | {sum(c - 1 for c in counts.values())} | {len(leaked)}")
     assert len(counts) == n and set(counts.values()) == {1}, "every trial exactly one response"
     assert (table["status"] != "error").all()
-    assert errors_seen > 0, "rows in flight at the kill must have failed (then been redone)"
+    assert errors_seen == 0, "rows the server never answered get no record (not error): the retry asks them"
+    assert [w["outcome"] for w in waits] == ["lost"] and "vLLM exited with signal 9" in waits[0]["reason"], waits
+    assert len(lines) == n, "one line per trial: nothing asked twice"
     assert all(not psutil.pid_exists(pid) or not psutil.Process(pid).is_running() for pid in killed)
     assert not leaked, f"server(s) left running: {[p.pid for p in leaked]}"
     assert json.loads((tmp_path / rid / "run.json").read_text())["status"] == "completed"
@@ -125,3 +133,62 @@ def test_port_taken_is_a_clear_error_and_nothing_is_left(cfg: Config) -> None:
     assert server.proc is not None and server.proc.poll() is not None
     assert not new_servers(before) and not (pid_dir() / f"{port}.json").exists()
     print(f"FAULTS-TABLE | server never ready: port taken | 1 | 0 | 0 | 0 | 0   (failed in {elapsed:.0f}s)")
+
+
+def test_dark_server_is_waited_through_in_the_same_task_run(
+    prefect_server: str, test_config_dir: Path, toy_server: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint answers nothing for 5 s mid-Exp 1 (a pod restarting behind its Service): no task retry, no
+    error row; the stage summary in run.json and the report say how long the stage waited and why."""
+    from flows.grace_flow import grace
+
+    monkeypatch.setenv("GRACE_CONFIG_DIR", str(test_config_dir))
+    rid, n = "faults-dark", 40
+    ckpt = tmp_path / rid / "toy" / "study2" / "exp1.jsonl"
+    with FaultProxy(toy_server.base_url) as proxy:
+        def outage() -> None:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not (ckpt.exists() and ckpt.read_text().count("\n") >= 5):
+                time.sleep(0.05)
+            proxy.set(Faults(mode="down"))
+            time.sleep(5)
+            proxy.set(Faults())
+
+        t = threading.Thread(target=outage, daemon=True)
+        t.start()
+        state = grace(models=["toy"], studies=["study2"], experiments=["exp1"], sample=False, limit=n, max_tokens=8,
+                      concurrency=4, endpoint=proxy.url, out=str(tmp_path), run_id=rid, extract_llm=False,
+                      return_state=True)
+        t.join(timeout=10)
+    assert state.is_completed(), state.message
+    assert proxy.injected["down"] > 0
+    rows = [json.loads(x) for x in ckpt.read_text().splitlines()]
+    assert len(rows) == n and all(r["status"] != "error" for r in rows)
+    stage = json.loads((tmp_path / rid / "run.json").read_text())["summary"]["stages"][0]
+    assert stage["done_before"] == 0, "one task run did every row: no retry"
+    assert stage["server_waits"] == 1 and stage["waited_s"] >= 4 and stage["server_stops"] == 0, stage
+    assert "not answering" in stage["wait_reasons"]
+    report = json.loads((tmp_path / rid / "report" / "report.json").read_text())
+    assert report["models"]["toy"]["study2"]["metrics"]["server"]["exp1"]["waited_s"] == stage["waited_s"]
+    assert "Server (exp1): waited" in (tmp_path / rid / "report" / "report.md").read_text()
+    print(f"FAULTS-TABLE | endpoint dark 5 s mid-Exp 1 (flow `grace`, 1 task run) | 1 | {n} | {len(rows)} | 0 | 0"
+          f"   (waited {stage['waited_s']} s)")
+
+
+def test_stage_rejected_alike_fails_fast_without_a_task_retry(
+    prefect_server: str, test_config_dir: Path, toy_server: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.grace_flow import grace
+
+    monkeypatch.setenv("GRACE_CONFIG_DIR", str(test_config_dir))
+    with FaultProxy(toy_server.base_url) as proxy:
+        t0 = time.monotonic()
+        state = grace(models=["toy"], studies=["study2"], experiments=["exp1"], sample=False, limit=40,
+                      max_tokens=4000, endpoint=proxy.url, out=str(tmp_path), run_id="faults-rejected",
+                      task_retries=2, return_state=True)
+        elapsed = time.monotonic() - t0
+        sent = proxy.forwarded["/v1/chat/completions"]
+    assert state.is_failed(), state.name
+    assert "rejected each of the first 5 requests with HTTP 400: max_tokens=4000" in state.message, state.message
+    assert sent == 5, f"{sent} requests: a task retry would have sent 5 more"
+    print(f"rejected stage: flow failed in {elapsed:.0f} s after {sent} requests")

@@ -2,27 +2,35 @@
 
 The official kubernetes client talks HTTP to tests/fake_kube (which validates every body against the real
 OpenAPI schema); once the Deployment is Available, /v1/models is answered by the real local vLLM toy server.
+Mid-stage faults (a pod restart, the Deployment deleted) put a fault proxy between the stage and that server,
+dark while the fake API says no pod is ready.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from kubernetes import client
 
-from grace.config import Config, ModelConfig, Profile
+from grace.config import Config, ExperimentConfig, ModelConfig, Profile, Retry
 from grace.errors import ServerError
 from grace.manifests.build import RUNNER_RULES
 from grace.manifests.settings import ClusterSettings, load_cluster_settings
+from grace.query import run_exp1_sync
 from grace.serving.base import Endpoint
 from grace.serving.kubernetes import KubernetesServer, api_client_from_env
+from grace.serving.watch import ServerLost, read_waits
+from grace.studies import get_study
 from tests.fake_kube import FakeKube, Scenario
+from tests.support.fault_proxy import FaultProxy, Faults
 from tests.support.rbac import denied
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,3 +168,101 @@ def test_kubeconfig_and_missing_config(kube: FakeKube, tmp_path: Path, monkeypat
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     with pytest.raises(ServerError, match="no Kubernetes access"):
         api_client_from_env()
+
+
+# -- while a stage runs (grace.serving.watch): a pod restart is waited through, a deleted Deployment stops it ------
+
+def exp1_settings(cfg: Config, concurrency: int = 4) -> ExperimentConfig:
+    exp = cfg.experiment("study2", "exp1")
+    retry = Retry(attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5, request_timeout_s=60)
+    return exp.model_copy(update={"sampling": exp.sampling.model_copy(update={"max_tokens": 8}),
+                                  "retry": retry, "concurrency": concurrency})
+
+
+def when_rows(ckpt: Path, n: int, action: Callable[[], None], timeout: float = 300) -> threading.Thread:
+    """Run `action` in a thread once the checkpoint holds `n` lines."""
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ckpt.exists() and ckpt.read_text().count("\n") >= n:
+                action()
+                return
+            time.sleep(0.05)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def gpu_toy_model(cfg: Config) -> ModelConfig:
+    toy = cfg.model("toy")
+    return ModelConfig.model_validate(toy.model_dump() | {"profiles": {"a100": Profile(dtype="float32")}})
+
+
+@pytest.mark.server
+@pytest.mark.faults
+def test_pod_restart_mid_stage_is_waited_through(kube: FakeKube, cfg: Config, settings: ClusterSettings,
+                                                 toy_server: Endpoint, tmp_path: Path) -> None:
+    """The pod's container is OOM-killed and restarted (restart count up, not ready, then ready; the Service
+    answers nothing meanwhile): the stage pauses, waits, resumes; no row fails, none is asked twice."""
+    study = get_study("study2")
+    trials = study.load(cfg.study_file("study2", sample=False), limit=40)
+    ckpt = tmp_path / "exp1.jsonl"
+    with FaultProxy(toy_server.base_url) as proxy, \
+            server(kube, cfg, settings, model=gpu_toy_model(cfg), base_url=proxy.url, start_timeout_s=120) as ep:
+        name = kube.objects("Deployment")[0]["metadata"]["name"]
+        marks: dict[str, float] = {}
+
+        def restart() -> None:
+            kube.restart_pod(name, down_s=4)
+            proxy.set(Faults(mode="down"))  # no ready endpoint behind the Service
+            marks["down"] = time.monotonic()
+            time.sleep(4)
+            proxy.set(Faults())
+            marks["up"] = time.monotonic()
+
+        t = when_rows(ckpt, 5, restart)
+        res = run_exp1_sync(ep, study, trials, exp1_settings(cfg), tmp_path)
+        t.join(timeout=10)
+    rows = [json.loads(x) for x in ckpt.read_text().splitlines()]
+    assert proxy.injected["down"] > 0, "the restart must have happened during the stage"
+    assert res.failed == 0 and all(r["status"] != "error" for r in rows)
+    assert sorted(r["trial_id"] for r in rows) == sorted(t["trial_id"] for t in trials), "every row exactly once"
+    assert [w["outcome"] for w in res.waits] == ["back"], res.waits
+    wait = res.waits[0]
+    assert "restart count 0 -> 1" in wait["reason"] and "OOMKilled (137)" in wait["reason"], wait["reason"]
+    assert 3 <= wait["waited_s"] < 30, wait
+    assert [{k: v for k, v in w.items() if k != "experiment"} for w in read_waits(tmp_path, "exp1")] == res.waits
+    print(f"FAULTS-TABLE | pod restart mid-Exp 1 (fake API; Service dark 4 s) | 1 | {len(trials)} | {len(rows)} | 0 "
+          f"| 0   (waited {wait['waited_s']:.1f} s)")
+
+
+@pytest.mark.server
+@pytest.mark.faults
+def test_deployment_deleted_mid_stage_stops_it_with_the_reason(kube: FakeKube, cfg: Config, settings: ClusterSettings,
+                                                               toy_server: Endpoint, tmp_path: Path) -> None:
+    study = get_study("study2")
+    trials = study.load(cfg.study_file("study2", sample=False), limit=40)
+    ckpt = tmp_path / "exp1.jsonl"
+    marks: dict[str, float] = {}
+    with FaultProxy(toy_server.base_url) as proxy, \
+            server(kube, cfg, settings, model=gpu_toy_model(cfg), base_url=proxy.url, start_timeout_s=120) as ep:
+        name = kube.objects("Deployment")[0]["metadata"]["name"]
+
+        def delete() -> None:
+            client.AppsV1Api(api_for(kube)).delete_namespaced_deployment(name, "grace-lab")
+            proxy.set(Faults(mode="down"))
+            marks["deleted"] = time.monotonic()
+
+        t = when_rows(ckpt, 5, delete)
+        with pytest.raises(ServerLost, match=rf"Deployment {name} \(toy\) was deleted after \d+ of 40 rows; "
+                                             "a rerun resumes") as err:
+            run_exp1_sync(ep, study, trials, exp1_settings(cfg), tmp_path)
+        stopped = time.monotonic() - marks["deleted"]
+        t.join(timeout=5)
+    rows = [json.loads(x) for x in ckpt.read_text().splitlines()]
+    assert rows and all(r["status"] != "error" for r in rows), "no row recorded as failed: the rest stays unasked"
+    assert len(rows) < len(trials)
+    assert stopped < 10, f"the stage took {stopped:.1f} s to stop"
+    assert [w["outcome"] for w in read_waits(tmp_path, "exp1")] == ["lost"]
+    assert grace_objects(kube) == []
+    print(f"deleted Deployment: stage stopped {stopped:.1f} s later: {err.value}")

@@ -33,6 +33,9 @@ def query(args: argparse.Namespace) -> int:
     print(f"done: {res.ok} ok, {res.failed} failed, {res.other or 'no other statuses'}; "
           f"{res.total - res.skipped} requested in {res.wall_s:.1f}s ({res.rps:.2f} trials/s, "
           f"concurrency {res.concurrency}); skipped {res.skipped} already done")
+    if res.waits:
+        print(f"note: waited {res.waited_s:.0f} s for the server ({len(res.waits)} time(s)): "
+              + "; ".join(w["reason"] for w in res.waits))
     if res.load_report and res.load_report.truncated:
         print("note: the checkpoint's last line was truncated (a crash mid-write); that row was redone")
     for t in res.tables:

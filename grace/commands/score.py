@@ -61,6 +61,9 @@ def report(res: StageResult, unit: str) -> None:
     per = f", {res.sent / done:.2f} {unit}/trial" if done else ""
     print(f"done: {res.ok} ok, {res.failed} failed, {res.other or 'no other statuses'}; {done} scored in "
           f"{res.wall_s:.1f}s ({res.rps:.2f} trials/s; {res.sent} {unit}{per}); skipped {res.skipped} already done")
+    if res.waits:
+        print(f"note: waited {res.waited_s:.0f} s for the server ({len(res.waits)} time(s)): "
+              + "; ".join(w["reason"] for w in res.waits))
     if res.load_report and res.load_report.truncated:
         print("note: the checkpoint's last line was truncated (a crash mid-write); that row was redone")
     for t in res.tables:

@@ -25,6 +25,7 @@ from grace.extract.text import RuleResult, decide_status
 from grace.progress import Progress
 from grace.records import Exp1Record, ExtractedRecord, now
 from grace.serving.base import Endpoint
+from grace.serving.watch import Gate, StageStopped, record_waits
 
 RULES = {"study1": extract_study1, "study2": extract_study2}
 ANSWER_FIELDS = {"study1": ("initial_answer", "probabilities", "knowledge"), "study2": ("utterance",)}
@@ -59,6 +60,7 @@ class ExtractSummary:
     llm_requests: int = 0  # replies sent to the LLM stage
     llm_filled: int = 0  # of those, replies where the LLM supplied at least one kept value
     llm_errors: int = 0
+    waits: list[dict[str, Any]] = field(default_factory=list)  # the LLM stage's pauses for its server
     rules_s: float = 0.0
     llm_s: float = 0.0
     outputs: list[str] = field(default_factory=list)
@@ -115,8 +117,10 @@ def _merge(study: str, rr: RuleResult, reply: str, answer: llm.LLMAnswer) -> Ext
 def extract_rows(
     study: str, replies: list[Reply], endpoint: Endpoint | None = None, *, concurrency: int = 16,
     max_tokens: int = 200, retry: Retry | None = None, progress: Progress | None = None,
+    gate: Gate | None = None,
 ) -> tuple[list[Extracted], ExtractSummary]:
-    """Rules on every reply; with an endpoint, the LLM on replies whose answer fields the rules found absent."""
+    """Rules on every reply; with an endpoint, the LLM on replies whose answer fields the rules found absent
+    (under `gate`, the server gate of grace.serving.watch, when given)."""
     if study not in RULES:
         raise ValueError(f"no extraction rules for study {study!r}")
     summary = ExtractSummary(total=len(replies))
@@ -131,9 +135,11 @@ def extract_rows(
         progress(len(replies) - len(todo))
     if endpoint is not None and todo:
         t1 = time.perf_counter()
+        gate = gate or Gate(endpoint)
         answers = asyncio.run(llm.ask_many(endpoint, study, [replies[i].response or "" for i in todo],
                                            concurrency=concurrency, max_tokens=max_tokens, retry=retry,
-                                           progress=progress))
+                                           progress=progress, gate=gate))
+        summary.waits = [w.as_dict() for w in gate.waits]
         summary.llm_s = time.perf_counter() - t1
         summary.llm_requests = len(todo)
         for i, ans in zip(todo, answers, strict=True):
@@ -170,8 +176,15 @@ def extract_stage(
     records = list(Checkpoint(stage_dir / "exp1.jsonl", Exp1Record).load().values())
     started = now()
     replies = [Reply(r.response if r.status != "error" else None, r.finish_reason) for r in records]
-    results, summary = extract_rows(study, replies, endpoint, concurrency=concurrency, max_tokens=max_tokens,
-                                    retry=retry, progress=progress)
+    gate = Gate(endpoint) if endpoint is not None else None
+    try:
+        results, summary = extract_rows(study, replies, endpoint, concurrency=concurrency, max_tokens=max_tokens,
+                                        retry=retry, progress=progress, gate=gate)
+    except StageStopped as e:
+        raise type(e)(e.reason, f"LLM extraction stopped: {e}; nothing written, a rerun redoes it") from None
+    finally:
+        if gate is not None:
+            record_waits(stage_dir, "extract", gate.waits)
     finished = now()
     target = stage_dir / "extracted.jsonl"
     rows = []

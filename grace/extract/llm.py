@@ -23,6 +23,7 @@ from grace.config import Retry
 from grace.extract.prose import judgments, mentions_count
 from grace.progress import Progress
 from grace.serving.base import Endpoint
+from grace.serving.watch import Gate
 from grace.studies.study2 import UTTERANCES
 
 PROMPT_VERSION = "extract-llm-v1"
@@ -168,13 +169,17 @@ class LLMAnswer:
 
 async def ask_many(
     endpoint: Endpoint, study: str, responses: list[str], *, concurrency: int = 16, max_tokens: int = 200,
-    retry: Retry | None = None, progress: Progress | None = None,
+    retry: Retry | None = None, progress: Progress | None = None, gate: Gate | None = None,
 ) -> list[LLMAnswer]:
-    """One structured-output request per response, `concurrency` in flight; order kept."""
+    """One structured-output request per response, `concurrency` in flight; order kept.
+
+    Under the server gate (grace.serving.watch): waits through a server restart; raises its stop (server lost,
+    the first requests all rejected alike) once every request has settled."""
     retry = retry or Retry(attempts=3, request_timeout_s=300)
+    gate = gate or Gate(endpoint)
     sem = asyncio.Semaphore(concurrency)
     url = f"{endpoint.v1}/chat/completions"
-    async with make_client(concurrency, retry, endpoint.api_key) as client:
+    async with make_client(concurrency, retry, gate=gate, api_key=endpoint.api_key) as client:
 
         async def counted(text: str) -> LLMAnswer:
             answer = await one(text)
@@ -199,4 +204,11 @@ async def ask_many(
                 return LLMAnswer(None, f"{e}{cut}", posted.attempts)
             return LLMAnswer(parsed.model_dump(), None, posted.attempts)
 
-        return await asyncio.gather(*(counted(t) for t in responses))
+        try:
+            answers = await asyncio.gather(*(counted(t) for t in responses), return_exceptions=True)
+        finally:
+            await gate.aclose()
+    for a in answers:
+        if isinstance(a, BaseException):
+            raise a
+    return [a for a in answers if isinstance(a, LLMAnswer)]

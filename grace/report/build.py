@@ -267,6 +267,9 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
                 lines += ["", f"Exp 1: {e['rows']} replies, finish reasons {e['finish_reason']}, reply length "
                           f"mean {e['response_chars']['mean']} chars (max {e['response_chars']['max']}), "
                           f"{e['completion_tokens_mean']} tokens on average; missing {e['missing']}."]
+            for exp, w in (met.get("server") or {}).items():
+                lines += ["", f"Server ({exp}): waited {w['waited_s']} s over {w['server_waits']} restart(s) "
+                          f"waited through, {w['server_stops']} stop(s): {w['wait_reasons'] or '-'}"]
             if met.get("agreement"):
                 lines += ["", "Exp 1 stated answer vs Exp 2 argmax: " + "; ".join(
                     f"{md_escape(k)} {v['agree']}/{v['pairs']}" for k, v in met["agreement"].items())]

@@ -14,6 +14,7 @@ from typing import Any
 
 from grace.records import Exp1Record, Exp2Record, ExtractedRecord
 from grace.report.load import StageData
+from grace.serving.watch import summarize_waits
 
 MAX_ERROR_RATE = 0.01  # Exp 1 / Exp 2 requests that failed for good
 MAX_TRUNCATION_RATE = 0.20  # Exp 1 replies cut by max_tokens
@@ -235,4 +236,14 @@ def run_checks(data: StageData, expected_trials: set[str], min_option_mass: floa
         sc.add("extracted", "present", False, "no extracted.jsonl: run the extraction stage", fatal=True)
     if "extracted" in data.records and "exp2" in data.records:
         agreement(sc, data)
+    server_waits(sc, data)
     return sc
+
+
+def server_waits(sc: StageChecks, data: StageData) -> None:
+    """How long each stage waited for its server and why (grace.serving.watch): information, not a verdict."""
+    by_exp: dict[str, list[dict[str, Any]]] = {}
+    for w in data.server_waits:
+        by_exp.setdefault(str(w.get("experiment")), []).append(w)
+    if by_exp:
+        sc.metrics["server"] = {exp: summarize_waits(ws) for exp, ws in sorted(by_exp.items())}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from grace.checkpoint import Checkpoint, LoadReport
 from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record
+from grace.serving.watch import read_waits
 from grace.studies import STUDIES
 
 COND_COLS = ("access", "observe", "goal", "state")
@@ -26,6 +28,7 @@ class StageData:
     reports: dict[str, LoadReport] = field(default_factory=dict)
     done_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment -> key -> lines not "error"
     conditions: pd.DataFrame | None = None  # trial_id + design columns
+    server_waits: list[dict[str, Any]] = field(default_factory=list)  # server-waits.jsonl (grace.serving.watch)
 
 
 FILES: dict[str, tuple[str, type[Record]]] = {
@@ -83,6 +86,7 @@ def load_stage(model: str, study: str, path: Path) -> StageData:
         data.reports[exp] = ckpt.report
         data.done_lines[exp] = _done_lines(p)
     data.conditions = conditions_table(path)
+    data.server_waits = read_waits(path)
     return data
 
 

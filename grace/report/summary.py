@@ -45,10 +45,12 @@ def run_summary(run_dir: Path, summaries: Sequence[Mapping[str, Any]], failures:
         lines.append(f"Copy them to your machine with `{loc.fetch}`.")
     lines += ["", "## Stages", ""]
     lines += md_table(
-        ["model", "study", "experiment", "rows", "ok", "failed", "other", "wall s", "rows/s"],
+        ["model", "study", "experiment", "rows", "ok", "failed", "other", "wall s", "rows/s", "waited for the server"],
         [[str(s.get("model", "")), str(s.get("study", "")), str(s.get("experiment", "")), sig(s.get("total")),
           sig(s.get("ok")), sig(s.get("failed")), counts(s.get("other")), sig(s.get("wall_s")),
-          sig(s.get("rows_per_s"))] for s in summaries],
+          sig(s.get("rows_per_s")),
+          f"{sig(s.get('waited_s'))} s: {s.get('wait_reasons')}" if s.get("waited_s") or s.get("server_stops")
+          else "-"] for s in summaries],
         empty="No stage finished" + (": every model failed (below)." if failures else "."))
     if failures:
         lines += ["", "## Failed", "", *[f"- **{md_escape(m)}**: {md_escape(why)}" for m, why in failures.items()]]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from grace.chat import versioned
-from grace.checkpoint import Checkpoint, drain, write_table
+from grace.checkpoint import Checkpoint, write_table
 from grace.client import make_client
 from grace.config import ExperimentConfig, SystemPrompt
 from grace.progress import Progress
@@ -30,11 +30,17 @@ from grace.scoring.render import Renderer, adapted, renderer_for
 from grace.scoring.server import Counter, score_per_option, score_trie
 from grace.scoring.tokenize import EncodedQuestion, Tokenizer, encode_question, load_tokenizer, local_chat_form
 from grace.serving.base import Endpoint
+from grace.serving.watch import Gate
 from grace.studies import Study, Trial
+from grace.watched import drain_watched, settle
 
 Path_ = Literal["server", "inprocess", "per-option"]
 PATHS: tuple[str, ...] = ("server", "inprocess", "per-option")
 SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say (each sends its reads batched)
+# Statuses from an HTTP 4xx. Before any request of the stage was answered they are held back: if the stage then
+# stops because its first requests were all rejected alike (grace.serving.watch), they are recorded as `error`
+# (redone on resume), since the fault was the stage's, not the trial's.
+REJECTED = ("rejected", "context_overflow")
 
 
 def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial, chat_form: str = "native"
@@ -112,21 +118,31 @@ async def run_exp2(
     result.load_report = ckpt.report
     n = concurrency or exp.concurrency or SCORING_CONCURRENCY
     result.concurrency = n
+    gate = Gate(endpoint)
+    held: list[Exp2Record] = []  # rejected before any answer: the trial's own status, or the whole stage's?
     t0 = time.perf_counter()
-    async with make_client(n, exp.retry, endpoint.api_key) as client:
+    async with make_client(n, exp.retry, gate=gate, api_key=endpoint.api_key) as client:
         rend = renderer or renderer_for(endpoint, client, exp.retry)
         with ckpt:
 
             async def handle(trial: Trial) -> None:
                 rec = await _score_server(client, endpoint, study, rend, exp, trial, path)
-                ckpt.append(rec)
                 result.sent += rec.requests
+                if rec.status in REJECTED and gate.unconfirmed:
+                    held.append(rec)
+                else:
+                    while held:
+                        ckpt.append(held.pop(0))
+                    ckpt.append(rec)
                 if progress:
                     progress(1)
 
-            await drain(todo, n, handle)
+            stopped = await drain_watched(gate, todo, n, handle)
+            for rec in held:  # a stage-wide rejection is redone on resume; otherwise the trial's status stands
+                ckpt.append(rec.model_copy(update={"status": "error"}) if stopped is not None else rec)
     result.wall_s = time.perf_counter() - t0
     finish_exp2(study, trials, out_dir, result)
+    settle(gate, result, out_dir, stopped)
     return result
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
 from grace.config import ModelConfig, Profile, Reasoning, SystemPrompt
 from grace.errors import ServerError
 from grace.serving.args import server_env
+
+if TYPE_CHECKING:
+    from grace.serving.watch import Watch
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Endpoint:
     server_env: tuple[tuple[str, str], ...] = ()  # the server's own environment from the config (no secrets)
     # A bearer token for an endpoint that needs one (a hosted extraction model): never shown, never compared.
     api_key: str | None = field(default=None, repr=False, compare=False)
+    # the backend's view of its server while stages run (grace.serving.watch); None: the readiness probe only
+    watch: Watch | None = field(default=None, compare=False, repr=False)
 
     @property
     def v1(self) -> str:

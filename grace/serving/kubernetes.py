@@ -17,6 +17,7 @@ inside the cluster (KUBERNETES_SERVICE_HOST is set); else a `kubectl port-forwar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -45,6 +46,7 @@ from grace.manifests.settings import ClusterSettings
 from grace.serving.base import Endpoint, wait_ready
 from grace.serving.inspect import inspect_endpoint
 from grace.serving.local import free_port
+from grace.serving.watch import UP, Health, probed
 
 FATAL_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -107,6 +109,7 @@ class KubernetesServer:
             f"{PART_OF}=grace", f"{COMPONENT}=vllm", f"{L_OWNER}={label_value(settings.name_prefix)}",
             f"{L_RUN}={label_value(run_id)}", f"{L_MODEL}={label_value(model.name)}"])
         self._forward: subprocess.Popen[bytes] | None = None
+        self._forward_port = 0
         self._started = 0.0
         self.endpoint: Endpoint | None = None
 
@@ -133,10 +136,13 @@ class KubernetesServer:
             self._wait_available()
             base = self._base_url()
             prof = self.model.profile(self.profile)
-            self.endpoint = Endpoint.of(base, self.model, batch_slots=prof.batch_slots, profile=prof)
+            watch = KubernetesWatch(self)
+            self.endpoint = dataclasses.replace(
+                Endpoint.of(base, self.model, batch_slots=prof.batch_slots, profile=prof), watch=watch)
             remaining = max(5.0, self.start_timeout_s - (time.monotonic() - self._started))
             wait_ready(self.endpoint, remaining, alive=self._fatal_reason, interval_s=self.poll_s)
             self.endpoint = inspect_endpoint(self.endpoint)
+            watch.remember()
             return self.endpoint
         except BaseException:
             self.stop(raise_errors=False)
@@ -182,11 +188,24 @@ class KubernetesServer:
         if not kubectl:
             raise ServerError("Grace runs outside the cluster and kubectl is not on PATH for a port-forward: "
                               "install kubectl or pass the server's URL (GRACE_K8S_BASE_URL)")
-        port = free_port()
+        self._forward_port = free_port()
+        self._start_forward(kubectl)
+        return f"http://127.0.0.1:{self._forward_port}"
+
+    def _start_forward(self, kubectl: str) -> None:
         self._forward = subprocess.Popen(
-            [kubectl, "port-forward", "-n", self.namespace, f"svc/{self.name}", f"{port}:{self.settings.vllm_port}"],
+            [kubectl, "port-forward", "-n", self.namespace, f"svc/{self.name}",
+             f"{self._forward_port}:{self.settings.vllm_port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        return f"http://127.0.0.1:{port}"
+
+    def reforward(self) -> bool:
+        """Start `kubectl port-forward` again on the same local port if it exited (it binds to one pod and ends
+        when that pod goes); True when it was restarted. Not exercised here: no real cluster."""
+        kubectl = shutil.which("kubectl")
+        if self._forward is None or self._forward.poll() is None or not kubectl:
+            return False
+        self._start_forward(kubectl)
+        return True
 
     # -- diagnosis ---------------------------------------------------------------------------------------
     def _pods(self) -> list[Any]:
@@ -291,3 +310,84 @@ class KubernetesServer:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop(raise_errors=et is None)
+
+
+IMAGE_FATAL = FATAL_WAITING - {"CrashLoopBackOff"}  # a restart cannot fix these; a crash loop gets a few tries
+
+
+class KubernetesWatch:
+    """The server's Deployment and pods while a stage runs (grace.serving.watch): the Deployment deleted or
+    scaled to 0, an image that cannot be pulled, or a container crash-looping (`crash_loop_restarts` restarts
+    since the server last answered) mean gone; a pod restarting, rescheduled or not ready means down, and the
+    stage waits up to the server's start timeout for the readiness probe to pass again."""
+
+    def __init__(self, server: KubernetesServer, crash_loop_restarts: int = 3) -> None:
+        self.server = server
+        self.poll_s = server.poll_s
+        self.crash_loop_restarts = crash_loop_restarts
+        self._restarts: dict[str, int] = {}  # pod/container -> restart count when the server last answered
+
+    @property
+    def restart_timeout_s(self) -> float:
+        return float(self.server.start_timeout_s)
+
+    def remember(self) -> None:
+        """Take the containers' restart counts as the baseline (the server answers now)."""
+        try:
+            pods = self.server._pods()
+        except Exception:  # noqa: BLE001 - a baseline is best effort; the next check reads the pods again
+            return
+        self._restarts = {f"{p.metadata.name}/{cs.name}": cs.restart_count or 0
+                          for p in pods for cs in ((p.status.container_statuses or []) if p.status else [])}
+
+    def check(self, endpoint: Endpoint) -> Health:
+        s = self.server
+        try:
+            dep = s.apps.read_namespaced_deployment(s.name, s.namespace)
+            pods = s._pods()
+        except ApiException as e:
+            if e.status == 404:
+                return Health("gone", f"Deployment {s.name} ({s.model.name}) was deleted")
+            return Health("down", f"cannot read Deployment {s.name}: {api_error(e)}")
+        except Exception as e:  # noqa: BLE001 - the API server itself unreachable: wait, it may come back
+            return Health("down", f"Kubernetes API unreachable: {type(e).__name__}")
+        if dep.metadata and dep.metadata.deletion_timestamp:
+            return Health("gone", f"Deployment {s.name} ({s.model.name}) is being deleted")
+        if dep.spec is not None and dep.spec.replicas == 0:
+            return Health("gone", f"Deployment {s.name} ({s.model.name}) was scaled to 0 replicas")
+        notes = []
+        for pod in pods:
+            pname = pod.metadata.name
+            status = pod.status
+            if status is not None and status.phase == "Failed":
+                notes.append(f"pod {pname} {status.reason or 'failed'}: {status.message or ''}".rstrip(": "))
+                continue
+            for c in (status.conditions or []) if status else []:
+                if c.type == "PodScheduled" and c.status == "False":
+                    notes.append(f"pod {pname} {c.reason or 'not scheduled'}: {c.message}")
+            for cs in (status.container_statuses or []) if status else []:
+                before = self._restarts.get(f"{pname}/{cs.name}", 0)
+                restarts = cs.restart_count or 0
+                waiting = cs.state.waiting if cs.state else None
+                last = cs.last_state.terminated if cs.last_state else None
+                exit_ = f", last exit {last.reason or 'Error'} ({last.exit_code})" if last is not None else ""
+                if waiting is not None and waiting.reason in IMAGE_FATAL:
+                    return Health("gone", f"pod {pname} container {cs.name} {waiting.reason}: {waiting.message}")
+                if (waiting is not None and waiting.reason == "CrashLoopBackOff"
+                        and restarts - before >= self.crash_loop_restarts):
+                    return Health("gone", f"pod {pname} container {cs.name} crash-looping ({restarts - before} "
+                                          f"restarts since it last answered{exit_})")
+                if restarts > before:
+                    notes.append(f"pod {pname} container {cs.name} restarted (restart count {before} -> {restarts}"
+                                 f"{exit_}), {'ready' if cs.ready else 'not ready'}")
+                elif not cs.ready:
+                    notes.append(f"pod {pname} container {cs.name} not ready")
+        if not pods:
+            notes.append(f"Deployment {s.name} has no pods")
+        if s.reforward():
+            notes.append("kubectl port-forward had exited: restarted")
+        health = probed(endpoint)
+        if health.state == "up":
+            self.remember()
+            return UP
+        return Health("down", "; ".join([*notes, health.reason]) if notes else health.reason)

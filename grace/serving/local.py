@@ -8,6 +8,7 @@ killed (`stop_stale_servers`). On Linux the server also gets SIGTERM if the star
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from grace.paths import cache_dir, project_root, vllm_python
 from grace.serving.args import server_env, vllm_args
 from grace.serving.base import Endpoint, wait_ready
 from grace.serving.inspect import inspect_endpoint
+from grace.serving.watch import ProcessWatch
 
 PR_SET_PDEATHSIG = 1
 
@@ -47,12 +49,14 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
-def kill_group(pid: int, grace_s: float = 15.0) -> None:
-    """SIGTERM the process group of `pid`, then SIGKILL whatever is left after `grace_s`."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
+def kill_group(pid: int, grace_s: float = 15.0, pgid: int | None = None) -> None:
+    """SIGTERM the process group of `pid` (or `pgid`, when the leader may be gone already), then SIGKILL whatever
+    is left after `grace_s`."""
+    if pgid is None:
+        try:
+            pgid = os.getpgid(pid)
+        except ProcessLookupError:
+            return
     members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
     try:
         os.killpg(pgid, signal.SIGTERM)
@@ -101,8 +105,9 @@ class LocalVLLMServer:
         self.log_path = log_path or cache_dir() / "logs" / f"vllm-{model.name}-{self.port}.log"
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
-        self.endpoint = Endpoint.of(f"http://127.0.0.1:{self.port}", model, batch_slots=self.profile.batch_slots,
-                                    profile=self.profile)
+        self.endpoint = dataclasses.replace(
+            Endpoint.of(f"http://127.0.0.1:{self.port}", model, batch_slots=self.profile.batch_slots,
+                        profile=self.profile), watch=ProcessWatch(self))
 
     @property
     def command(self) -> list[str]:
@@ -176,7 +181,10 @@ class LocalVLLMServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            kill_group(self.proc.pid)
+            # The server leads its own process group (start_new_session), so the group outlives a killed leader:
+            # its EngineCore child is still there and ignores SIGTERM once orphaned, hence SIGKILL at once then.
+            leader_gone = self.proc.poll() is not None
+            kill_group(self.proc.pid, grace_s=0.0 if leader_gone else 15.0, pgid=self.proc.pid)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

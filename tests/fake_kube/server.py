@@ -5,7 +5,8 @@ kubectl and etcd), so the tests start this instead. It speaks the same REST path
 server, so the official `kubernetes` client talks to it unchanged. Every request body it accepts is validated
 against the real OpenAPI schema (kubernetes-validate, strict); an invalid body gets the API server's 422. A
 Deployment's pod follows a `Scenario`: becomes Ready, or fails the way real pods do (image pull back-off,
-unschedulable, OOMKilled + CrashLoopBackOff, or never ready), with the matching Events.
+unschedulable, OOMKilled + CrashLoopBackOff, or never ready), with the matching Events; `restart_pod` makes a
+ready pod's container die and come back (restart count up, not ready, then ready) as the kubelet does.
 """
 
 from __future__ import annotations
@@ -162,12 +163,61 @@ class FakeKube:
                                          "message": "Deployment does not have minimum availability."}]}
         dep["_created"] = datetime.now(UTC).timestamp()
 
+    def restart_pod(self, deployment: str, down_s: float, reason: str = "OOMKilled", exit_code: int = 137) -> str:
+        """The Deployment's running container dies and the kubelet restarts it, as after an OOM kill: restart
+        count up, the pod not ready (CrashLoopBackOff back-off, then running while the server loads) for
+        `down_s`, then ready again. Returns the pod's name."""
+        with self.lock:
+            dep = next(d for d in self.objects("Deployment") if d["metadata"]["name"] == deployment)
+            ns = dep["metadata"]["namespace"]
+            pod = next(p for p in self._bucket("Pod", ns).values()
+                       if p["metadata"]["ownerReferences"][0]["name"] == deployment)
+            cs = pod["status"]["containerStatuses"][0]
+            cs.update(ready=False, started=False, restartCount=cs["restartCount"] + 1,
+                      state={"waiting": {"reason": "CrashLoopBackOff",
+                                         "message": f"back-off 10s restarting failed container={cs['name']}"}},
+                      lastState={"terminated": {"reason": reason, "exitCode": exit_code, "startedAt": now(),
+                                                "finishedAt": now()}})
+            pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"},
+                                           {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}]
+            dep["status"] = {"observedGeneration": 1, "replicas": 1, "unavailableReplicas": 1, "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                 "message": "Deployment does not have minimum availability."}]}
+            self._event(ns, pod["metadata"]["name"], "BackOff", f"Back-off restarting failed container {cs['name']}")
+            dep["_restart"] = {"pod": pod["metadata"]["name"], "running_at": datetime.now(UTC).timestamp() + down_s / 2,
+                               "ready_at": datetime.now(UTC).timestamp() + down_s}
+            self._check_schema(pod, "simulated Pod")
+            return str(pod["metadata"]["name"])
+
+    def _advance_restart(self, dep: dict[str, Any], ns: str) -> None:
+        r = dep["_restart"]
+        pod = self._bucket("Pod", ns).get(r["pod"])
+        if pod is None:
+            dep.pop("_restart")
+            return
+        cs = pod["status"]["containerStatuses"][0]
+        t = datetime.now(UTC).timestamp()
+        if t >= r["ready_at"]:
+            cs.update(ready=True, started=True, state={"running": {"startedAt": now()}})
+            pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"},
+                                           {"type": "Ready", "status": "True"}]
+            dep["status"] = {"observedGeneration": 1, "replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                             "updatedReplicas": 1, "conditions": [
+                                 {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                                  "message": "Deployment has minimum availability."}]}
+            dep.pop("_restart")
+        elif t >= r["running_at"] and "waiting" in cs["state"]:
+            cs.update(started=True, state={"running": {"startedAt": now()}})
+        self._check_schema(pod, "simulated Pod")
+
     def _advance(self) -> None:
         """Move every Deployment's pod along its scenario (called before each read)."""
         for (kind, ns), objs in list(self.store.items()):
             if kind != "Deployment":
                 continue
             for dep in objs.values():
+                if dep.get("_restart"):
+                    self._advance_restart(dep, ns)
                 if dep.get("_done"):
                     continue
                 name = dep["metadata"]["name"]

@@ -1,12 +1,15 @@
 """A fault-injecting HTTP proxy on 127.0.0.1 between Grace and a real vLLM server, for tests.
 
 It forwards every request to the upstream server and counts them by path. A `Faults` policy decides, per
-forwarded chat/completions request, whether to answer 503 or 429, sleep past the client's timeout, or drop
-the connection instead. Only ever listens on and connects to loopback addresses.
+forwarded chat/completions request, whether to answer 503, 429 or 400 (with a vLLM-shaped error body), sleep
+past the client's timeout, or drop the connection instead. Mode `down` drops every connection on every path,
+the readiness probe's included: a server that is away (a pod restarting behind its Service). Only ever listens
+on and connects to loopback addresses.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -24,12 +27,13 @@ FAULT_PATHS = ("/v1/chat/completions", "/v1/completions")
 class Faults:
     """What to do with each faultable request. `pass_first` requests pass before faults start."""
 
-    mode: str = "pass"  # pass | 503 | 429 | slow | drop | mixed
+    mode: str = "pass"  # pass | 503 | 429 | 400 | slow | drop | mixed | down
     share: float = 1.0  # share of requests hit once faults are on
     pass_first: int = 0
     slow_s: float = 5.0
     seed: int = 0
     paths: tuple[str, ...] = FAULT_PATHS  # which request paths faults apply to
+    message: str = "System role not supported"  # the error message of mode 400
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +84,9 @@ class FaultProxy:
         with self._lock:
             self.counts[path] += 1
             f = self.faults
+            if f.mode == "down":
+                self.injected["down"] += 1
+                return "drop"
             if path not in f.paths:
                 return "pass"
             self._seen += 1
@@ -102,6 +109,10 @@ class FaultProxy:
         kind = self._decide(path)
         if kind in ("503", "429"):
             self._reply(h, int(kind), b'{"error": "injected fault"}')
+            return
+        if kind == "400":
+            err = {"error": {"message": self.faults.message, "type": "BadRequestError", "param": None, "code": 400}}
+            self._reply(h, 400, json.dumps(err).encode())
             return
         if kind == "drop":
             h.close_connection = True
