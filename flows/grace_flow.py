@@ -226,11 +226,13 @@ def grace(
         state = extraction_run(extractor, params, str(run.root), rid, finished, return_state=True)
         if not state.is_completed():
             failures[f"extraction by {extractor}"] = f"failed: {reason(state)}"
-    if any((run.root / safe_name(m)).is_dir() for m in names):  # what finished, and what stopped at preflight
-        for step in (report_task, compare_task):
-            state = step(run.root, return_state=True)
-            if not state.is_completed():
-                failures[step.name] = f"failed: {reason(state)}"
+    # the report covers what finished and what stopped at its preflight; the comparison needs a finished model
+    steps = ([report_task] if any((run.root / safe_name(m)).is_dir() for m in names) else []) + \
+        ([compare_task] if finished else [])
+    for step in steps:
+        state = step(run.root, return_state=True)
+        if not state.is_completed():
+            failures[step.name] = f"failed: {reason(state)}"
     verdict = verdict_message(read_verdicts(run.root))
     publish_run(run.root, summaries, failures, verdict)
     run.end("failed" if failures else "completed", {"stages": summaries, "failures": failures,

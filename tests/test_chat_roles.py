@@ -25,7 +25,7 @@ from grace.scoring import run_exp2_sync
 from grace.scoring.tokenize import EncodedQuestion, encode_question, load_tokenizer
 from grace.serving import Endpoint, ExternalServer
 from grace.studies import Question, get_study
-from tests.conftest import ROOT
+from tests.conftest import ROOT, vllm_processes
 from tests.support.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.server
@@ -169,3 +169,34 @@ def test_option_mass_is_flagged_when_the_scoring_position_is_wrong(smollm2_serve
     check = next(c for c in report["models"]["smollm2"][study_name]["checks"] if c["name"] == "option mass")
     assert not check["passed"] and check["fatal"] and f"below {MIN_OPTION_MASS:g}" in check["detail"]
     print(f"OPTION-MASS | smollm2 | {study_name} | right {masses['right']} | wrong {masses['wrong']}")
+
+
+@pytest.mark.prefect
+def test_a_model_failing_its_preflight_stops_and_the_next_model_runs(
+    prefect_server: str, test_config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In the flow: gemma2-tiny with folding switched off fails its preflight at once (its own server, started
+    and torn down), the run goes on to toy, and the state message, run.json and the report say why."""
+    from flows.grace_flow import grace
+
+    cdir = tmp_path / "cfg"
+    cdir.mkdir()
+    models = yaml.safe_load((test_config_dir / "models.yaml").read_text())
+    models["models"]["gemma2-tiny"]["system_prompt"] = "native"
+    (cdir / "models.yaml").write_text(yaml.safe_dump(models, sort_keys=False))
+    (cdir / "experiments.yaml").write_text((test_config_dir / "experiments.yaml").read_text())
+    monkeypatch.setenv("GRACE_CONFIG_DIR", str(cdir))
+    before = {p.pid for p in vllm_processes()}
+    state = grace(models=["gemma2-tiny", "toy"], studies=["study1"], experiments=["exp1"], limit=3, max_tokens=8,
+                  extract_llm=False, out=str(tmp_path / "out"), run_id="preflight-stop", return_state=True)
+    assert state.is_failed()
+    msg = state.message or ""
+    assert "gemma2-tiny: preflight-gemma2-tiny failed" in msg and "System role not supported" in msg, msg
+    assert "gemma2-tiny not fit: stopped at preflight" in msg, msg  # the verdict rides along
+    run_dir = tmp_path / "out" / "preflight-stop"
+    assert len(Checkpoint(run_dir / "toy" / "study1" / "exp1.jsonl", Exp1Record).load()) == 3  # the next model ran
+    assert not (run_dir / "gemma2-tiny" / "study1").exists()  # no study rows for the stopped model
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "stopped at preflight" in report and "System role not supported" in report
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert not [p for p in vllm_processes() if p.pid not in before], "both servers torn down"

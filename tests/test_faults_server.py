@@ -183,9 +183,11 @@ def test_stage_rejected_alike_fails_fast_without_a_task_retry(
     monkeypatch.setenv("GRACE_CONFIG_DIR", str(test_config_dir))
     with FaultProxy(toy_server.base_url) as proxy:
         t0 = time.monotonic()
+        # no preflight here: the stage's own fail-fast is under test (the preflight stops at its 2 trials,
+        # tests/test_chat_roles.py)
         state = grace(models=["toy"], studies=["study2"], experiments=["exp1"], sample=False, limit=40,
                       max_tokens=4000, endpoint=proxy.url, out=str(tmp_path), run_id="faults-rejected",
-                      task_retries=2, return_state=True)
+                      task_retries=2, preflight=False, return_state=True)
         elapsed = time.monotonic() - t0
         sent = proxy.forwarded["/v1/chat/completions"]
     assert state.is_failed(), state.name
