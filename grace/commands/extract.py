@@ -26,14 +26,14 @@ from grace.extract import Reply, extract_rows, extract_stage
 from grace.extract.evaluate import evaluate, report_lines
 from grace.extract.extractor import external_endpoint
 from grace.serving import ExternalServer, LocalVLLMServer
-from grace.studies import STUDIES, get_study
+from grace.studies import described, get_study
 
 RESERVED = ("trial_id", "status", "method")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="structured answers from Exp 1 replies (rules, then an LLM)")
-    p.add_argument("--study", required=True, help=f"the study ({', '.join(STUDIES)})")
+    p.add_argument("--study", required=True, help=f"the study ({described()})")
     p.add_argument("--input", type=Path, help="CSV or JSONL with trial_id and response columns")
     p.add_argument("--output", type=Path, help="JSONL to write: one record per input row, same order")
     p.add_argument("--stage", type=Path, help="instead of --input/--output: a run folder's <model>/<study> dir")

@@ -45,7 +45,7 @@ class StageOutputs:
 def extracted_row(line: dict[str, Any]) -> dict[str, Any]:
     """The adapter for extracted.jsonl: trial_id, replicate, status, model and the schema fields, flattened (a
     field under `fields` wins over the same name at the top level)."""
-    fields = line.get("fields") if isinstance(line.get("fields"), dict) else {}
+    fields: dict[str, Any] = line["fields"] if isinstance(line.get("fields"), dict) else {}
     top = {k: v for k, v in line.items() if k != "fields"}
     return {
         **top, **fields,

@@ -19,7 +19,7 @@ from grace.studies import STUDIES, Study
 if TYPE_CHECKING:  # human.py and report.py ask this module, so their types are for the annotations only
     from grace.compare.human import Table
     from grace.compare.outputs import StageOutputs
-    from grace.compare.schema import Out, RankedRow
+    from grace.compare.schema import RankedRow
 
 
 class Comparison(ABC):
@@ -53,8 +53,8 @@ class Comparison(ABC):
 
     @abstractmethod
     def compare(self, out: StageOutputs, human: Any, alpha: float, n_boot: int,
-                rng: np.random.Generator) -> list[Out]:
-        """One result per source (exp2, exp1) of one model's outputs for this study."""
+                rng: np.random.Generator) -> list[Any]:
+        """One result (a pydantic model of the study's) per source, exp2 and exp1, of one model's outputs."""
 
     @abstractmethod
     def rank(self, results: list[Any], variant_of: Callable[[str], str | None]) -> list[RankedRow]:

@@ -154,8 +154,9 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
         results[st.study.name] += part.compare(st, human[st.study.name], alpha, n_boot, rng)
     sources = {k: v for study, part in parts if human.get(study.name) is not None
                for k, v in part.sources(human[study.name]).items()}
-    rep = CompareReport(run_dir=str(run_dir), created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                        human_sources=sources, n_boot=n_boot, seed=seed, alpha=alpha, notes=notes, **results)
+    rep = CompareReport.model_validate({
+        "run_dir": str(run_dir), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "human_sources": sources, "n_boot": n_boot, "seed": seed, "alpha": alpha, "notes": notes, **results})
 
     def variant_of(model: str) -> str | None:
         return _variant_of(cfg, model)

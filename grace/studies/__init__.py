@@ -71,5 +71,11 @@ def unregister_study(name: str) -> None:
     STUDIES.unregister(name)
 
 
-__all__ = ["STUDIES", "Messages", "Question", "Study", "Trial", "get_study", "load_csv", "register_study",
-           "unregister_study"]
+def described() -> str:
+    """The registered studies with what each is, for argparse help texts (a "%" doubled)."""
+    text = "; ".join(f"{name}: {s.description}" if s.description else name for name, s in STUDIES.items())
+    return text.replace("%", "%%")
+
+
+__all__ = ["STUDIES", "Messages", "Question", "Study", "Trial", "described", "get_study", "load_csv",
+           "register_study", "unregister_study"]

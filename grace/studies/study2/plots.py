@@ -38,7 +38,7 @@ def utterances_by_goal_state(exp1: pd.DataFrame, title: str, path: Path) -> Path
                 n = len(cell)
                 k = cell["utterance"].isna().sum() if u is None else (cell["utterance"] == u).sum()
                 share.append(k / n if n else 0.0)
-            ax.bar(states, share, bottom=bottom, color=colors.get(u, "#bdbdbd"),
+            ax.bar(states, share, bottom=bottom, color=colors[u] if u else "#bdbdbd",
                    label=u or "not read", width=0.7)
             bottom += np.array(share)
         ax.set_title(f"goal: {goal}", fontsize=9)
