@@ -15,12 +15,13 @@ from scipy.spatial.distance import jensenshannon
 
 from grace.cli import main
 from grace.compare import compare_run
-from grace.compare.human import CELLS, load_human
+from grace.compare.human import load_human
 from grace.compare.metrics import js_divergence, paired_greater, pearson
 from grace.errors import DataError
 from grace.records import Exp2Record, OptionScores
 from grace.studies import get_study
 from grace.studies.study2 import UTTERANCES
+from grace.studies.study2.human import CELLS
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY1 = get_study("study1")

@@ -16,14 +16,14 @@ from grace.extract.llm import (
     LLMAnswer,
     ask_many,
     build_payload,
-    grounded_study1,
     parse_reply,
     request_regex,
     request_schema,
 )
-from grace.extract.rules_study1 import extract_study1
-from grace.extract.rules_study2 import extract_study2
 from grace.serving import Endpoint
+from grace.studies.study1.extraction import grounded as grounded_study1
+from grace.studies.study1.rules import extract_study1
+from grace.studies.study2.rules import extract_study2
 
 
 def test_payload_uses_structured_outputs_not_guided_json() -> None:

@@ -10,10 +10,10 @@ import pytest
 from grace.cli import main
 from grace.errors import DataError
 from grace.extract.evaluate import evaluate, load_annotated, report_lines
-from grace.extract.llm import grounded_study1
-from grace.extract.prose import count_from_prose, knowledge_from_prose
-from grace.extract.rules_study1 import extract_study1
 from grace.serving import Endpoint
+from grace.studies.study1.extraction import grounded as grounded_study1
+from grace.studies.study1.prose import count_from_prose, knowledge_from_prose
+from grace.studies.study1.rules import extract_study1
 
 DEV = Path(__file__).resolve().parent / "fixtures" / "real_answers" / "study1-dev.jsonl"
 TARGET = 0.95

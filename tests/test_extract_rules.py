@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from grace.extract.rules_study1 import extract_study1
-from grace.extract.rules_study2 import extract_study2
+from grace.studies.study1.rules import extract_study1
+from grace.studies.study2.rules import extract_study2
 
 P1234 = {"0": 0.1, "1": 0.2, "2": 0.3, "3": 0.4}
 P_0_10_60_30 = {"0": 0.0, "1": 0.1, "2": 0.6, "3": 0.3}

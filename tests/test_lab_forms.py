@@ -23,8 +23,8 @@ from grace.compare.outputs import load_stage
 from grace.report.load import conditions_table
 from grace.serving import Endpoint
 from grace.studies import get_study
-from grace.studies.goals import classify_goal, goal_and_question
 from grace.studies.study2 import STATES, state_label, state_sentence
+from grace.studies.study2.goals import classify_goal, goal_and_question
 from grace.studies.text import clean
 from tests.conftest import ROOT
 

@@ -14,7 +14,7 @@ from grace.errors import UserInputError
 from grace.progress import Progress as StageProgress
 from grace.run import safe_name
 from grace.serving import ExternalServer, LocalVLLMServer
-from grace.studies import Study, Trial, get_study
+from grace.studies import Study, Trial, described, get_study
 
 
 def add_config_option(p: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def add_trial_options(p: argparse.ArgumentParser) -> None:
     add_config_option(p)
     p.add_argument("--model", default="local", help="model name from config/models.yaml (default: local)")
     p.add_argument("--profile", default="local", help="hardware profile (local, rtx3090, a100)")
-    p.add_argument("--study", required=True, help="study1 or study2")
+    p.add_argument("--study", required=True, help=f"the study ({described()})")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sample", action="store_true", help="the study's 10-row sample")
     g.add_argument("--input", type=Path, help="a CSV of your own with the study's columns")

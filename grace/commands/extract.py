@@ -22,18 +22,18 @@ from grace.checkpoint import atomic_path
 from grace.commands.common import config_from
 from grace.config import ExtractionConfig, ExtractionEndpoint
 from grace.errors import DataError, UserInputError
-from grace.extract import FIELD_MODELS, Reply, extract_rows, extract_stage
+from grace.extract import Reply, extract_rows, extract_stage
 from grace.extract.evaluate import evaluate, report_lines
 from grace.extract.extractor import external_endpoint
 from grace.serving import ExternalServer, LocalVLLMServer
-from grace.studies import get_study
+from grace.studies import described, get_study
 
 RESERVED = ("trial_id", "status", "method")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="structured answers from Exp 1 replies (rules, then an LLM)")
-    p.add_argument("--study", required=True, help="study1 or study2")
+    p.add_argument("--study", required=True, help=f"the study ({described()})")
     p.add_argument("--input", type=Path, help="CSV or JSONL with trial_id and response columns")
     p.add_argument("--output", type=Path, help="JSONL to write: one record per input row, same order")
     p.add_argument("--stage", type=Path, help="instead of --input/--output: a run folder's <model>/<study> dir")
@@ -45,9 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config-dir", type=Path, default=None, help="folder with models.yaml and experiments.yaml")
     p.set_defaults(func=extract)
 
-    e = sub.add_parser("extract-eval", help="accuracy of extraction on annotated real answers (study 1)")
+    e = sub.add_parser("extract-eval", help="accuracy of extraction on annotated real answers")
     e.add_argument("file", type=Path, metavar="FILE",
                    help="JSONL of annotated answers: trial_id, response, gold (see docs/extraction.md)")
+    e.add_argument("--study", default=None,
+                   help="the study of the answers (default: the one study with annotated answers, study 1)")
     g = e.add_mutually_exclusive_group()
     g.add_argument("--model", default=None, help="also score rules + LLM, serving this config/models.yaml model")
     g.add_argument("--llm-endpoint", default=None, help="also score rules + LLM with this running server")
@@ -124,9 +126,10 @@ def _endpoint(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def extract(args: argparse.Namespace) -> int:
-    study = get_study(args.study).name
-    if study not in FIELD_MODELS:
-        raise UserInputError(f"no extraction schema for study {study!r}")
+    s = get_study(args.study)
+    if s.extraction is None:
+        raise UserInputError(f"no extraction schema for study {s.name!r}")
+    study = s.name
     cfg = config_from(args)
     ex = cfg.experiments_file.extraction
     opts = {"concurrency": ex.concurrency, "max_tokens": ex.max_tokens}
@@ -174,9 +177,9 @@ def extract_eval(args: argparse.Namespace) -> int:
         server = LocalVLLMServer(model, profile=args.profile, run_id="extract-eval")
     if server:
         with server as ep:
-            rep = evaluate(args.file, ep, **opts)
+            rep = evaluate(args.file, ep, study=args.study, **opts)
     else:
-        rep = evaluate(args.file, **opts)
+        rep = evaluate(args.file, study=args.study, **opts)
     print("\n".join(report_lines(rep)))
     if args.json:
         with atomic_path(args.json) as tmp:

@@ -19,7 +19,7 @@ from grace.checkpoint import Checkpoint
 from grace.config import Config
 from grace.errors import DataError, GraceError
 from grace.records import Exp2Record
-from grace.studies import Study, get_study
+from grace.studies import STUDIES, Study, get_study
 
 STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
 TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
@@ -43,21 +43,16 @@ class StageOutputs:
 
 
 def extracted_row(line: dict[str, Any]) -> dict[str, Any]:
-    """The adapter for extracted.jsonl: trial_id, replicate, status and the schema fields, flattened."""
-    fields = line.get("fields") if isinstance(line.get("fields"), dict) else {}
-
-    def get(name: str) -> Any:
-        return fields.get(name, line.get(name))
-
+    """The adapter for extracted.jsonl: trial_id, replicate, status, model and the schema fields, flattened (a
+    field under `fields` wins over the same name at the top level)."""
+    fields: dict[str, Any] = line["fields"] if isinstance(line.get("fields"), dict) else {}
+    top = {k: v for k, v in line.items() if k != "fields"}
     return {
+        **top, **fields,
         "trial_id": str(line["trial_id"]),
         "replicate": int(line.get("replicate", 0)),
         "status": str(line.get("status", "ok")),
         "model": line.get("model"),
-        "initial_answer": get("initial_answer"),
-        "probabilities": get("probabilities"),
-        "knowledge": get("knowledge"),
-        "utterance": get("utterance"),
     }
 
 
@@ -167,8 +162,6 @@ def load_stage(folder: Path, study_name: str, cfg: Config | None) -> StageOutput
 
 def discover(run_dir: Path, cfg: Config | None) -> list[StageOutputs]:
     """Every RUN_DIR/<model>/<study>/ that holds exp2.jsonl or extracted.jsonl for a known study."""
-    from grace.studies import STUDIES
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: run folder not found")

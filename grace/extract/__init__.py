@@ -1,6 +1,7 @@
 """Structured extraction of Exp 1 replies: rules first, then an LLM under vLLM structured outputs."""
 
 from grace.extract.engine import ExtractSummary, Reply, extract_rows, extract_stage
-from grace.extract.models import FIELD_MODELS, STATUSES
+from grace.extract.models import STATUSES
+from grace.extract.plugin import AnswerFields, Extraction
 
-__all__ = ["FIELD_MODELS", "STATUSES", "ExtractSummary", "Reply", "extract_rows", "extract_stage"]
+__all__ = ["STATUSES", "AnswerFields", "ExtractSummary", "Extraction", "Reply", "extract_rows", "extract_stage"]

@@ -18,18 +18,15 @@ import pandas as pd
 from grace.checkpoint import Checkpoint, atomic_path, write_table
 from grace.config import Retry
 from grace.extract import llm
-from grace.extract.models import FIELD_MODELS
-from grace.extract.rules_study1 import _probability_fields, answer_text, extract_study1
-from grace.extract.rules_study2 import extract_study2, fields_for
+from grace.extract.plugin import extraction_for
 from grace.extract.text import RuleResult, decide_status
 from grace.progress import Progress
 from grace.records import Exp1Record, ExtractedRecord, now
 from grace.serving.base import Endpoint
 from grace.serving.watch import Gate, StageStopped, record_waits
+from grace.studies import get_study
 
-RULES = {"study1": extract_study1, "study2": extract_study2}
-ANSWER_FIELDS = {"study1": ("initial_answer", "probabilities", "knowledge"), "study2": ("utterance",)}
-PROMPT_VERSION = "extract-v2"  # v2: rules read prose (grace/extract/prose.py), grounding per answer segment
+PROMPT_VERSION = "extract-v2"  # v2: rules read prose (grace/studies/study1/prose.py), grounding per answer segment
 
 
 @dataclass
@@ -76,6 +73,7 @@ class ExtractSummary:
 
 def _merge(study: str, rr: RuleResult, reply: str, answer: llm.LLMAnswer) -> Extracted:
     """Fill the rules' missing fields with grounded LLM values; everything else stays as the rules left it."""
+    part = extraction_for(study)
     fields = dict(rr.fields)
     notes = list(rr.notes)
     used = False
@@ -87,29 +85,13 @@ def _merge(study: str, rr: RuleResult, reply: str, answer: llm.LLMAnswer) -> Ext
             if value is None:
                 notes.append(f"llm: {name} not stated")
                 continue
-            grounded = (llm.grounded_study2(value, reply) if study == "study2"
-                        else llm.grounded_study1(name, value, answer_text(reply, name)))
-            if not grounded:
+            if not part.grounded(name, value, reply):
                 notes.append(f"llm: {name} {value!r} not found in the reply (dropped)")
                 continue
-            if study == "study2":
-                fields.update(fields_for(value))
-            elif name == "probabilities":
-                unit = "fraction" if all(v <= 1 for v in value) and sum(value) <= 1.02 else "percent"
-                total = sum(value) * (100 if unit == "fraction" else 1)
-                if any(v < 0 for v in value) or abs(total - 100) > 1:
-                    notes.append(f"llm: probabilities {value} do not sum to 100% (dropped)")
-                    continue
-                probs, _ = _probability_fields(list(value), unit, notes)
-                fields.update(probs or {})
-                if fields.get("probabilities") is None:
-                    continue
-            else:
-                fields[name] = value
-            used = True
-    found = sum(fields.get(f) is not None for f in ANSWER_FIELDS[study])
-    flagged = rr.flagged or fields.get("sums_to_100") is False
-    status = decide_status(found, len(ANSWER_FIELDS[study]), flagged, reply)
+            used |= part.put(name, value, fields, notes)
+    found = sum(fields.get(f) is not None for f in part.answer_fields)
+    flagged = rr.flagged or part.flagged(fields)
+    status = decide_status(found, len(part.answer_fields), flagged, reply)
     fields["notes"] = notes
     return Extracted(fields, status, "llm" if used else "rules", rr.status)
 
@@ -121,11 +103,10 @@ def extract_rows(
 ) -> tuple[list[Extracted], ExtractSummary]:
     """Rules on every reply; with an endpoint, the LLM on replies whose answer fields the rules found absent
     (under `gate`, the server gate of grace.serving.watch, when given)."""
-    if study not in RULES:
-        raise ValueError(f"no extraction rules for study {study!r}")
+    part = extraction_for(study)
     summary = ExtractSummary(total=len(replies))
     t0 = time.perf_counter()
-    ruled = [RULES[study](r.response, r.finish_reason) for r in replies]
+    ruled = [part.rules(r.response, r.finish_reason) for r in replies]
     out = [Extracted(r.fields, r.status, "rules", r.status) for r in ruled]
     summary.rules_s = time.perf_counter() - t0
     todo = [i for i, r in enumerate(ruled) if r.missing and r.status != "refused" and (replies[i].response or "")]
@@ -148,20 +129,20 @@ def extract_rows(
             summary.llm_errors += ans.values is None
             summary.llm_filled += out[i].method == "llm"
     for r in out:
-        FIELD_MODELS[study].model_validate(r.fields)  # the schema holds for every record written
+        part.fields.model_validate(r.fields)  # the schema holds for every record written
     summary.rules_status = dict(Counter(r.status for r in ruled))
     summary.status = dict(Counter(r.status for r in out))
     summary.method = dict(Counter(r.method for r in out))
     return out, summary
 
 
-def _conditions(stage_dir: Path) -> pd.DataFrame | None:
-    """The design cell columns of the Exp 1 tidy table (access/observe, goal/state), when it exists."""
+def _conditions(stage_dir: Path, study: str) -> pd.DataFrame | None:
+    """The design cell columns of the Exp 1 tidy table (the study's `condition_columns`), when it exists."""
     for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv)):
         p = stage_dir / name
         if p.exists():
             df = reader(p)
-            cols = [c for c in ("trial_id", "replicate", "access", "observe", "goal", "state") if c in df.columns]
+            cols = [c for c in ("trial_id", "replicate", *get_study(study).condition_columns) if c in df.columns]
             if {"trial_id", "replicate"} <= set(cols):
                 return df[cols].astype({"trial_id": str}).drop_duplicates(["trial_id", "replicate"])
     return None
@@ -173,6 +154,7 @@ def extract_stage(
 ) -> ExtractSummary:
     """Read stage_dir/exp1.jsonl, write extracted.jsonl (one ExtractedRecord per Exp 1 key) and the tidy table."""
     stage_dir = Path(stage_dir)
+    part = extraction_for(study)
     records = list(Checkpoint(stage_dir / "exp1.jsonl", Exp1Record).load().values())
     started = now()
     replies = [Reply(r.response if r.status != "error" else None, r.finish_reason) for r in records]
@@ -203,21 +185,11 @@ def extract_stage(
             fh.write(out.model_dump_json() + "\n")
             rows.append({"trial_id": rec.trial_id, "replicate": rec.replicate, "model": rec.model,
                          "status": res.status, "method": res.method, "rules_status": res.rules_status,
-                         "extraction_model": by, **flat_fields(res.fields)})
+                         "extraction_model": by, **part.flatten(res.fields)})
     df = pd.DataFrame(rows)
-    cond = _conditions(stage_dir)
+    cond = _conditions(stage_dir, study)
     if cond is not None and not df.empty:
         df = df.merge(cond, on=["trial_id", "replicate"], how="left")
     summary.outputs = [str(target)] + [str(p) for p in write_table(df, stage_dir / "extracted")]
     return summary
 
-
-def flat_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """Schema fields for a table: the probabilities dict also as p0..p3 columns, notes joined."""
-    out = dict(fields)
-    probs = fields.get("probabilities")
-    if "probabilities" in fields:
-        for s in "0123":
-            out[f"p{s}"] = probs.get(s) if probs else None
-    out["notes"] = "; ".join(fields.get("notes") or [])
-    return out

@@ -1,20 +1,19 @@
 """How well extraction reads real answers: accuracy per field and per stage against people's annotations.
 
-The input is JSONL, one annotated Study 1 answer a line: `trial_id`, `response` (the model's reply) and `gold`
-(what people read from it: `initial_answer` 0-3 or null, `bets` the four amounts on 0..3 in the answer's own
-unit or null/empty, `knowledge` "yes"/"no" or null). A field is correct when extraction gives what people gave,
-null included (an answer people could not read must stay empty); bets are compared after normalising them to
-sum to 1, each within `TOLERANCE`. The stages scored are the rules alone and, given an endpoint, rules then the
-LLM stage on what the rules left absent (as `grace extract` runs it), and the LLM alone on every field with the
-same grounding check (`grace extract-eval FILE [--model M | --llm-endpoint URL --llm-model M]`, or
-`python -m grace.extract.evaluate FILE`).
+The input is JSONL, one annotated answer a line: `trial_id`, `response` (the model's reply) and `gold` (what
+people read from it, in the study's terms: for study 1 `initial_answer` 0-3 or null, `bets` the four amounts on
+0..3 in the answer's own unit or null/empty, `knowledge` "yes"/"no" or null; the study's `Annotations`). A field
+is correct when extraction gives what people gave, null included (an answer people could not read must stay
+empty); numbers are compared within the study's tolerance. The stages scored are the rules alone and, given an
+endpoint, rules then the LLM stage on what the rules left absent (as `grace extract` runs it), and the LLM alone
+on every field with the same grounding check (`grace extract-eval FILE [--study S] [--model M | --llm-endpoint
+URL --llm-model M]`, or `python -m grace.extract.evaluate FILE`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import time
 from collections import Counter
@@ -22,55 +21,50 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grace.errors import DataError
+from grace.errors import DataError, UserInputError
 from grace.extract import llm
 from grace.extract.engine import Extracted, ExtractSummary, Reply, _merge, extract_rows
-from grace.extract.rules_study1 import extract_study1
+from grace.extract.plugin import Annotations, Extraction, extraction_for
 from grace.extract.text import RuleResult
 from grace.serving.base import Endpoint
-
-FIELDS = ("initial_answer", "probabilities", "knowledge")
-TOLERANCE = 0.01
+from grace.studies import STUDIES
 
 
 @dataclass(frozen=True)
 class Annotated:
-    """One real answer and what people read from it (probabilities normalised to sum to 1, or None)."""
+    """One real answer and what people read from it, by answer field (None: people read none)."""
 
     trial_id: str
     response: str
-    initial_answer: int | None
-    probabilities: tuple[float, float, float, float] | None
-    knowledge: str | None
+    values: dict[str, Any]
 
     def gold(self, name: str) -> Any:
-        return getattr(self, name)
+        return self.values.get(name)
 
 
-def _gold_field(path: Path, line: int, gold: dict[str, Any], name: str) -> Any:
-    where = f"{path}: line {line}, field 'gold.{name}'"
-    v = gold.get(name)
-    if name == "initial_answer":
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 3):
-            raise DataError(f"{where}: {v!r} is not a whole number from 0 to 3 or null")
-        return v
-    if name == "knowledge":
-        if v is not None and v not in ("yes", "no"):
-            raise DataError(f"{where}: {v!r} is not 'yes', 'no' or null")
-        return v
-    if not v:  # bets: null or [] = the answer gave none
-        return None
-    if (not isinstance(v, list) or len(v) != 4
-            or not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
-                       for x in v) or sum(v) <= 0):
-        raise DataError(f"{where}: {v!r} is not four amounts >= 0 (on 0, 1, 2, 3) with a positive sum")
-    total = float(sum(v))
-    return tuple(x / total for x in v)
+def annotated_study(study: str | None = None) -> str:
+    """The study whose annotated answers are scored: `study`, or the one study that has annotations."""
+    if study is not None:
+        if extraction_for(study).annotations is None:
+            raise UserInputError(f"study {study!r} has no scoring of annotated answers")
+        return study
+    able = [name for name, s in STUDIES.items() if s.extraction is not None and s.extraction.annotations]
+    if len(able) != 1:
+        raise UserInputError(f"name the study of the annotated answers with --study (one of: {', '.join(able)})")
+    return able[0]
 
 
-def load_annotated(path: Path) -> list[Annotated]:
+def _annotations(study: str) -> tuple[Extraction, Annotations]:
+    part = extraction_for(study)
+    if part.annotations is None:
+        raise UserInputError(f"study {study!r} has no scoring of annotated answers")
+    return part, part.annotations
+
+
+def load_annotated(path: Path, study: str | None = None) -> list[Annotated]:
     """The annotated answers of a JSONL file; a bad line is refused with its number and field."""
     path = Path(path)
+    _, ann = _annotations(annotated_study(study))
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     out: list[Annotated] = []
@@ -90,29 +84,14 @@ def load_annotated(path: Path) -> list[Annotated]:
             raise DataError(f"{path}: line {i}, field 'response': not text")
         if not isinstance(row["gold"], dict):
             raise DataError(f"{path}: line {i}, field 'gold': not an object")
-        gold = row["gold"]
-        out.append(Annotated(str(row["trial_id"]), row["response"],
-                             _gold_field(path, i, gold, "initial_answer"),
-                             _gold_field(path, i, gold, "bets"),
-                             _gold_field(path, i, gold, "knowledge")))
+
+        def where(key: str, i: int = i) -> str:
+            return f"{path}: line {i}, field 'gold.{key}'"
+
+        out.append(Annotated(str(row["trial_id"]), row["response"], ann.read_gold(row["gold"], where)))
     if not out:
         raise DataError(f"{path}: no rows")
     return out
-
-
-def _extracted(res: Extracted, name: str) -> Any:
-    v = res.fields.get(name)
-    if name == "probabilities" and v is not None:
-        return tuple(v[s] for s in "0123")
-    return v
-
-
-def _same(name: str, got: Any, want: Any) -> bool:
-    if got is None or want is None:
-        return got is None and want is None
-    if name == "probabilities":
-        return all(abs(a - b) <= TOLERANCE for a, b in zip(got, want, strict=True))
-    return bool(got == want)
 
 
 @dataclass
@@ -140,16 +119,18 @@ class StageScore:
     seconds: float = 0.0
 
 
-def score(items: list[Annotated], results: list[Extracted], stage: str) -> StageScore:
+def score(items: list[Annotated], results: list[Extracted], stage: str, study: str | None = None) -> StageScore:
     """Per-field accuracy of one stage's results against the annotations (same order)."""
-    scores = {name: FieldScore() for name in FIELDS}
+    part, ann = _annotations(annotated_study(study))
+    scores = {name: FieldScore() for name in part.answer_fields}
     mismatches = []
     for item, res in zip(items, results, strict=True):
-        for name in FIELDS:
-            got, want = _extracted(res, name), item.gold(name)
+        for name in part.answer_fields:
+            got, want = ann.comparable(res.fields, name), item.gold(name)
             s = scores[name]
             s.total += 1
-            if _same(name, got, want):
+            both = got is not None and want is not None
+            if (ann.same(name, got, want) if both else got is None and want is None):
                 s.correct += 1
                 continue
             kind = "missed" if got is None else "invented" if want is None else "wrong"
@@ -165,25 +146,27 @@ class EvalReport:
     rows: int
     stages: list[StageScore]
     llm_model: str | None = None
+    tolerance: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "rows": self.rows, "llm_model": self.llm_model, "tolerance": TOLERANCE,
+        return {"file": self.file, "rows": self.rows, "llm_model": self.llm_model, "tolerance": self.tolerance,
                 "stages": [{"stage": s.stage, "seconds": round(s.seconds, 3), "summary": s.summary,
                             "fields": {n: {**asdict(f), "accuracy": round(f.accuracy, 4)} for n, f in s.fields.items()},
                             "mismatches": s.mismatches} for s in self.stages]}
 
 
-def _llm_only(replies: list[Reply], endpoint: Endpoint, concurrency: int, max_tokens: int
+def _llm_only(study: str, replies: list[Reply], endpoint: Endpoint, concurrency: int, max_tokens: int
               ) -> tuple[list[Extracted], ExtractSummary]:
     """The LLM stage asked for every field of every reply (as if the rules had read nothing), its values kept
     only where grounded in the reply: what the LLM could add on answers the rules cannot read."""
+    part = extraction_for(study)
     summary = ExtractSummary(total=len(replies))
-    answers = asyncio.run(llm.ask_many(endpoint, "study1", [r.response or "" for r in replies],
+    answers = asyncio.run(llm.ask_many(endpoint, study, [r.response or "" for r in replies],
                                        concurrency=concurrency, max_tokens=max_tokens))
     out = []
     for reply, ans in zip(replies, answers, strict=True):
-        blank = RuleResult({**extract_study1(None).fields, "notes": []}, "unparseable", list(FIELDS))
-        out.append(_merge("study1", blank, reply.response or "", ans))
+        blank = RuleResult({**part.rules(None).fields, "notes": []}, "unparseable", list(part.answer_fields))
+        out.append(_merge(study, blank, reply.response or "", ans))
         summary.llm_errors += ans.values is None
         summary.llm_filled += out[-1].method == "llm"
     summary.llm_requests = len(replies)
@@ -192,11 +175,12 @@ def _llm_only(replies: list[Reply], endpoint: Endpoint, concurrency: int, max_to
     return out, summary
 
 
-def evaluate(path: Path, endpoint: Endpoint | None = None, *, concurrency: int = 16, max_tokens: int = 200
-             ) -> EvalReport:
+def evaluate(path: Path, endpoint: Endpoint | None = None, *, concurrency: int = 16, max_tokens: int = 200,
+             study: str | None = None) -> EvalReport:
     """Score the rules alone; with an endpoint also rules + the LLM stage (the LLM on what the rules found
-    absent, as `grace extract` runs it) and the LLM alone on every field."""
-    items = load_annotated(path)
+    absent, as `grace extract` runs it) and the LLM alone on every field. `study`: see `annotated_study`."""
+    study = annotated_study(study)
+    items = load_annotated(path, study)
     replies = [Reply(a.response, "stop") for a in items]
     stages = []
     runs: list[tuple[str, Endpoint | None]] = [("rules", None)]
@@ -205,14 +189,15 @@ def evaluate(path: Path, endpoint: Endpoint | None = None, *, concurrency: int =
     for name, ep in runs:
         t0 = time.perf_counter()
         if name == "llm-only" and ep is not None:
-            results, summary = _llm_only(replies, ep, concurrency, max_tokens)
+            results, summary = _llm_only(study, replies, ep, concurrency, max_tokens)
         else:
-            results, summary = extract_rows("study1", replies, ep, concurrency=concurrency, max_tokens=max_tokens)
-        st = score(items, results, name)
+            results, summary = extract_rows(study, replies, ep, concurrency=concurrency, max_tokens=max_tokens)
+        st = score(items, results, name, study)
         st.seconds = time.perf_counter() - t0
         st.summary = _summary(summary)
         stages.append(st)
-    return EvalReport(str(path), len(items), stages, endpoint.model if endpoint else None)
+    tolerance = _annotations(study)[1].tolerance
+    return EvalReport(str(path), len(items), stages, endpoint.model if endpoint else None, tolerance)
 
 
 def _summary(s: ExtractSummary) -> dict[str, Any]:
@@ -222,12 +207,13 @@ def _summary(s: ExtractSummary) -> dict[str, Any]:
 
 def report_lines(rep: EvalReport) -> list[str]:
     """A plain table: one row per stage, accuracy per field (with wrong / missed / invented counts)."""
-    head = f"{'stage':<10} " + " ".join(f"{n:>30}" for n in FIELDS)
+    fields = list(rep.stages[0].fields) if rep.stages else []
+    head = f"{'stage':<10} " + " ".join(f"{n:>30}" for n in fields)
     lines = [f"{rep.file}: {rep.rows} annotated answers" + (f"; LLM stage: {rep.llm_model}" if rep.llm_model else ""),
              head]
     for st in rep.stages:
         cells = []
-        for n in FIELDS:
+        for n in fields:
             f = st.fields[n]
             cells.append(f"{f.accuracy:6.1%} ({f.correct}/{f.total}; {f.wrong}w {f.missed}m {f.invented}i)")
         lines.append(f"{st.stage:<10} " + " ".join(f"{c:>30}" for c in cells))

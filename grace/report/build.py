@@ -7,9 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from grace.checkpoint import atomic_path, write_json_atomic
 from grace.config import ModelConfig, load_config
 from grace.errors import ConfigError, UserInputError
@@ -23,6 +20,7 @@ from grace.report.checks import (
     run_checks,
 )
 from grace.report.load import StageData, discover
+from grace.report.plugin import report_part
 from grace.run import safe_name
 from grace.ui_format import md_escape
 
@@ -46,36 +44,6 @@ def _mass_limit(model: str, models: dict[str, ModelConfig]) -> float:
     return m.checks.min_option_mass if m is not None and m.checks.min_option_mass is not None else MIN_OPTION_MASS
 
 
-def _extracted_frame(data: StageData) -> pd.DataFrame:
-    rows = []
-    for rec in (data.records.get("extracted") or {}).values():
-        f = rec.fields  # type: ignore[attr-defined]
-        probs = f.get("probabilities") or {}
-        rows.append({"trial_id": rec.trial_id, "status": rec.status, "utterance": f.get("utterance"),
-                     **{f"p{s}": probs.get(s, np.nan) for s in "0123"}})
-    return _with_conditions(pd.DataFrame(rows, columns=["trial_id", "status", "utterance", "p0", "p1", "p2", "p3"]),
-                            data)
-
-
-def _exp2_frame(data: StageData, question: str) -> pd.DataFrame | None:
-    recs = data.records.get("exp2")
-    if not recs:
-        return None
-    rows = []
-    for rec in recs.values():
-        q = rec.questions.get(question)  # type: ignore[attr-defined]
-        if q is not None:
-            rows.append({"trial_id": rec.trial_id, **{f"p{s}": q.probs.get(s, np.nan) for s in "0123"},
-                         "utterance": q.argmax})
-    return _with_conditions(pd.DataFrame(rows), data) if rows else None
-
-
-def _with_conditions(df: pd.DataFrame, data: StageData) -> pd.DataFrame:
-    if data.conditions is not None and not df.empty:
-        return df.merge(data.conditions, on="trial_id", how="left")
-    return df
-
-
 def _order(models: list[str], variants: dict[str, str]) -> list[str]:
     """Models sorted, each variant right after its full-precision model when both are present."""
     out: list[str] = []
@@ -96,29 +64,13 @@ def _pair_rows(base: StageData, var: StageData, sb: StageChecks, sv: StageChecks
     def rate(sc: StageChecks, exp: str, key: str, name: str) -> Any:
         return sc.metrics.get(exp, {}).get(key, {}).get(name)
 
-    eb, ev = _extracted_frame(base), _extracted_frame(var)
     out: dict[str, Any] = {
         "ok rate": (rate(sb, "extracted", "status_rates", "ok"), rate(sv, "extracted", "status_rates", "ok")),
         "truncation rate": (sb.metrics.get("exp1", {}).get("truncation_rate"),
                             sv.metrics.get("exp1", {}).get("truncation_rate")),
         "fit": (sb.fit, sv.fit),
     }
-    both = eb.merge(ev, on="trial_id", suffixes=("_b", "_v"))
-    if base.study == "study1":
-        ep = [float((f[[f"p{s}" for s in "0123"]].dropna().to_numpy() @ np.arange(4)).mean())
-              if f[["p0"]].dropna().size else None for f in (eb, ev)]
-        out["mean expected posterior"] = tuple(round(v, 3) if v is not None else None for v in ep)
-        pb = both[[f"p{s}_b" for s in "0123"]].to_numpy()
-        pv = both[[f"p{s}_v" for s in "0123"]].to_numpy()
-        ok = ~(np.isnan(pb).any(1) | np.isnan(pv).any(1))
-        out["mean |posterior difference| per trial (TV)"] = (
-            round(float(0.5 * np.abs(pb[ok] - pv[ok]).sum(1).mean()), 4) if ok.any() else None, f"{ok.sum()} trials")
-    else:
-        same = both.dropna(subset=["utterance_b", "utterance_v"])
-        out["same utterance on the same trial"] = (
-            round(float((same["utterance_b"] == same["utterance_v"]).mean()), 4) if len(same) else None,
-            f"{len(same)} trials")
-    return out
+    return {**out, **report_part(base.study).variant_rows(base, var)}
 
 
 def _fmt(v: Any) -> str:
@@ -156,16 +108,7 @@ def build_report(run_dir: Path) -> Path:
             results.setdefault(model, {})[study] = sc
             paths = []
             if "extracted" in d.records:
-                ex = _extracted_frame(d)
-                name = f"{safe_name(model)}_{study}"
-                if study == "study1":
-                    paths.append(plots.posterior_by_condition(
-                        ex, _exp2_frame(d, "posterior"), f"{_label(model, variants)}: posterior bets (study 1)",
-                        out / f"{name}_posterior.png"))
-                else:
-                    paths.append(plots.utterances_by_goal_state(
-                        ex, f"{_label(model, variants)}: chosen utterance (study 2, Exp 1)",
-                        out / f"{name}_utterances.png"))
+                paths = report_part(study).stage_plots(d, _label(model, variants), out, f"{safe_name(model)}_{study}")
             stage_plots[(model, study)] = [p.name for p in paths]
 
     run_plots: list[str] = []
@@ -178,9 +121,10 @@ def build_report(run_dir: Path) -> Path:
         order = [m for m in _order(list(models), variants) if "extracted" in models[m].records]
         if not order:
             continue
-        frames = [(_label(m, variants), _extracted_frame(models[m])) for m in order]
-        fn = plots.compare_study1 if study == "study1" else plots.compare_study2
-        run_plots.append(fn(frames, out / f"compare_{study}.png").name)
+        drawn = report_part(study).compare_plot([(_label(m, variants), models[m]) for m in order],
+                                                out / f"compare_{study}.png")
+        if drawn is not None:
+            run_plots.append(drawn.name)
         for var, base in variants.items():
             if var in models and base in models:
                 pairs.append({"study": study, "full": base, "quantized": var,

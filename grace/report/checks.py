@@ -14,6 +14,7 @@ from typing import Any
 
 from grace.records import Exp1Record, Exp2Record, ExtractedRecord
 from grace.report.load import StageData
+from grace.report.plugin import ReportPart, report_part
 from grace.serving.watch import summarize_waits
 
 MAX_ERROR_RATE = 0.01  # Exp 1 / Exp 2 requests that failed for good
@@ -62,7 +63,8 @@ def _rates(counter: Counter, total: int) -> dict[str, float]:
     return {k: round(v / total, 4) for k, v in sorted(counter.items())} if total else {}
 
 
-def _probs_valid(probs: dict[str, float]) -> bool:
+def probs_valid(probs: dict[str, float]) -> bool:
+    """Values in [0, 1] (within PROB_TOL) summing to 1."""
     vals = list(probs.values())
     return (bool(vals) and all(isinstance(v, int | float) and not math.isnan(v) and -PROB_TOL <= v <= 1 + PROB_TOL
                                 for v in vals) and abs(sum(vals) - 1) <= PROB_TOL * max(1, len(vals)))
@@ -127,7 +129,7 @@ def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str],
     for r in recs:
         for q, scores in r.questions.items():
             questions[q] += 1
-            if not _probs_valid(scores.probs):
+            if not probs_valid(scores.probs):
                 bad += 1
             elif scores.argmax != max(scores.probs, key=scores.probs.get):  # type: ignore[arg-type]
                 bad_argmax += 1
@@ -157,7 +159,7 @@ def option_mass_by_question(recs: list[Exp2Record]) -> dict[str, float | None]:
     return {q: (round(statistics.median(v), 6) if v else None) for q, v in values.items()}
 
 
-def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str]) -> None:
+def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str], part: ReportPart) -> None:
     recs: list[ExtractedRecord] = list(data.records["extracted"].values())  # type: ignore[arg-type]
     n = len(recs)
     _rows_and_dupes(sc, "extracted", data, exp1_keys)
@@ -166,44 +168,22 @@ def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str]) -> No
     ok = status.get("ok", 0) / n if n else 0.0
     sc.add("extracted", "parse rate", ok >= MIN_OK_RATE,
            f"{ok:.1%} of replies fully read (status ok; limit {MIN_OK_RATE:.0%})")
-    bad = sum(1 for r in recs if r.fields.get("probabilities") and not _probs_valid(r.fields["probabilities"]))
-    sc.add("extracted", "probabilities", bad == 0, f"{bad} parsed probability sets outside [0,1] or not summing "
-           "to 1")
     field_names = sorted({k for r in recs for k in r.fields if k not in ("notes", "reasoning")})
     missing = {f: sum(r.fields.get(f) is None for r in recs) for f in field_names}
-    not100 = sum(1 for r in recs if r.fields.get("sums_to_100") is False)
     sc.metrics["extracted"] = {"rows": n, "status": dict(status), "status_rates": _rates(status, n),
-                               "method": dict(method), "method_rates": _rates(method, n), "missing": missing,
-                               "probabilities_not_summing_to_100": not100}
+                               "method": dict(method), "method_rates": _rates(method, n), "missing": missing}
+    part.check_extracted(sc, recs)
 
 
-AGREEMENT = {  # study -> (extracted field, exp2 question)
-    "study1": (("initial_answer", "prior"), ("posterior_argmax", "posterior"), ("knowledge", "knowledge")),
-    "study2": (("utterance", "utterance"),),
-}
-
-
-def _stated(fields: dict[str, Any], name: str) -> str | None:
-    if name == "posterior_argmax":
-        probs = fields.get("probabilities")
-        if not probs:
-            return None
-        top = max(probs.values())
-        winners = [k for k, v in probs.items() if abs(v - top) < 1e-12]
-        return winners[0] if len(winners) == 1 else None  # a tie has no single stated answer
-    v = fields.get(name)
-    return None if v is None else str(v)
-
-
-def agreement(sc: StageChecks, data: StageData) -> None:
+def agreement(sc: StageChecks, data: StageData, part: ReportPart) -> None:
     """Exp 1's stated answer vs Exp 2's argmax, over the trials where both exist (replicate 0... all)."""
     ex = data.records.get("extracted") or {}
     e2 = data.records.get("exp2") or {}
     out = {}
-    for fname, question in AGREEMENT.get(data.study, ()):
+    for fname, question in part.agreement:
         both = agree = 0
         for rec in ex.values():
-            stated = _stated(rec.fields, fname)  # type: ignore[attr-defined]
+            stated = part.stated(rec.fields, fname)  # type: ignore[attr-defined]
             r2 = e2.get(rec.trial_id)
             if stated is None or r2 is None or question not in r2.questions:  # type: ignore[attr-defined]
                 continue
@@ -221,6 +201,7 @@ def agreement(sc: StageChecks, data: StageData) -> None:
 def run_checks(data: StageData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS) -> StageChecks:
     """All checks of one model x study; `expected_trials` is the study's trial set over the whole run."""
     sc = StageChecks(data.model, data.study)
+    part = report_part(data.study)
     exp1_keys: set[str] = set()
     if "exp1" in data.records:
         reps = {r.replicate for r in data.records["exp1"].values()}  # type: ignore[attr-defined]
@@ -231,11 +212,11 @@ def run_checks(data: StageData, expected_trials: set[str], min_option_mass: floa
     if "exp2" in data.records:
         check_exp2(sc, data, expected_trials, min_option_mass)
     if "extracted" in data.records:
-        check_extracted(sc, data, set(data.records.get("exp1", {})) or exp1_keys)
+        check_extracted(sc, data, set(data.records.get("exp1", {})) or exp1_keys, part)
     elif "exp1" in data.records:
         sc.add("extracted", "present", False, "no extracted.jsonl: run the extraction stage", fatal=True)
     if "extracted" in data.records and "exp2" in data.records:
-        agreement(sc, data)
+        agreement(sc, data, part)
     server_waits(sc, data)
     return sc
 

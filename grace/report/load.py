@@ -14,8 +14,6 @@ from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record
 from grace.serving.watch import read_waits
 from grace.studies import STUDIES
 
-COND_COLS = ("access", "observe", "goal", "state")
-
 
 @dataclass
 class StageData:
@@ -55,7 +53,12 @@ def _done_lines(path: Path) -> dict[str, int]:
     return counts
 
 
-def conditions_table(stage_dir: Path) -> pd.DataFrame | None:
+def conditions_table(stage_dir: Path, study: str | None = None) -> pd.DataFrame | None:
+    """trial_id and the study's design cell columns (`Study.condition_columns`) from the stage's tables; the study
+    is the folder's name (<model>/<study>/) unless given."""
+    s = STUDIES.get(study or Path(stage_dir).name)
+    if s is None:
+        return None
     for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv),
                          ("exp2.parquet", pd.read_parquet), ("exp2.csv", pd.read_csv)):
         p = stage_dir / name
@@ -64,7 +67,7 @@ def conditions_table(stage_dir: Path) -> pd.DataFrame | None:
                 df = reader(p)
             except (OSError, ValueError):
                 continue
-            cols = [c for c in COND_COLS if c in df.columns]
+            cols = [c for c in s.condition_columns if c in df.columns]
             if "trial_id" in df.columns and cols:
                 return df[["trial_id", *cols]].astype(str).drop_duplicates("trial_id")
     return None
@@ -85,7 +88,7 @@ def load_stage(model: str, study: str, path: Path) -> StageData:
         data.records[exp] = _read_only_load(ckpt)
         data.reports[exp] = ckpt.report
         data.done_lines[exp] = _done_lines(p)
-    data.conditions = conditions_table(path)
+    data.conditions = conditions_table(path, study)
     data.server_waits = read_waits(path)
     return data
 

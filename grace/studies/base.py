@@ -5,10 +5,16 @@ from __future__ import annotations
 import csv
 import io
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grace.errors import DataError
+
+if TYPE_CHECKING:  # the stages' plug-in contracts (they import the registry, so not at run time)
+    from grace.compare.plugin import Comparison
+    from grace.extract.plugin import Extraction
+    from grace.report.plugin import ReportPart
 
 Trial = dict[str, str]  # the CSV row as strings, plus "trial_id"
 Messages = list[dict[str, str]]
@@ -25,14 +31,21 @@ class Question:
 
 @dataclass(frozen=True)
 class Study(ABC):
+    """A study plug-in: its columns, validation, prompts and options (the methods below), and the parts the
+    later stages ask it for. A part left None means the stage has nothing study-specific to do: no extraction
+    stage, a report of the generic checks only (no plots), no human comparison."""
+
     name: str
     required_columns: tuple[str, ...]
     optional_columns: tuple[str, ...] = ()
     key_columns: tuple[str, ...] = ()  # identify a trial when present; else the row number does
+    condition_columns: tuple[str, ...] = ()  # the keys of `condition()`: the design cell's columns in every table
     prompt_version: str = "v1"
     exp2_prompt_version: str = "v1"
     description: str = ""
-    option_sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    extraction: Extraction | None = None  # how Exp 1 replies are read (grace/extract/plugin.py)
+    report: ReportPart | None = None  # agreement, checks and plots of the data-quality report (grace/report/plugin.py)
+    comparison: Comparison | None = None  # the human baseline and how to compare with it (grace/compare/plugin.py)
 
     @abstractmethod
     def check_row(self, row: Trial) -> str | None:

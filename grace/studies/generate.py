@@ -13,8 +13,8 @@ import csv
 import random
 from pathlib import Path
 
-from grace.studies.study1 import CONDITIONS
-from grace.studies.study2 import GOALS, STATES
+from grace.studies.study1.study import CONDITIONS
+from grace.studies.study2.study import GOALS, STATES
 
 # story_shortname: (setup with {name}, plural noun, verb phrase in present perfect for plural, singular)
 STORIES = {

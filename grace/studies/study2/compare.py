@@ -8,14 +8,24 @@ utterance are counted and reported as the unparseable share, never folded in sil
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from grace.compare.human import CELLS, Study2Human
+from grace.compare.human import Table
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, fit_distributions, interval
 from grace.compare.outputs import StageOutputs
-from grace.compare.schema import CellResult, Study2Result
-from grace.studies.study2 import UTTERANCES
+from grace.compare.plugin import Comparison
+from grace.compare.schema import RankedRow
+from grace.studies.study2 import human as human_data
+from grace.studies.study2.human import CELLS, Study2Human
+from grace.studies.study2.plots import plot_study2
+from grace.studies.study2.results import CellResult, Study2Result
+from grace.studies.study2.study import UTTERANCES
+from grace.ui_format import MISSING, counts, md_table, sig
+from grace.ui_format import interval as shown_interval
 
 Cell = tuple[str, str]
 
@@ -129,3 +139,72 @@ def compare_study2(out: StageOutputs, human: Study2Human, n_boot: int = DEFAULT_
             res.message = "no extracted responses for trials of known condition"
         results.append(res)
     return results
+
+
+def markdown(r2: Study2Result) -> list[str]:
+    """One result's section of compare.md: per goal x state cell, its divergence and the top choices."""
+    out = [f"## Study 2: {r2.model} ({r2.source})", ""]
+    if r2.source == "exp1":
+        share = MISSING if r2.unparseable_share is None else f"{100 * r2.unparseable_share:.1f}"
+        out.append(f"{r2.n_responses} responses, {r2.unparseable} unparseable ({share}%); "
+                   f"statuses: {counts(r2.status_counts)}.")
+    if r2.message or r2.r_note:
+        out.append(f"Note: {'; '.join(filter(None, [r2.message, r2.r_note]))}")
+    cells = []
+    for c in r2.cells:
+        top_m = max(c.model, key=lambda u: c.model[u])
+        top_h = max(c.human, key=lambda u: c.human[u])
+        cells.append([c.goal, c.state, str(c.n_trials), f"{sig(c.js)} {shown_interval(c.js_ci)}",
+                      f"{top_m} ({c.model[top_m]:.2f})", f"{top_h} ({c.human[top_h]:.2f})"])
+    return [*out, "", *md_table(["goal", "state", "n", "JS [95% CI]", "top model choice", "top human choice"],
+                                cells, empty=f"No goal x state cell to compare: {r2.message or 'no usable trials'}."),
+            ""]
+
+
+class Study2Comparison(Comparison):
+    """Per goal x state cell the model's distribution over the 8 utterances against the humans'."""
+
+    order = 0  # the ranking leads with study 2's divergence
+    measures = ("js", "r")
+    legend = ("JS divergence: Jensen-Shannon (bits, 0 = identical) per goal x state cell, mean over cells. "
+              "r: Pearson over the cell x utterance proportions.")
+    kinds = human_data.KINDS
+    formats = human_data.FORMATS
+
+    def default_files(self, folder: Path) -> list[Path]:
+        return human_data.default_files(folder)
+
+    def read_human(self, kind: str, table: Table, current: Any) -> Study2Human:
+        return human_data.read(kind, table)
+
+    def refuse_header(self, table: Table) -> None:
+        human_data.refuse_header(table)
+
+    def sources(self, human: Study2Human) -> dict[str, str]:
+        return {"study2": human.source}
+
+    def compare(self, out: StageOutputs, human: Study2Human, alpha: float, n_boot: int,
+                rng: np.random.Generator) -> list[Study2Result]:
+        return compare_study2(out, human, n_boot, rng)
+
+    def rank(self, results: list[Study2Result], variant_of: Callable[[str], str | None]) -> list[RankedRow]:
+        """By JS divergence, lowest (most human-like) first."""
+        s2 = sorted(results, key=lambda r: (r.status != "ok", r.js if r.js is not None else np.inf, r.model,
+                                             r.source))
+        return [RankedRow(rank=i, model=r.model, variant_of=variant_of(r.model), study="study2", source=r.source,
+                          status=r.status, js=r.js, js_ci=r.js_ci, r=r.r, r_ci=r.r_ci,
+                          unparseable_share=r.unparseable_share, message=r.message or r.r_note)
+                for i, r in enumerate(s2, start=1)]
+
+    def markdown(self, results: list[Study2Result]) -> list[str]:
+        return [line for r in results for line in markdown(r)]
+
+    def plots(self, results: list[Study2Result], human: Study2Human, out_dir: Path) -> list[Path]:
+        drawn = []
+        for source in ("exp2", "exp1"):
+            res = [r for r in results if r.source == source and r.status == "ok"]
+            if res:
+                what = "Exp 2: option probabilities" if source == "exp2" else "Exp 1: extracted choices"
+                title = f"Study 2 ({what}) vs humans (Yoon et al. 2020)"
+                drawn.append(plot_study2(res, human, out_dir / f"study2_{source}.png", title))
+        return drawn

@@ -6,28 +6,26 @@ A speaker (SP) knows how good a listener's (LS) performance really was (0-3 hear
 Prompts are built from what each column is for, not from Grace's own wording of the cells: Precontext and
 Scenario set the scene, the true state comes from `State` alone (stated in the same words on every row, since
 a lab's Scenario need not mention it), and the Goal, in whatever wording and clause form, is read by meaning
-(grace/studies/goals.py) and written as a sentence that leads to the question.
+(grace/studies/study2/goals.py) and written as a sentence that leads to the question.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 from grace.studies.base import Messages, Question, Study, Trial
-from grace.studies.goals import GOALS, LABELS, classify_goal, goal_and_question
+from grace.studies.study2.goals import GOALS, LABELS, classify_goal, goal_and_question
 from grace.studies.text import clean
 
-UTTERANCES = (
-    "It was terrible",
-    "It was bad",
-    "It was good",
-    "It was amazing",
-    "It wasn't terrible",
-    "It wasn't bad",
-    "It wasn't good",
-    "It wasn't amazing",
-)
+Utterance = Literal[
+    "It was terrible", "It was bad", "It was good", "It was amazing",
+    "It wasn't terrible", "It wasn't bad", "It wasn't good", "It wasn't amazing",
+]
+Quality = Literal["terrible", "bad", "good", "amazing"]  # the adjective of an utterance
+UTTERANCES: tuple[str, ...] = get_args(Utterance)
+QUALITIES: tuple[str, ...] = get_args(Quality)
 STATES = ("0 hearts", "1 heart", "2 hearts", "3 hearts")
 _NUMBER = {"0": 0, "1": 1, "2": 2, "3": 3, "zero": 0, "no": 0, "none": 0, "one": 1, "two": 2, "three": 3}
 _STATE_RE = re.compile(r"^\s*(?:hearts?\s*[:=]?\s*)?(?P<n>[0-3]|zero|no|none|one|two|three)\s*(?:hearts?)?\s*"
@@ -40,7 +38,7 @@ SYSTEM = (
 
 
 def goal_label(text: str, names: tuple[str, ...] = ()) -> str | None:
-    """informative / social / both for a Goal cell in any wording (see grace/studies/goals.py), else None."""
+    """informative / social / both for a Goal cell in any wording (see grace/studies/study2/goals.py), else None."""
     return classify_goal(text, tuple(names))
 
 
@@ -65,10 +63,10 @@ class Study2(Study):
     required_columns: tuple[str, ...] = ("Precontext", "Scenario", "Goal", "State", "SP_Name", "LS_Name")
     optional_columns: tuple[str, ...] = ("Participant_ID", "Domain", "Utterance")
     key_columns: tuple[str, ...] = ("Participant_ID", "Domain")
+    condition_columns: tuple[str, ...] = ("goal", "state")
     prompt_version: str = "study2-exp1-v2"
     exp2_prompt_version: str = "study2-exp2-v2"
     description: str = "politeness judgments (Yoon, Tessler, Goodman & Frank 2020)"
-    option_sets: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"utterance": UTTERANCES})
 
     def check_row(self, row: Trial) -> str | None:
         if state_label(row["State"]) is None:
@@ -111,4 +109,5 @@ class Study2(Study):
         return [Question("utterance", msgs, UTTERANCES)]
 
 
-__all__ = ["GOALS", "LABELS", "STATES", "UTTERANCES", "Study2", "goal_label", "state_label", "state_sentence"]
+__all__ = ["GOALS", "LABELS", "QUALITIES", "STATES", "UTTERANCES", "Quality", "Study2", "Utterance", "goal_label",
+           "state_label", "state_sentence"]

@@ -11,13 +11,16 @@ and statements closed and introduced the same way on every row (grace/studies/te
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 from grace.studies.base import Messages, Question, Study, Trial
 from grace.studies.text import clean, question, statement
 
-STATES = ("0", "1", "2", "3")
-KNOWLEDGE = ("yes", "no")
+State = Literal["0", "1", "2", "3"]  # how many (of 3) have the property
+Knowledge = Literal["yes", "no"]  # does the speaker know exactly?
+STATES: tuple[str, ...] = get_args(State)
+KNOWLEDGE: tuple[str, ...] = get_args(Knowledge)
 CONDITIONS = ((1, 1), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3))  # (access, observe), observe <= access
 
 SYSTEM = (
@@ -40,12 +43,10 @@ class Study1(Study):
     required_columns: tuple[str, ...] = ("story_setup", "priorQ", "speach", "speachQ")
     optional_columns: tuple[str, ...] = ("participant_id", "story_shortname", "knowledgeQ", "access", "observe")
     key_columns: tuple[str, ...] = ("participant_id", "story_shortname")
+    condition_columns: tuple[str, ...] = ("access", "observe")
     prompt_version: str = "study1-exp1-v2"
     exp2_prompt_version: str = "study1-exp2-v2"
     description: str = "knowledge attribution (Goodman & Stuhlmüller 2013)"
-    option_sets: dict[str, tuple[str, ...]] = field(
-        default_factory=lambda: {"prior": STATES, "posterior": STATES, "knowledge": KNOWLEDGE}
-    )
 
     def check_row(self, row: Trial) -> str | None:
         access = row.get("access", "").strip()

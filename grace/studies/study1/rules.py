@@ -3,7 +3,7 @@
 Each field is looked for after its label ("Initial Answer:", "Probabilities:", "Knowledge:", "Question 2:",
 "### Knowledge" on its own line, a numbered list item "3.", the keys of a JSON reply) wherever it stands in the
 reply. A value opening the labelled segment wins ("Initial Answer: 2", "Knowledge: No, ..."); otherwise the
-segment's sentences are read (`grace/extract/prose.py`: "it is highly likely that all three ... have won",
+segment's sentences are read (`grace/studies/study1/prose.py`: "it is highly likely that all three ... have won",
 "he does not know exactly how many ..."). Bets are state -> value pairs in any order and unit ("0: 10%",
 "Option 2: $100", "$10 on 2 exams passing", "I'd put 70% on 3", "$0 on options 0 and 1", table rows); states
 left unnamed are 0 only when the named bets already make the whole stake. An echoed question is never read as
@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import re
 
-from grace.extract.prose import count_from_prose, knowledge_from_prose
 from grace.extract.text import RuleResult, decide_status, leftover_reasoning, normalise
+from grace.studies.study1.prose import count_from_prose, knowledge_from_prose
 
 FIELDS = ("initial_answer", "probabilities", "knowledge")
 NUMBER_WORDS = {"zero": 0, "none": 0, "no": 0, "one": 1, "two": 2, "three": 3, "all three": 3, "all 3": 3,

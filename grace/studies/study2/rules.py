@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 
 from grace.extract.text import RuleResult, decide_status, leftover_reasoning, normalise
-from grace.studies.study2 import UTTERANCES
+from grace.studies.study2.study import UTTERANCES
 
-QUALITIES = ("terrible", "bad", "good", "amazing")
 _UTT = re.compile(
     r"\b(?:it\s*(?P<neg>wasn't|wasnt|was\s+not|isn't|is\s+not|'s\s+not|was|is|'s)|(?P<bare>wasn't|was\s+not|was))\s+"
     r"(?:(?:really|very|so|that|too|all\s+that)\s+)?(?P<adj>terrible|bad|good|amazing)\b",

@@ -10,15 +10,24 @@ over a trial's replicates). A finding is reproduced when the model's one-sided p
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from grace.compare.human import Finding, Study1Human
+from grace.compare.human import Table
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, interval, paired_greater, paired_greater_boot
 from grace.compare.outputs import StageOutputs
-from grace.compare.schema import ConditionPosterior, FindingResult, KnowledgeResult, Study1Result
-from grace.studies.study1 import STATES
+from grace.compare.plugin import Comparison
+from grace.compare.schema import RankedRow
+from grace.studies.study1 import human as human_data
+from grace.studies.study1.human import Finding, Study1Human
+from grace.studies.study1.plots import plot_study1
+from grace.studies.study1.results import ConditionPosterior, FindingResult, KnowledgeResult, Study1Result
+from grace.studies.study1.study import STATES
+from grace.ui_format import MISSING, counts, md_table, sig
 
 Condition = tuple[int, int]  # (access, observe)
 
@@ -196,3 +205,90 @@ def compare_study1(out: StageOutputs, human: Study1Human, alpha: float = 0.05, n
     if out.exp1_present:
         results.append(compare_bets(out.model, "exp1", exp1_bets(out), human, alpha, n_boot, rng))
     return results
+
+
+def _ci(ci: tuple[float, float] | None, fmt: str) -> str:
+    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else ""
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return sig(x) if x is None else f"{x:{fmt}}"
+
+
+def _reproduced(f: FindingResult) -> str:
+    if f.reproduced:
+        return "**yes**"
+    return "not testable" if f.p_value is None else "no"
+
+
+def markdown(r1: Study1Result) -> list[str]:
+    """One result's section of compare.md: the scorecard, the mean bets, knowledgeability."""
+    out = [f"## Study 1: {r1.model} ({r1.source})", "",
+           f"{r1.reproduced} of {r1.findings_total} findings reproduced {_ci(r1.reproduced_ci, '.0f')}; "
+           f"{r1.n_trials} trials with posterior bets; {r1.unparseable} of {r1.n_responses} without usable "
+           f"posterior; statuses: {counts(r1.status_counts)}."]
+    if r1.message:
+        out.append(f"Note: {r1.message}")
+    out += ["", *md_table(
+        ["finding", "humans significant", "n", "mean a", "mean b", "t", "p", "model significant", "reproduced",
+         "note"],
+        [[f.label, "yes" if f.humans else "no", str(f.n_trials), _num(f.mean_a, ".1f"), _num(f.mean_b, ".1f"),
+          sig(f.statistic), sig(f.p_value), "yes" if f.model_significant else "no", _reproduced(f),
+          f.note or MISSING] for f in r1.findings],
+        empty="No published finding loaded.")]
+    out += ["", *md_table(
+        ["access", "observe", "n", "mean bets 0/1/2/3"],
+        [[str(c.access), str(c.observe), str(c.n_trials), " / ".join(f"{c.mean[s]:.1f}" for s in STATES)]
+         for c in r1.conditions],
+        empty=f"No mean bets: {r1.message or 'no trial with usable posterior bets'}.")]
+    order = {True: "yes", False: "no", None: "—"}[r1.knowledge_order_matches]
+    out += ["", f"Knowledgeability (bet the speaker knows, of 100); ordering by access as humans: {order}", "",
+            "| access | n | model [95% CI] | humans (SD) | difference |", "|---|---|---|---|---|"]
+    out += [f"| {k.access} | {k.n_trials} | {_num(k.model_mean, '.1f')} {_ci(k.model_ci, '.1f')} | "
+            f"{_num(k.human_mean, '.1f')} ({_num(k.human_sd, '.1f')}) | {_num(k.difference, '+.1f')} |"
+            for k in r1.knowledge]
+    out.append("")
+    return out
+
+
+class Study1Comparison(Comparison):
+    """The published findings as a scorecard (reproduced or not) and knowledgeability by access."""
+
+    order = 1
+    measures = ("findings",)
+    legend = ("Findings: published pairwise comparisons of study 1 reproduced (one-sided paired t-test across "
+              "trials, significant exactly where the humans' was).")
+    kinds = human_data.KINDS
+    formats = human_data.FORMATS
+
+    def default_files(self, folder: Path) -> list[Path]:
+        return human_data.default_files(folder)
+
+    def empty_human(self, folder: Path) -> Study1Human:
+        return human_data.empty(folder)
+
+    def read_human(self, kind: str, table: Table, current: Any) -> Study1Human:
+        return human_data.read(kind, table, current)
+
+    def sources(self, human: Study1Human) -> dict[str, str]:
+        return {"study1 findings": human.source, "study1 knowledgeability": human.knowledge_source}
+
+    def compare(self, out: StageOutputs, human: Study1Human, alpha: float, n_boot: int,
+                rng: np.random.Generator) -> list[Study1Result]:
+        return compare_study1(out, human, alpha, n_boot, rng)
+
+    def rank(self, results: list[Study1Result], variant_of: Callable[[str], str | None]) -> list[RankedRow]:
+        """By findings reproduced, most first."""
+        s1 = sorted(results, key=lambda r: (r.status != "ok", -r.reproduced, r.model, r.source))
+        return [RankedRow(rank=i, model=r.model, variant_of=variant_of(r.model), study="study1", source=r.source,
+                          status=r.status, findings=f"{r.reproduced}/{r.findings_total}",
+                          findings_ci=r.reproduced_ci, unparseable_share=r.unparseable_share, message=r.message)
+                for i, r in enumerate(s1, start=1)]
+
+    def markdown(self, results: list[Study1Result]) -> list[str]:
+        return [line for r in results for line in markdown(r)]
+
+    def plots(self, results: list[Study1Result], human: Study1Human, out_dir: Path) -> list[Path]:
+        if not any(r.status == "ok" for r in results):
+            return []
+        return [plot_study1(results, human, out_dir / "study1.png")]
