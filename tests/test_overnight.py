@@ -180,6 +180,7 @@ def test_both_deployments_carry_the_limit_and_the_nightly_schedule(
         assert nightly["slug"] == "nightly" and nightly["parameters"] == {"study_id": "main"}, name
 
 
+@pytest.mark.timeout(1500)  # three study runs through the worker: 270-460 s measured on the loaded machine
 def test_queued_run_waits_then_continues_the_named_study_then_nothing_is_left(
     full_study_deployment: str, prefect_worker: object, alerts: WebhookReceiver, tmp_path: Path
 ) -> None:

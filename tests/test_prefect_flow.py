@@ -116,6 +116,7 @@ def test_failed_run_retry_resumes_without_recomputing(
     assert len(final) == 10 and all(r["status"] != "error" for r in final.values())
 
 
+@pytest.mark.timeout(900)  # the full study 2 on the toy model until cancelled: about 230 s measured, loaded
 def test_cancel_stops_the_server_within_seconds(full_study_deployment: str, prefect_worker: object,
                                                 prefect_env: dict[str, str], tmp_path: Path) -> None:
     run = start(full_study_deployment, models=["toy"], studies=["study2"], experiments=["exp1"], sample=False,
