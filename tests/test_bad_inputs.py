@@ -47,6 +47,8 @@ def test_corpus_is_complete() -> None:
     assert files == set(MANIFEST), f"manifest and corpus differ: {files ^ set(MANIFEST)}"
     rejected = [k for k, v in MANIFEST.items() if not v.get("accept")]
     assert len(rejected) >= 30, f"only {len(rejected)} malformed inputs"
+    vague = [k for k in rejected if len(MANIFEST[k].get("expect") or []) < 1]
+    assert not vague, f"no expected error fragments for {vague}"
 
 
 @pytest.mark.parametrize("name", CSV_CASES)
@@ -81,16 +83,18 @@ def test_config(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 @pytest.mark.parametrize("name", [k for k in CSV_CASES if not MANIFEST[k].get("accept")])
 def test_plan_refuses_bad_csv_before_serving(name: str, tmp_path: Path) -> None:
-    """make_plan (used by the flow and `grace run`) loads every input row before any server starts."""
+    """make_plan (used by the flow and `grace preflight`) loads every input row before any server starts, and refuses
+    with the same one-line error as `check-data`: the file and the case's own fragments (row, column, value)."""
     d = tmp_path / "cfg"
     shutil.copytree(ROOT / "config", d)
     study = MANIFEST[name]["study"]
     exp = yaml.safe_load((d / "experiments.yaml").read_text())
     exp["studies"][study]["sample"] = str(CORPUS / name)
     (d / "experiments.yaml").write_text(yaml.safe_dump(exp))
-    with pytest.raises(DataError, match="row|line|header|no data|empty file"):
+    with pytest.raises(DataError) as err:
         make_plan(load_config(d), models=["toy"], studies=[study], experiments=["exp1"], sample=True,
                   profile="local")
+    assert_one_line_with(str(err.value), [str(CORPUS / name), *MANIFEST[name]["expect"]])
 
 
 def test_query_refuses_bad_input_without_starting_a_server(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,11 +4,12 @@ orchestration benchmark's two contenders are asked for the same work."""
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 
 from benchmarks import orchestration
-from benchmarks.common import Report, Row, percentile, render
+from benchmarks.common import COLUMNS, Report, Row, percentile, render
 from benchmarks.direct_run import parser as direct_parser
 from benchmarks.exp1 import _median
 from benchmarks.runner import targets
@@ -70,8 +71,26 @@ def test_targets_judge_the_full_study_overhead_and_report_the_sample() -> None:
     assert {t.name: t.met for t in targets(rows, ["toy"])}["prefect overhead share of wall time, full study"] is False
 
 
+def _cells(text: str, line: int) -> list[str]:
+    """The cells of one line of the rendered table, cut at the columns the separator row (line 1) marks."""
+    lines = text.splitlines()
+    return [lines[line][a:b].strip() for a, b in (m.span() for m in re.finditer(r"-+", lines[1]))]
+
+
 def test_render_marks_targets_and_empty_cells() -> None:
-    report = Report(rows=[Row("exp2", "toy", "grace server path", n=4, rps=2.5)])
+    rows = [Row("exp2", "toy", "grace server path", n=4, rps=2.5),
+            Row("exp1", "toy", "grace c=32 (default)", ratio=0.95, vs="server limit"),
+            Row("exp1", "toy", "grace default / sequential", ratio=9.5),
+            _overhead(orchestration.SAMPLE.label, 0.2)]
+    report = Report(rows=rows)
     report.targets = targets(report.rows, ["toy"])
     text = render(report)
-    assert "grace server path" in text and " - " in text
+    header = _cells(text, 0)
+    assert header == [h for _, h in COLUMNS]
+    cells = dict(zip(header, _cells(text, 2), strict=True))
+    filled = {"bench": "exp2", "model": "toy", "contender": "grace server path", "n": "4", "req|trial/s": "2.50"}
+    assert cells == {h: filled.get(h, "-") for h in header}, "an empty field prints as '-'"
+    marks = dict((name, mark) for mark, name in re.findall(r"^  \[(MET |MISS|n/a )\] toy +(.+?): ", text, re.M))
+    assert marks == {"exp1 grace / server limit (out tok/s)": "MET ", "exp1 grace / sequential loop": "MISS",
+                     "prefect overhead share of wall time, sample study (mostly fixed cost; judged on the full "
+                     "study)": "n/a "}, text

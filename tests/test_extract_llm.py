@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 
@@ -24,6 +25,7 @@ from grace.serving import Endpoint
 from grace.studies.study1.extraction import grounded as grounded_study1
 from grace.studies.study1.rules import extract_study1
 from grace.studies.study2.rules import extract_study2
+from tests.support.fault_proxy import FaultProxy
 
 
 def test_payload_uses_structured_outputs_not_guided_json() -> None:
@@ -47,8 +49,12 @@ def test_regex_constraint_yields_schema_json(study: str, text: str) -> None:
 
 def test_parse_reply_is_lenient_on_control_characters_and_strict_on_shape() -> None:
     assert parse_reply("study2", '{"utterance": "It wasn\'t bad"}').model_dump() == {"utterance": "It wasn't bad"}
-    assert parse_reply("study1", '{"initial_answer": 2, "probabilities": null, "knowledge": "no\t"}'.replace(
-        "no\t", "no")).model_dump()["knowledge"] == "no"
+    assert parse_reply("study1", '{"initial_answer": 2,\n\t"probabilities": null, "knowledge": "no"}').model_dump() == {
+        "initial_answer": 2, "probabilities": None, "knowledge": "no"}
+    # a raw control character inside a string (constrained JSON may hold one) is read by the JSON decoder, and
+    # the value is then judged by the schema: no study's field admits a tab, so the reply is refused on its shape
+    with pytest.raises(ValueError, match="1 validation error"):
+        parse_reply("study1", '{"initial_answer": 2, "probabilities": null, "knowledge": "no\t"}')
     with pytest.raises(ValueError):
         parse_reply("study1", '{"initial_answer": 7}')
     with pytest.raises(ValueError):
@@ -112,22 +118,46 @@ def test_structured_outputs_on_the_real_server(toy_server: Endpoint) -> None:
         parse_reply("study2", free["choices"][0]["message"]["content"])
 
 
+# What the extraction model is made to answer, per reply: the proxy narrows each request's regex constraint to
+# exactly this JSON, so the real server (constrained decoding on the random toy model) must produce it.
+FORCED = {
+    "The speaker saw two": '{"initial_answer":2,"probabilities":[10,20,30,40],"knowledge":"no"}',
+    "Initial Answer: 1\nInitial Answer: 3": '{"initial_answer":3,"probabilities":null,"knowledge":"yes"}',
+}
+
+
+def force_answer(path: str, body: bytes) -> bytes:
+    payload = json.loads(body)
+    if "structured_outputs" not in payload:
+        return body
+    reply = payload["messages"][-1]["content"]
+    (answer,) = [a for key, a in FORCED.items() if key in reply]
+    payload["structured_outputs"] = {"regex": re.escape(answer)}
+    return json.dumps(payload).encode()
+
+
 @pytest.mark.server
 def test_extract_rows_with_llm_stage(toy_server: Endpoint) -> None:
+    """The LLM's answers reach the records through the grounding check: values the reply states are kept, the
+    others dropped with a note, and a conflict the rules found is never resolved by the LLM."""
     replies = [Reply("Initial Answer: 2\nProbabilities: 0: 10%, 1: 20%, 2: 30%, 3: 40%\nKnowledge: yes"),
                Reply("The speaker saw two, so I guess 2 and he does not know."),
                Reply("Initial Answer: 1\nInitial Answer: 3"),
                Reply("")]
-    out, summary = extract_rows("study1", replies, toy_server, concurrency=4, max_tokens=120)
-    assert summary.llm_requests == 2  # the clean reply and the empty one are not sent; the conflict keeps knowledge
+    with FaultProxy(toy_server.base_url, rewrite=force_answer) as proxy:
+        out, summary = extract_rows("study1", replies, dataclasses.replace(toy_server, base_url=proxy.url),
+                                    concurrency=4, max_tokens=120)
+        asked = proxy.forwarded["/v1/chat/completions#structured"]
+    assert summary.llm_requests == asked == 2  # the clean reply and the empty one are not sent
     assert out[0].status == "ok" and out[0].method == "rules"
-    assert out[2].fields["initial_answer"] is None  # a conflict is never resolved by the LLM
     assert out[3].status == "unparseable"
-    for r in out[1:3]:
-        assert any(n.startswith("llm:") for n in r.fields["notes"]) or r.method == "llm"
-        if r.method == "llm":  # whatever the random model said, only values found in the reply survive
-            text = replies[out.index(r)].response or ""
-            for f in ("initial_answer", "knowledge"):
-                if r.fields[f] is not None:
-                    assert grounded_study1(f, r.fields[f], text)
+    said = out[1].fields
+    assert (out[1].method, out[1].status) == ("llm", "partial")
+    assert (said["initial_answer"], said["knowledge"], said["probabilities"]) == (2, "no", None)
+    assert "llm: probabilities [10.0, 20.0, 30.0, 40.0] not found in the reply (dropped)" in said["notes"]
+    conflict = out[2].fields
+    assert (out[2].method, out[2].status) == ("rules", "unparseable")
+    assert conflict["initial_answer"] is None  # the LLM said 3: a conflict is never resolved by the LLM
+    assert conflict["knowledge"] is None
+    assert "llm: knowledge 'yes' not found in the reply (dropped)" in conflict["notes"]
     json.dumps([r.fields for r in out])

@@ -176,8 +176,9 @@ def _close(a: dict[str, float] | None, b: dict[str, float]) -> bool:
     return a is not None and set(a) == set(b) and all(abs(a[k] - b[k]) < 1e-9 for k in b)
 
 
-def test_study1_realistic_rate_and_zero_wrong() -> None:
-    read, wrong = 0, []
+def test_study1_realistic_all_read_and_zero_wrong() -> None:
+    """Every realistic reply is read in full today (100%): one the rules stop reading fails here."""
+    unread, wrong = [], []
     for text, initial, probs, know in STUDY1_REALISTIC:
         r = extract_study1(text, "stop")
         f = r.fields
@@ -187,21 +188,22 @@ def test_study1_realistic_rate_and_zero_wrong() -> None:
             wrong.append((text, "probabilities", f["probabilities"]))
         if f["knowledge"] is not None and f["knowledge"] != know:
             wrong.append((text, "knowledge", f["knowledge"]))
-        read += r.status == "ok"
+        if r.status != "ok":
+            unread.append((text, r.status, r.fields["notes"]))
     assert not wrong, wrong
-    rate = read / len(STUDY1_REALISTIC)
-    assert rate >= 0.95, f"rules read {rate:.0%} of {len(STUDY1_REALISTIC)}"
+    assert not unread, f"rules left {len(unread)} of {len(STUDY1_REALISTIC)} unread: {unread}"
 
 
-def test_study2_realistic_rate_and_zero_wrong() -> None:
-    read, wrong = 0, []
+def test_study2_realistic_all_read_and_zero_wrong() -> None:
+    unread, wrong = [], []
     for text, utt in STUDY2_REALISTIC:
         r = extract_study2(text, "stop")
         if r.fields["utterance"] is not None and r.fields["utterance"] != utt:
             wrong.append((text, r.fields["utterance"]))
-        read += r.status == "ok"
+        if r.status != "ok":
+            unread.append((text, r.status, r.fields["notes"]))
     assert not wrong, wrong
-    assert read / len(STUDY2_REALISTIC) >= 0.95, f"read {read} of {len(STUDY2_REALISTIC)}"
+    assert not unread, f"rules left {len(unread)} of {len(STUDY2_REALISTIC)} unread: {unread}"
 
 
 @pytest.mark.parametrize(("text", "status", "expect"), STUDY1_ADVERSARIAL)

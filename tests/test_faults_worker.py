@@ -32,6 +32,7 @@ def flow_run_process(flow_run_id: str) -> psutil.Process | None:
     return tops[0] if tops else None
 
 
+@pytest.mark.timeout(1200)  # a killed run and its rerun, 120 rows each way: 250-300 s measured, loaded
 def test_killed_flow_process_leaves_no_server_and_rerun_resumes(
     full_study_deployment: str, prefect_worker: object, tmp_path: Path
 ) -> None:

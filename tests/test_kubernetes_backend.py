@@ -128,6 +128,7 @@ def test_ctrl_c_while_waiting_deletes_everything(kube: FakeKube, cfg: Config, se
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
+    # this replaces pytest-timeout's SIGALRM timer (pyproject.toml) for the test: start_timeout_s bounds it instead
     old = signal.signal(signal.SIGALRM, interrupt)
     signal.setitimer(signal.ITIMER_REAL, 0.5)
     try:

@@ -13,6 +13,7 @@ import yaml
 from grace.manifests.policy import check_object
 from grace.manifests.settings import load_cluster_settings
 from grace.manifests.validate import schema_errors
+from tests.support.prefect_runs import forget
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deployments" / "kubernetes" / "base-job-template.json"
@@ -55,13 +56,15 @@ def test_base_job_template_renders_valid_policy_clean_job() -> None:
 
 @pytest.mark.prefect
 def test_k8s_work_pool_and_deploy(prefect_env: dict[str, str], tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # what is read back below must be what this test registered
+        forget(client, deployment="grace/full-study-k8s", work_pool="grace-k8s")
     env = prefect_env
     prefect(env, "work-pool", "create", "grace-k8s", "--type", "kubernetes", "--base-job-template",
             str(TEMPLATE), "--overwrite")
     out = prefect(env, "deploy", "--name", "full-study-k8s")
     assert "full-study-k8s" in out
-
-    from prefect.client.orchestration import get_client
 
     async def read() -> tuple[dict, object]:
         async with get_client() as c:

@@ -93,12 +93,13 @@ def test_deployment_contents(cfg: Config, settings: ClusterSettings) -> None:
 
 
 def test_jobs_guaranteed_qos(cfg: Config, settings: ClusterSettings) -> None:
-    for o in build_all(cfg, "a100", settings, "r1"):
-        if o["kind"] == "Job":
-            res = container(o)["resources"]
-            assert res["requests"] == res["limits"]
-            assert o["spec"]["backoffLimit"] == settings.jobs.backoff_limit
-            assert o["spec"]["ttlSecondsAfterFinished"] == settings.jobs.ttl_seconds_after_finished
+    jobs = [o for o in build_all(cfg, "a100", settings, "r1") if o["kind"] == "Job"]
+    assert jobs, "the a100 profile has Jobs"
+    for o in jobs:
+        res = container(o)["resources"]
+        assert res["requests"] == res["limits"]
+        assert o["spec"]["backoffLimit"] == settings.jobs.backoff_limit
+        assert o["spec"]["ttlSecondsAfterFinished"] == settings.jobs.ttl_seconds_after_finished
 
 
 def test_inprocess_exp2_job_gets_gpus(tmp_path: Path, settings: ClusterSettings) -> None:

@@ -16,6 +16,7 @@ from prefect.deployments import run_deployment
 from grace.serving import Endpoint
 from tests.conftest import SampleRun, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
+from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
 
 pytestmark = pytest.mark.prefect
 
@@ -72,11 +73,16 @@ def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
         for r in jsonl(rd / "toy" / study / "exp2.jsonl"):
             assert all(abs(sum(q["probs"].values()) - 1) < 1e-6 for q in r["questions"].values())
     assert (rd / "report" / "report.md").exists() and (rd / "compare" / "compare.json").exists()
-    with get_client(sync_client=True) as client:
-        keys = {a.key for a in client.read_artifacts() if a.key}
-        subruns = client.read_flow_runs()
-    assert {"grace-toy-stages", "grace-run", "grace-report"} <= keys
-    assert any(r.name == "toy" and r.state.is_completed() for r in subruns), "per-model subflow run"
+    with get_client(sync_client=True) as client:  # only this run, its subflow runs and their task runs
+        tree = run_tree(client, run.id)
+        keys = {a.key for a in artifacts_of(client, tree) if a.key}
+        tasks = {t.name: t.state.name for t in task_runs_of(client, tree[1:])}
+    subflows = {r.name: r.state.name for r in tree[1:]}
+    assert subflows == {"toy": "Completed"}, f"one per-model subflow run: {subflows}"
+    wanted = [f"{s}-{e}" for e in ("exp1", "exp2") for s in ("study1", "study2")] + [
+        "extract-toy-study1", "extract-toy-study2"]
+    assert {n: tasks.get(n) for n in wanted} == dict.fromkeys(wanted, "Completed"), tasks
+    assert {"grace-toy-stages", "grace-run", "grace-report"} <= keys, keys
     assert not vllm_processes(run.id), "the vLLM server must be gone after the flow run"
 
 
@@ -110,6 +116,7 @@ def test_failed_run_retry_resumes_without_recomputing(
     assert len(final) == 10 and all(r["status"] != "error" for r in final.values())
 
 
+@pytest.mark.timeout(900)  # the full study 2 on the toy model until cancelled: about 230 s measured, loaded
 def test_cancel_stops_the_server_within_seconds(full_study_deployment: str, prefect_worker: object,
                                                 prefect_env: dict[str, str], tmp_path: Path) -> None:
     run = start(full_study_deployment, models=["toy"], studies=["study2"], experiments=["exp1"], sample=False,

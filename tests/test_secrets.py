@@ -14,13 +14,13 @@ import pytest
 import yaml
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from grace.cli import main
 from grace.config import Config
 from grace.errors import ServerError
 from grace.serving import Endpoint, LocalVLLMServer
 from tests.support.fault_proxy import FaultProxy
+from tests.support.prefect_runs import artifacts_of, logs_of, run_tree
 
 pytestmark = [pytest.mark.faults, pytest.mark.prefect]
 
@@ -47,11 +47,9 @@ def test_token_never_written_by_a_flow_run(prefect_server: str, test_config_dir:
     written = [p for p in run_dir.rglob("*") if p.is_file()]
     assert len(written) >= 5 and any(p.name == "run.json" for p in written)
     assert not leaks_in(run_dir)
-    with get_client(sync_client=True) as client:
-        runs = [state.state_details.flow_run_id] + [r.id for r in client.read_flow_runs()
-                                                     if r.parent_task_run_id is not None]
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=runs)))
-        artifacts = client.read_artifacts()
+    with get_client(sync_client=True) as client:  # this run and its subflow runs only
+        tree = run_tree(client, state.state_details.flow_run_id)
+        logs, artifacts = logs_of(client, tree), artifacts_of(client, tree)
     assert logs and not [x.message for x in logs if FAKE in x.message]
     assert artifacts and not [a.key for a in artifacts if FAKE in str(a.data) or FAKE in str(a.description)]
     assert FAKE not in (state.message or "")
@@ -114,13 +112,11 @@ def test_extraction_api_key_is_sent_but_never_written(prefect_server: str, test_
     assert len(records) == 4 and by.count("toy") == asked  # every reply the hosted model read names it
     run_dir = tmp_path / "out"
     assert [p for p in run_dir.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()] == []
-    with get_client(sync_client=True) as client:
-        runs = [state.state_details.flow_run_id] + [r.id for r in client.read_flow_runs()
-                                                     if r.parent_task_run_id is not None]
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=runs)))
-        artifacts = client.read_artifacts()
-    assert not [x.message for x in logs if KEY in x.message]
-    assert not [a.key for a in artifacts if KEY in str(a.data) or KEY in str(a.description)]
+    with get_client(sync_client=True) as client:  # this run and its subflow runs only
+        tree = run_tree(client, state.state_details.flow_run_id)
+        logs, artifacts = logs_of(client, tree), artifacts_of(client, tree)
+    assert logs and not [x.message for x in logs if KEY in x.message]
+    assert artifacts and not [a.key for a in artifacts if KEY in str(a.data) or KEY in str(a.description)]
     out = capfd.readouterr()
     assert KEY not in out.out and KEY not in out.err and KEY not in (state.message or "")
 

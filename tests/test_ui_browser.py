@@ -17,18 +17,12 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    FlowRunFilter,
-    FlowRunFilterParentFlowRunId,
-    TaskRunFilter,
-    TaskRunFilterFlowRunId,
-)
+from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 from prefect.client.schemas.objects import Artifact
 
 from tests.conftest import ROOT, SampleRun
 from tests.support.browser import UI, chromium, origin_of
+from tests.support.prefect_runs import artifacts_of, run_tree
 
 pytestmark = [pytest.mark.prefect, pytest.mark.browser]
 
@@ -60,10 +54,7 @@ def run_artifacts(sample_run: SampleRun) -> list[Artifact]:
     """Every artifact of the sample run and of its per-model subflow runs."""
     assert sample_run.flow_run.state.is_completed(), sample_run.flow_run.state.message
     with get_client(sync_client=True) as client:
-        subflows = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[sample_run.flow_run.id])))
-        ids = [sample_run.flow_run.id, *(r.id for r in subflows)]
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids)))
+        artifacts = artifacts_of(client, run_tree(client, sample_run.flow_run.id))
     assert {"grace-run", "grace-report", "grace-compare-details", "grace-toy-stages"} <= {a.key for a in artifacts}
     return artifacts
 
