@@ -369,7 +369,7 @@ RAW_HEADER = "subid,trial,item,goal,true_state,positivity,utterance\n"
     ("s1,1,poem,social,heart4,neg,good", "line 3, column 'true_state': 'heart4' is not one of heart0, heart1"),
     ("s1,1,poem,social,heart1,negated,good", "line 3, column 'positivity': 'negated' is not one of no_neg, neg"),
     ("s1,1,poem,social,heart1,neg,okay", "line 3, column 'utterance': 'okay' is not one of terrible, bad, good"),
-    ("s1,1,poem,kind,heart1,neg,good", "line 3, column 'goal': 'kind' is not informative, social or both"),
+    ("s1,1,poem,kind,heart1,neg,good", "line 3, column 'goal': 'kind' is not one of informative, social, both"),
 ])
 def test_authors_raw_file_refuses_unknown_values(tmp_path: Path, row: str, message: str) -> None:
     f = tmp_path / "raw.csv"

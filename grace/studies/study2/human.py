@@ -97,8 +97,8 @@ def _raw_value(t: Table, line: int, col: str, value: str, allowed: tuple[str, ..
 def _study2_raw(t: Table) -> Study2Human:
     """The authors' speaker-production file: one row per choice, the utterance in two columns."""
     counts: dict[tuple[str, str], np.ndarray] = {}
-    for line, row in t.rows:
-        goal = _goal(t, line, row["goal"])
+    for line, row in t.rows:  # the authors' own labels exactly: a raw file is data, not a lab's wording
+        goal = _raw_value(t, line, "goal", row["goal"], LABELS)
         state = RAW_STATES[_raw_value(t, line, "true_state", row["true_state"], RAW_STATES)]
         lead = RAW_POSITIVITY[_raw_value(t, line, "positivity", row["positivity"], RAW_POSITIVITY)]
         adjective = _raw_value(t, line, "utterance", row["utterance"], QUALITIES)
