@@ -80,8 +80,13 @@ def make_client(concurrency: int, retry: Retry, gate: RequestGate | None = None,
     return StageClient(gate=gate, limits=limits, timeout=timeout, headers=headers)
 
 
-async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any], retry: Retry) -> Posted:
+async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any], retry: Retry, *,
+                    confirms: bool = True) -> Posted:
+    """POST with retries. `confirms=False` marks a helper request (a prompt's rendering through /tokenize): it
+    waits out outages and its 4xx counts toward the gate's fail-fast, but its answer does not confirm that the
+    stage's own requests are accepted, nor does it take one of the first few places the gate lets out."""
     gate: RequestGate | None = getattr(client, "gate", None)
+    counted = gate if confirms else None
     sent = 0
 
     async def send() -> httpx.Response:
@@ -96,8 +101,8 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any]
                 if gate is None or not await gate.outage(e):
                     raise  # no gate, or the server is up: an ordinary failed attempt
 
-    if gate is not None:
-        await gate.admit()
+    if counted is not None:
+        await counted.admit()
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(retry.attempts),
@@ -109,8 +114,8 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any]
                 r = await send()
                 r.raise_for_status()
                 data = r.json()
-                if gate is not None:
-                    gate.answered()
+                if counted is not None:
+                    counted.answered()
                 return Posted(data, sent)
     except httpx.HTTPStatusError as e:
         code = e.response.status_code
@@ -125,6 +130,6 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: dict[str, Any]
     except ValueError as e:  # a 200 whose body is not JSON
         raise RequestFailed(f"invalid JSON in response: {e}", sent) from e
     finally:
-        if gate is not None:
-            gate.settled()
+        if counted is not None:
+            counted.settled()
     raise AssertionError("unreachable")

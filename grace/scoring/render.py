@@ -63,7 +63,7 @@ class ServerRenderer:
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             posted = await post_json(self.client, f"{self.endpoint.base_url}/{path}",
-                                     {"model": self.endpoint.model, **payload}, self.retry)
+                                     {"model": self.endpoint.model, **payload}, self.retry, confirms=False)
         except RequestFailed as e:
             self.requests += e.attempts
             status = "rejected" if e.status_code is not None and 400 <= e.status_code < 500 else "error"
