@@ -111,7 +111,7 @@ class Exp1Stage(ServedStage[tuple[Trial, int], Exp1Record]):
     def rows(self, record: Exp1Record) -> list[dict[str, Any]]:
         """The input columns, the design cell, then the record (without what was sent) and its sampling."""
         trial = self.by_id[record.trial_id]
-        row = {**trial, **self.study.condition(trial)}
+        row: dict[str, Any] = {**trial, **self.study.condition(trial)}
         row.update(record.model_dump(mode="json", exclude={"messages", "sampling", "trial_id"}))
         row["trial_id"] = record.trial_id
         row["temperature"] = record.sampling.get("temperature")

@@ -30,6 +30,7 @@ from grace.config import Config, ExperimentConfig, Retry
 from grace.extract import Reply, extract_rows
 from grace.query import run_exp1_sync
 from grace.scoring import run_exp2_sync
+from grace.scoring.render import TokenizerRenderer
 from grace.scoring.tokenize import load_tokenizer
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
 from grace.serving.local import free_port
@@ -220,7 +221,7 @@ def test_exp2_waits_through_a_dark_server_and_redoes_stage_wide_rejections(
     study = get_study("study2")
     trials = study.load(cfg.study_file("study2", sample=False), limit=24)
     exp = exp_settings(cfg, "study2", "exp2")
-    tok = load_tokenizer(cfg.model("toy"))
+    local = TokenizerRenderer(load_tokenizer(cfg.model("toy")))  # no /tokenize: the first requests are the scoring's
     with FaultProxy(toy_server.base_url) as proxy:
         ep = ExternalServer(proxy.url, "toy").endpoint
         dark = tmp_path / "dark"
@@ -231,7 +232,7 @@ def test_exp2_waits_through_a_dark_server_and_redoes_stage_wide_rejections(
             proxy.set(Faults())
 
         t = when_rows(dark / "exp2.jsonl", 4, outage)
-        res = run_exp2_sync(ep, study, trials, exp, dark, tokenizer=tok)
+        res = run_exp2_sync(ep, study, trials, exp, dark, renderer=local)
         t.join(timeout=10)
         assert proxy.injected["down"] > 0
         assert res.failed == 0 and res.ok == len(trials), (res.ok, res.other)
@@ -240,11 +241,11 @@ def test_exp2_waits_through_a_dark_server_and_redoes_stage_wide_rejections(
         rejected = tmp_path / "rejected"
         proxy.set(Faults(mode="400", paths=("/v1/completions",), message="prompt shape not supported"))
         with pytest.raises(RequestsRejected, match="HTTP 400: prompt shape not supported; stopped with 0 of 24"):
-            run_exp2_sync(ep, study, trials, exp, rejected, tokenizer=tok)
+            run_exp2_sync(ep, study, trials, exp, rejected, renderer=local)
         first = jsonl(rejected / "exp2.jsonl")
         assert first and all(r["status"] == "error" for r in first), [r["status"] for r in first]
         proxy.set(Faults())
-        again = run_exp2_sync(ep, study, trials, exp, rejected, tokenizer=tok)
+        again = run_exp2_sync(ep, study, trials, exp, rejected, renderer=local)
     assert again.ok == len(trials) and again.skipped == 0, "the rejected trials are redone"
 
 
