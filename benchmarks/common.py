@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import time
 from collections.abc import Iterator, Sequence
@@ -82,10 +81,6 @@ def median_row(rows: list[Row], attr: str, unit: str, digits: int = 0, label: st
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
-
-
-def loadavg() -> tuple[float, float, float]:
-    return os.getloadavg()
 
 
 def _fmt(v: Any, digits: int = 2) -> str:

@@ -1,8 +1,8 @@
 """The study through grace.pipeline without Prefect: the orchestration benchmark's baseline.
 
-Composes make_plan, backend_factory, ManagedServer, run_stage, extract_stage, mark_model_done, build_report
-and compare_run as the flow `grace` does (flows/grace_flow.py), in a fresh process like a flow run's, with the
-flow's parameters of the same names:
+Composes the building blocks of grace.pipeline (make_plan, backend_factory, the plan's stage and extraction
+jobs, run_stage, run_extraction, mark_model_done), then build_report and compare_run, as the flow `grace` does
+(flows/grace_flow.py), in a fresh process like a flow run's, with the flow's parameters of the same names:
 `python -m benchmarks.direct_run --out DIR --run-id ID [--endpoint URL] [--models toy] [--full]
 [--max-tokens N] [--concurrency N] [--no-extract-llm]`. Prints one JSON line; `work_s` is the time after the imports.
 """
@@ -20,8 +20,17 @@ from pathlib import Path  # noqa: E402
 
 from grace.compare.report import compare_run  # noqa: E402
 from grace.config import load_config  # noqa: E402
-from grace.extract.engine import extract_stage  # noqa: E402
-from grace.pipeline import backend_factory, make_plan, mark_model_done, run_stage, stage_summary  # noqa: E402
+from grace.pipeline import (  # noqa: E402
+    backend_factory,
+    extraction_settings,
+    make_plan,
+    mark_model_done,
+    own_server_extraction,
+    plan_key,
+    run_extraction,
+    run_stage,
+    stage_summary,
+)
 from grace.report.build import build_report  # noqa: E402
 from grace.run import RunFolder  # noqa: E402
 from grace.serving import ManagedServer  # noqa: E402
@@ -53,27 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     run = RunFolder((a.out / a.run_id).resolve())
     run.begin(cfg, {"models": a.models, "studies": a.studies, "experiments": a.experiments, "sample": sample,
                     "max_tokens": a.max_tokens}, overwrite=True)
-    key = {"studies": a.studies, "experiments": a.experiments, "sample": sample, "limit": None,
-           "max_tokens": a.max_tokens, "profile": "local"}
+    key = plan_key(studies=a.studies, experiments=a.experiments, sample=sample, limit=None,
+                   max_tokens=a.max_tokens, profile="local")
+    here = own_server_extraction(extraction_settings(cfg, False if a.no_extract_llm else None))
     summaries = []
-    for m in plan.models:
-        seed = cfg.experiment(a.studies[0], a.experiments[0]).sampling.seed
-        factory = backend_factory(m, "local", run_id=a.run_id, endpoint=a.endpoint, seed=seed,
+    for m in plan.models:  # as the flow's per-model subflow (flows/grace_flow.py model_run), without preflight
+        factory = backend_factory(m, "local", run_id=a.run_id, endpoint=a.endpoint, seed=plan.server_seed(cfg),
                                   log_dir=run.root / "logs")
         stages = []
         with ManagedServer(factory) as server:
-            for exp_name in a.experiments:
-                for name, (study, trials, _path) in plan.studies.items():
-                    exp = plan.experiment(cfg, name, exp_name)
-                    res = run_stage(server, m, study, trials, exp, run.stage_dir(m.name, name))
-                    stages.append(stage_summary(m.name, res))
-            if "exp1" in a.experiments:  # as the flow: extraction per study on the model's own server
-                extraction = cfg.experiments_file.extraction
-                llm = extraction.llm_fallback and not a.no_extract_llm
-                for name in plan.studies:
-                    ep = server.ensure_alive() if llm else None
-                    extract_stage(run.stage_dir(m.name, name), name, ep, concurrency=extraction.concurrency,
-                                  max_tokens=extraction.max_tokens, retry=cfg.experiment(name, "exp1").retry)
+            for job in plan.stage_jobs(cfg, run, m.name):
+                res = run_stage(server, m, job.study, job.trials, job.exp, job.out_dir)
+                stages.append(stage_summary(m.name, res))
+            for x in plan.extraction_jobs(cfg, run, m.name):
+                run_extraction(server, x.study, x.stage_dir, here, x.retry)
         mark_model_done(run, m.name, key, stages)
         summaries += stages
     if summaries:  # as the flow: the data-quality report and the human comparison

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Row, cpu_s, log, median_row, ratio
-from grace.config import Config
-from grace.query import StageResult
+from grace.config import Config, ScoringPath
 from grace.scoring import run_exp2, run_exp2_inprocess
 from grace.scoring.inprocess import InProcessScorer
 from grace.scoring.tokenize import load_tokenizer
 from grace.serving import Endpoint
+from grace.stage import StageResult
 from grace.studies import Trial, get_study
 
 BENCH = "exp2"
@@ -33,12 +33,13 @@ def _row(model: str, study: str, contender: str, res: StageResult, wall: float, 
                note="; ".join(notes))
 
 
-def _server(ep: Endpoint, cfg: Config, study: str, trials: list[Trial], path: str) -> tuple[StageResult, float, str]:
+def _server(ep: Endpoint, cfg: Config, study: str, trials: list[Trial], path: ScoringPath
+            ) -> tuple[StageResult, float, str]:
     """One server-path run; the note gives the client's own CPU per trial (the rest of the 2 cores is vLLM's)."""
     exp = cfg.experiment(study, "exp2")
     with tempfile.TemporaryDirectory(prefix="grace-bench-") as d:
         t0, c0 = time.perf_counter(), cpu_s()
-        res = asyncio.run(run_exp2(ep, get_study(study), trials, exp, Path(d), path=path))  # type: ignore[arg-type]
+        res = asyncio.run(run_exp2(ep, get_study(study), trials, exp, Path(d), path=path))
         wall, cpu = time.perf_counter() - t0, cpu_s() - c0
         return res, wall, f"client CPU {1000 * cpu / max(1, len(trials)):.1f} ms/trial"
 

@@ -44,10 +44,12 @@ from grace.pipeline import (
     backend_factory,
     done_stages,
     extraction_done,
+    extraction_settings,
     make_plan,
     mark_extraction_done,
     mark_model_done,
     model_done,
+    own_server_extraction,
     plan_key,
 )
 from grace.report.verdict import read_verdicts, verdict_message
@@ -87,12 +89,6 @@ def key_of(params: RunParams) -> dict[str, Any]:
                     limit=params.limit, max_tokens=params.max_tokens, profile=params.profile)
 
 
-def extraction_of(cfg: Config, params: RunParams) -> ExtractionConfig:
-    """The config's extraction settings, with the run's `extract_llm` switch applied."""
-    ex = cfg.experiments_file.extraction
-    return ex if params.extract_llm is None else ex.model_copy(update={"llm_fallback": params.extract_llm})
-
-
 @flow(name="grace-model", flow_run_name="{model}", log_prints=True)
 def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[dict[str, Any]]:
     """One model: start its server, preflight it, run every stage, stop the server (success, failure, cancel)."""
@@ -105,12 +101,9 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
         return done_stages(run, model)
     stop_stale_servers(run_id=run_id)  # a server left by a crashed earlier attempt of this run
     mcfg = plan.models[0]
-    first = cfg.experiment(params.studies[0], params.experiments[0])
     factory = backend_factory(mcfg, params.profile, run_id=run_id, endpoint=params.endpoint,
-                              seed=first.sampling.seed, log_dir=run.root / "logs")
-    extraction = extraction_of(cfg, params)
-    own = extraction.llm_fallback and not extraction.separate  # the model reads its own replies' leftovers
-    here = extraction if own else extraction.model_copy(update={"llm_fallback": False})
+                              seed=plan.server_seed(cfg), log_dir=run.root / "logs")
+    here = own_server_extraction(extraction_settings(cfg, params.extract_llm))
     task = experiment_task.with_options(retries=params.task_retries)
     summaries: list[dict[str, Any]] = []
     with ManagedServer(factory) as server:
@@ -119,14 +112,10 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
         if params.preflight:
             preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()},
                            list(params.experiments), run.root / safe_name(model) / "preflight", here, plan)
-        for exp_name in params.experiments:
-            for name, (study, trials, _path) in plan.studies.items():
-                exp = plan.experiment(cfg, name, exp_name)
-                summaries.append(task(server, mcfg, study, trials, exp, run.stage_dir(model, name)))
-        if "exp1" in params.experiments:
-            for name in plan.studies:
-                extract_task.with_options(retries=params.task_retries)(
-                    server, model, name, run.stage_dir(model, name), here, cfg.experiment(name, "exp1").retry)
+        for job in plan.stage_jobs(cfg, run, model):
+            summaries.append(task(server, mcfg, job.study, job.trials, job.exp, job.out_dir))
+        for x in plan.extraction_jobs(cfg, run, model):
+            extract_task.with_options(retries=params.task_retries)(server, model, x.study, x.stage_dir, here, x.retry)
     mark_model_done(run, model, key, summaries)
     publish_stages(model, summaries)
     return summaries
@@ -151,7 +140,7 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
     rules left in every model's replies, then it is torn down."""
     cfg = load_config()
     run = RunFolder(Path(run_dir))
-    extraction = extraction_of(cfg, params)
+    extraction = extraction_settings(cfg, params.extract_llm)
     todo = [m for m in models if not extraction_done(run, m, extractor)]
     if not todo:
         print(f"every model's replies were already read by {extractor}")
@@ -220,7 +209,7 @@ def grace(
         else:
             failures[m] = describe(m, state)
             logger.error("model %s did not finish: %s", m, failures[m])
-    extraction = extraction_of(cfg, params)
+    extraction = extraction_settings(cfg, params.extract_llm)
     if finished and extraction.separate and "exp1" in params.experiments:
         extractor = extraction.endpoint.model if extraction.endpoint else str(extraction.llm_model)
         state = extraction_run(extractor, params, str(run.root), rid, finished, return_state=True)

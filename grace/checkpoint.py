@@ -145,12 +145,6 @@ def _to_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False)
 
 
-def ordered_records(records: dict[str, R], order: list[str], key: Callable[[R], str]) -> list[R]:
-    """Records sorted by input order (keys absent from `order` last)."""
-    pos = {k: i for i, k in enumerate(order)}
-    return sorted(records.values(), key=lambda r: pos.get(key(r), len(pos)))
-
-
 async def drain(items: Iterator[T], workers: int, handle: Callable[[T], Awaitable[None]]) -> None:
     """Run `handle` over `items` with at most `workers` in flight.
 

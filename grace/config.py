@@ -9,7 +9,7 @@ import re
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,7 +20,15 @@ from grace.paths import config_dir, resolve
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 Quantization = Literal["awq", "awq_marlin", "gptq", "fp8", "mxfp4", "bitsandbytes"]
 ProfileName = Literal["local", "rtx3090", "a100"]
-PROFILES: tuple[str, ...] = ("local", "rtx3090", "a100")
+PROFILES: tuple[ProfileName, ...] = get_args(ProfileName)
+ExperimentName = Literal["exp1", "exp2"]
+EXPERIMENTS: tuple[ExperimentName, ...] = get_args(ExperimentName)
+# How Exp 2 reads the options' log-probabilities: "server", one next-token read per node of the options' token
+# trie; "inprocess", transformers forward passes in this process (no server); "per-option", one prompt_logprobs
+# request per option (lm-eval style). Exp 1 is always served ("server").
+ScoringPath = Literal["server", "inprocess", "per-option"]
+SCORING_PATHS: tuple[ScoringPath, ...] = get_args(ScoringPath)
+SERVER_PATHS: tuple[ScoringPath, ...] = ("server", "per-option")
 GPU_PRODUCTS = {
     "rtx3090": ["NVIDIA-GeForce-RTX-3090"],
     "a100": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"],
@@ -265,11 +273,17 @@ class StudyFiles(Strict):
 
 class ExperimentConfig(Strict):
     study: str
-    experiment: Literal["exp1", "exp2"]
+    experiment: ExperimentName
     sampling: Sampling = Sampling()
     concurrency: Annotated[int, Field(ge=1, le=4096)] | None = None  # None: the server's batch slots
     retry: Retry = Retry()
-    scoring_path: Literal["server", "inprocess"] = "server"  # exp2 only
+    scoring_path: ScoringPath = "server"  # exp2 only
+
+    @model_validator(mode="after")
+    def _path_of_exp2(self) -> ExperimentConfig:
+        if self.experiment != "exp2" and self.scoring_path != "server":
+            raise ValueError(f"scoring_path {self.scoring_path!r} is for exp2 only ({self.experiment} is served)")
+        return self
 
     @property
     def key(self) -> str:

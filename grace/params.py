@@ -12,20 +12,19 @@ nested parameter, `-p params='{"sample": false}'` would silently drop every othe
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from grace.config import ProfileName
+from grace.config import ExperimentName, ProfileName
 from grace.studies import STUDIES
 
-Experiment = Literal["exp1", "exp2"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")]
 
 # The types, constraints included (the flow's signature uses the same ones).
 ModelsT = list[str] | None
 StudiesT = Annotated[list[str], Field(min_length=1)]
-ExperimentsT = Annotated[list[Experiment], Field(min_length=1)]
+ExperimentsT = Annotated[list[ExperimentName], Field(min_length=1)]
 ProfileT = ProfileName
 NameT = Name | None
 CountT = Annotated[int, Field(ge=1)] | None

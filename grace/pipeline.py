@@ -1,7 +1,7 @@
 """The study protocol's building blocks, without Prefect: plan, serve, run a stage, mark a model done.
 
-The Prefect flow (flows/grace_flow.py) and the direct `grace run` command compose these the same way, so the
-orchestration overhead can be measured against the same work.
+The Prefect flow (flows/grace_flow.py) and the orchestration benchmark's direct runner (benchmarks/direct_run.py)
+compose these the same way, so the orchestration overhead can be measured against the same work.
 """
 
 from __future__ import annotations
@@ -11,24 +11,54 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from grace.checkpoint import write_json_atomic
-from grace.config import Config, ExperimentConfig, ModelConfig
+from grace.config import (
+    EXPERIMENTS,
+    Config,
+    ExperimentConfig,
+    ExperimentName,
+    ExtractionConfig,
+    ModelConfig,
+    Retry,
+    ScoringPath,
+)
 from grace.errors import ConfigError, GraceError
+from grace.extract.engine import ExtractSummary, extract_stage
+from grace.manifests.settings import load_cluster_settings
 from grace.progress import Progress
-from grace.query import StageResult, run_exp1
+from grace.query import run_exp1
 from grace.run import RunFolder, safe_name
-from grace.serving import ExternalServer, LocalVLLMServer, ManagedServer
+from grace.scoring import run_exp2, run_exp2_inprocess
+from grace.serving import Endpoint, ExternalServer, LocalVLLMServer, ManagedServer
 from grace.serving.managed import Backend
 from grace.serving.watch import read_waits, summarize_waits
+from grace.stage import StageResult
 from grace.studies import Study, Trial, get_study
-
-EXPERIMENTS = ("exp1", "exp2")
 
 
 class StageIncomplete(GraceError):
     """Some rows of a stage failed after all request retries; a retry of the stage redoes only those."""
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """One model x study x experiment of a plan: what run_stage (and the flow's experiment task) is given."""
+
+    study: Study
+    trials: list[Trial]
+    exp: ExperimentConfig
+    out_dir: Path
+
+
+@dataclass(frozen=True)
+class ExtractionJob:
+    """One model x study's extraction: its stage folder, and the retry settings of the LLM stage's requests."""
+
+    study: str
+    stage_dir: Path
+    retry: Retry
 
 
 @dataclass
@@ -47,6 +77,22 @@ class Plan:
         if self.overrides.get("concurrency"):
             exp = exp.model_copy(update={"concurrency": self.overrides["concurrency"]})
         return exp
+
+    def server_seed(self, cfg: Config) -> int | None:
+        """The seed a model's server starts with: the first experiment's."""
+        return cfg.experiment(next(iter(self.studies)), self.experiments[0]).sampling.seed
+
+    def stage_jobs(self, cfg: Config, run: RunFolder, model: str) -> list[StageJob]:
+        """One model's stages in the protocol's order: each experiment over every study."""
+        return [StageJob(study, trials, self.experiment(cfg, name, e), run.stage_dir(model, name))
+                for e in self.experiments for name, (study, trials, _path) in self.studies.items()]
+
+    def extraction_jobs(self, cfg: Config, run: RunFolder, model: str) -> list[ExtractionJob]:
+        """Each study's extraction of the model's Exp 1 replies (none when the plan has no Exp 1)."""
+        if "exp1" not in self.experiments:
+            return []
+        return [ExtractionJob(name, run.stage_dir(model, name), cfg.experiment(name, "exp1").retry)
+                for name in self.studies]
 
 
 def make_plan(
@@ -90,11 +136,47 @@ def backend_factory(
     if profile == "local":
         log_path = (log_dir / f"vllm-{safe_name(model.name)}.log") if log_dir else None
         return lambda: LocalVLLMServer(model, profile=profile, run_id=run_id, seed=seed, log_path=log_path)
-    from grace.manifests.settings import load_cluster_settings
+    # Imported here, not at the top: the kubernetes client takes about 0.2 s to import (measured with the rest of
+    # this module loaded), and only the cluster profiles need it; the flow and every CLI verb import this module.
     from grace.serving.kubernetes import KubernetesServer
 
     settings = load_cluster_settings()
     return lambda: KubernetesServer(model, profile=profile, settings=settings, run_id=run_id, seed=seed)
+
+
+class StageRunner(Protocol):
+    """One model x study x experiment on one path: the model's server (started, or restarted if it died, by
+    `server.ensure_alive()`), the trials, the experiment's settings, the stage folder."""
+
+    def __call__(self, server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial],
+                 exp: ExperimentConfig, out_dir: Path, progress: Progress | None) -> StageResult: ...
+
+
+def _chat(server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
+          out_dir: Path, progress: Progress | None) -> StageResult:
+    return asyncio.run(run_exp1(server.ensure_alive(), study, trials, exp, out_dir, progress=progress))
+
+
+def _scored_by_server(server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial],
+                      exp: ExperimentConfig, out_dir: Path, progress: Progress | None) -> StageResult:
+    return asyncio.run(run_exp2(server.ensure_alive(), study, trials, exp, out_dir, path=exp.scoring_path,
+                                progress=progress))
+
+
+def _scored_in_process(server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial],
+                       exp: ExperimentConfig, out_dir: Path, progress: Progress | None) -> StageResult:
+    """transformers in this process (a GPU Job on the cluster): the server is not used."""
+    return run_exp2_inprocess(model.weights, study, trials, out_dir, model=model.name, revision=model.revision,
+                              progress=progress, chat_form=model.system_prompt)
+
+
+# Which stage runs an experiment on its path (ExperimentConfig.scoring_path; Exp 1 is always "server").
+STAGES: dict[tuple[ExperimentName, ScoringPath], StageRunner] = {
+    ("exp1", "server"): _chat,
+    ("exp2", "server"): _scored_by_server,  # one request per branch point of the options' token trie
+    ("exp2", "per-option"): _scored_by_server,  # one prompt_logprobs request per option
+    ("exp2", "inprocess"): _scored_in_process,
+}
 
 
 def run_stage(
@@ -102,25 +184,40 @@ def run_stage(
     out_dir: Path, progress: Progress | None = None,
 ) -> StageResult:
     """One model x study x experiment, resumable; raises StageIncomplete when rows failed for good."""
-    if exp.experiment == "exp1":
-        endpoint = server.ensure_alive()
-        result = asyncio.run(run_exp1(endpoint, study, trials, exp, out_dir, progress=progress))
-    elif exp.scoring_path == "inprocess":  # transformers in this process (a GPU Job on the cluster)
-        from grace.scoring import run_exp2_inprocess
-
-        result = run_exp2_inprocess(model.weights, study, trials, out_dir, model=model.name,
-                                    revision=model.revision, progress=progress, chat_form=model.system_prompt)
-    else:
-        from grace.scoring import run_exp2  # the server path: one request per branch point of the options
-
-        endpoint = server.ensure_alive()
-        result = asyncio.run(run_exp2(endpoint, study, trials, exp, out_dir, progress=progress))
+    result = STAGES[exp.experiment, exp.scoring_path](server, model, study, trials, exp, out_dir, progress)
     if result.failed:
         raise StageIncomplete(
             f"{exp.key} for {model.name}: {result.failed} of {result.total} rows failed after retries "
             f"(see {result.checkpoint}); a retry redoes only those"
         )
     return result
+
+
+def extraction_settings(cfg: Config, llm: bool | None = None) -> ExtractionConfig:
+    """The config's extraction settings, with a run's switch for the LLM stage applied (None: as configured)."""
+    ex = cfg.experiments_file.extraction
+    return ex if llm is None else ex.model_copy(update={"llm_fallback": llm})
+
+
+def own_server_extraction(extraction: ExtractionConfig) -> ExtractionConfig:
+    """What the extraction right after a model's experiments does on the model's own server: the LLM stage too,
+    unless a separate extraction model reads what the rules left, once every study model is done."""
+    own = extraction.llm_fallback and not extraction.separate
+    return extraction if own else extraction.model_copy(update={"llm_fallback": False})
+
+
+def run_extraction(source: ManagedServer | Endpoint | None, study: str, stage_dir: Path,
+                   settings: ExtractionConfig, retry: Retry, progress: Progress | None = None
+                   ) -> tuple[ExtractSummary, Endpoint | None]:
+    """One model x study's extraction: the rules, then, when `settings` enable it, the LLM stage on `source` (the
+    model's own server, restarted if it died; the extraction model's server; an external endpoint). Returns
+    the summary and the endpoint the LLM stage used (None: the rules alone)."""
+    endpoint = None
+    if source is not None and settings.llm_fallback:
+        endpoint = source.ensure_alive() if isinstance(source, ManagedServer) else source
+    summary = extract_stage(stage_dir, study, endpoint, concurrency=settings.concurrency,
+                            max_tokens=settings.max_tokens, retry=retry, progress=progress)
+    return summary, endpoint
 
 
 def stage_summary(model: str, result: StageResult) -> dict[str, Any]:

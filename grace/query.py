@@ -8,52 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import httpx
 
 from grace.chat import adapt, versioned
-from grace.checkpoint import Checkpoint, LoadReport, write_table
-from grace.client import RequestFailed, make_client, post_json
+from grace.client import RequestFailed, post_json
 from grace.config import ExperimentConfig
 from grace.progress import Progress
 from grace.records import Exp1Record, now
 from grace.serving.base import Endpoint, in_flight
-from grace.serving.watch import Gate
+from grace.stage import ServedStage, StageResult, run_served
 from grace.studies import Study, Trial
-from grace.watched import drain_watched, settle
-
-
-@dataclass
-class StageResult:
-    """What one stage did: counts for the flow's artifact and the closing notes."""
-
-    study: str
-    experiment: str
-    checkpoint: Path
-    total: int
-    skipped: int = 0  # done before this call (resume)
-    ok: int = 0
-    failed: int = 0
-    other: dict[str, int] = field(default_factory=dict)  # e.g. truncated, empty
-    sent: int = 0  # requests sent in this call, retries included
-    concurrency: int = 0  # requests (Exp 1) or trials (Exp 2) kept in flight; 0: not a server stage
-    wall_s: float = 0.0
-    tables: list[Path] = field(default_factory=list)
-    load_report: LoadReport | None = None
-    waits: list[dict[str, Any]] = field(default_factory=list)  # this call's pauses for the server (watch.Wait)
-
-    @property
-    def waited_s(self) -> float:
-        return sum(float(w["waited_s"]) for w in self.waits)
-
-    @property
-    def rps(self) -> float:
-        done = self.total - self.skipped
-        return done / self.wall_s if self.wall_s > 0 else 0.0
 
 
 def sampling_payload(exp: ExperimentConfig, replicate: int, endpoint: Endpoint | None = None) -> dict[str, Any]:
@@ -86,7 +53,7 @@ def reasoning_of(message: dict[str, Any]) -> str | None:
     return message.get("reasoning") or message.get("reasoning_content") or None
 
 
-async def _query_one(client: Any, endpoint: Endpoint, study: Study, exp: ExperimentConfig, trial: Trial,
+async def _query_one(client: httpx.AsyncClient, endpoint: Endpoint, study: Study, exp: ExperimentConfig, trial: Trial,
                      replicate: int) -> Exp1Record:
     messages = adapt(study.exp1_messages(trial), endpoint.chat_form)
     sampling = sampling_payload(exp, replicate, endpoint)
@@ -120,6 +87,38 @@ async def _query_one(client: Any, endpoint: Endpoint, study: Study, exp: Experim
     )
 
 
+class Exp1Stage(ServedStage[tuple[Trial, int], Exp1Record]):
+    """Exp 1 in the stage skeleton (grace.stage): one chat request per trial x replicate."""
+
+    experiment = "exp1"
+    file = "exp1.jsonl"
+    record_type = Exp1Record
+
+    def __init__(self, endpoint: Endpoint, study: Study, trials: list[Trial], exp: ExperimentConfig) -> None:
+        super().__init__(study.name)
+        self.endpoint, self.study, self.trials, self.exp = endpoint, study, trials, exp
+        self.by_id = {t["trial_id"]: t for t in trials}
+
+    def items(self) -> list[tuple[Trial, int]]:
+        return [(t, r) for t in self.trials for r in range(self.exp.sampling.replications)]
+
+    def key(self, item: tuple[Trial, int]) -> str:
+        return f"{item[0]['trial_id']}#{item[1]}"
+
+    async def record(self, client: httpx.AsyncClient, item: tuple[Trial, int]) -> Exp1Record:
+        return await _query_one(client, self.endpoint, self.study, self.exp, *item)
+
+    def rows(self, record: Exp1Record) -> list[dict[str, Any]]:
+        """The input columns, the design cell, then the record (without what was sent) and its sampling."""
+        trial = self.by_id[record.trial_id]
+        row: dict[str, Any] = {**trial, **self.study.condition(trial)}
+        row.update(record.model_dump(mode="json", exclude={"messages", "sampling", "trial_id"}))
+        row["trial_id"] = record.trial_id
+        row["temperature"] = record.sampling.get("temperature")
+        row["max_tokens"] = record.sampling.get("max_tokens")
+        return [row]
+
+
 async def run_exp1(
     endpoint: Endpoint,
     study: Study,
@@ -130,62 +129,10 @@ async def run_exp1(
     concurrency: int | None = None,
     progress: Progress | None = None,
 ) -> StageResult:
-    out_dir = Path(out_dir)
-    ckpt: Checkpoint[Exp1Record] = Checkpoint(out_dir / "exp1.jsonl", Exp1Record)
-    done = ckpt.done_keys()
-    reps = exp.sampling.replications
-    result = StageResult(study.name, "exp1", ckpt.path, total=len(trials) * reps, load_report=ckpt.report)
-    todo: Iterator[tuple[Trial, int]] = (
-        (t, r) for t in trials for r in range(reps) if f"{t['trial_id']}#{r}" not in done
-    )
-    result.skipped = len(done & {f"{t['trial_id']}#{r}" for t in trials for r in range(reps)})
-    if progress and result.skipped:
-        progress(result.skipped, resumed=True)
+    """Every trial x replicate into out_dir/exp1.jsonl (resumed), then the tidy table exp1.parquet / .csv."""
     n = in_flight(endpoint, exp.concurrency, concurrency)
-    result.concurrency = n
-    gate = Gate(endpoint)
-    t0 = time.perf_counter()
-    async with make_client(n, exp.retry, gate=gate, api_key=endpoint.api_key) as client:
-        with ckpt:
-
-            async def handle(item: tuple[Trial, int]) -> None:
-                rec = await _query_one(client, endpoint, study, exp, *item)
-                ckpt.append(rec)
-                result.sent += rec.attempts
-                if progress:
-                    progress(1)
-
-            stopped = await drain_watched(gate, todo, n, handle)
-    result.wall_s = time.perf_counter() - t0
-    finish_exp1(study, trials, out_dir, result)
-    settle(gate, result, out_dir, stopped)
-    return result
-
-
-def finish_exp1(study: Study, trials: list[Trial], out_dir: Path, result: StageResult) -> None:
-    """Count statuses over the whole checkpoint and write the tidy table (input columns + response)."""
-    records = Checkpoint(out_dir / "exp1.jsonl", Exp1Record).load()
-    keep = {t["trial_id"] for t in trials}
-    rows = []
-    by_id = {t["trial_id"]: t for t in trials}
-    counts: dict[str, int] = {}
-    for rec in records.values():
-        if rec.trial_id not in keep:
-            continue
-        counts[rec.status] = counts.get(rec.status, 0) + 1
-        row = dict(by_id[rec.trial_id])
-        row.update(study.condition(by_id[rec.trial_id]))
-        row.update(rec.model_dump(mode="json", exclude={"messages", "sampling", "trial_id"}))
-        row["trial_id"] = rec.trial_id
-        row["temperature"] = rec.sampling.get("temperature")
-        row["max_tokens"] = rec.sampling.get("max_tokens")
-        rows.append(row)
-    order = {t["trial_id"]: i for i, t in enumerate(trials)}
-    rows.sort(key=lambda r: (order[r["trial_id"]], r["replicate"]))
-    result.ok = counts.pop("ok", 0)
-    result.failed = counts.pop("error", 0)
-    result.other = counts
-    result.tables = write_table(pd.DataFrame(rows), out_dir / "exp1")
+    return await run_served(Exp1Stage(endpoint, study, trials, exp), endpoint, out_dir, concurrency=n,
+                            retry=exp.retry, progress=progress)
 
 
 def run_exp1_sync(*args: Any, **kwargs: Any) -> StageResult:

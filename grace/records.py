@@ -8,9 +8,11 @@ keep exactly what was sent, so any result can be audited and recomputed.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from grace.config import ScoringPath
 
 
 def now() -> datetime:
@@ -19,7 +21,6 @@ def now() -> datetime:
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    experiment: ClassVar[str] = ""
 
     trial_id: str
     model: str
@@ -44,8 +45,6 @@ class Record(BaseModel):
 
 
 class Exp1Record(Record):
-    experiment: ClassVar[str] = "exp1"
-
     replicate: int = 0
     messages: list[dict[str, str]]
     sampling: dict[str, Any]
@@ -86,9 +85,7 @@ class OptionScores(BaseModel):
 
 
 class Exp2Record(Record):
-    experiment: ClassVar[str] = "exp2"
-
-    path: Literal["server", "inprocess", "per-option"] = "server"
+    path: ScoringPath = "server"
     questions: dict[str, OptionScores] = {}
     requests: int = 0  # server requests (or forward passes) this trial cost
     reads: int = 0  # prompts the server scored, one generated token each (a request carries several)
@@ -99,8 +96,6 @@ class Exp2Record(Record):
 class ExtractedRecord(Record):
     """A structured answer read from an Exp 1 response; schema fields live in `fields`."""
 
-    experiment: ClassVar[str] = "extract"
-
     replicate: int = 0
     method: Literal["rules", "llm", "none"] = "rules"
     extraction_model: str | None = None  # the LLM that read this reply (None: the rules settled it alone)
@@ -110,5 +105,3 @@ class ExtractedRecord(Record):
     def key(self) -> str:
         return f"{self.trial_id}#{self.replicate}"
 
-
-RECORD_TYPES: dict[str, type[Record]] = {"exp1": Exp1Record, "exp2": Exp2Record, "extract": ExtractedRecord}

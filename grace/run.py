@@ -7,6 +7,7 @@ folder is never written into again unless the caller says so (`overwrite`).
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import platform
 import re
 import subprocess
@@ -66,8 +67,6 @@ class RunFolder:
         return d
 
     def read(self) -> dict[str, Any]:
-        import json
-
         return json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
 
     def begin(self, config: Config, params: dict[str, Any], overwrite: bool = False, resume: bool = False) -> None:

@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from grace.checkpoint import Checkpoint
 from grace.compare.report import compare_run, ranking_rows
 from grace.config import ExtractionConfig, Retry
-from grace.extract.engine import extract_stage
+from grace.pipeline import run_extraction
 from grace.records import Exp1Record
 from grace.report.build import build_report
 from grace.report.inline import inline_images
@@ -29,13 +29,9 @@ def extract_task(source: ManagedServer | Endpoint | None, model: str, study: str
                  settings: ExtractionConfig, retry: Retry) -> dict[str, Any]:
     """Rules first; what they cannot settle goes to the LLM stage (when enabled) on `source`: the model's own
     server, the extraction model's server, or an external endpoint."""
-    endpoint = None
-    if source is not None and settings.llm_fallback:
-        endpoint = source.ensure_alive() if isinstance(source, ManagedServer) else source
     total = len(Checkpoint(stage_dir / "exp1.jsonl", Exp1Record).load(trim=False))
     progress = ArtifactProgress(model, f"{study}-extract", total)
-    summary = extract_stage(stage_dir, study, endpoint, concurrency=settings.concurrency,
-                            max_tokens=settings.max_tokens, retry=retry, progress=progress)
+    summary, endpoint = run_extraction(source, study, stage_dir, settings, retry, progress)
     progress.finish()
     print(f"extract {model} {study}: {summary.line()}")
     return {"model": model, "study": study, "total": summary.total, "status": summary.status,

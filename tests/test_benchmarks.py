@@ -94,3 +94,17 @@ def test_render_marks_targets_and_empty_cells() -> None:
     assert marks == {"exp1 grace / server limit (out tok/s)": "MET ", "exp1 grace / sequential loop": "MISS",
                      "prefect overhead share of wall time, sample study (mostly fixed cost; judged on the full "
                      "study)": "n/a "}, text
+
+
+def test_direct_runner_composes_the_flows_building_blocks() -> None:
+    """The baseline runs the flow's per-model steps from grace.pipeline, not a copy of the flow's loops: the same
+    stages in the same order, the same server seed, the same extraction settings on the model's own server."""
+    from benchmarks import direct_run
+    from flows.grace_flow import model_run
+
+    shared = ("backend_factory(", "plan.server_seed(cfg)", "own_server_extraction(extraction_settings(cfg",
+              "plan.stage_jobs(cfg, run, ", "plan.extraction_jobs(cfg, run, ", "mark_model_done(")
+    for fn in (model_run.fn, direct_run.main):
+        src = inspect.getsource(fn)
+        assert all(s in src for s in shared), [s for s in shared if s not in src]
+        assert "for exp_name in" not in src and "for name in plan.studies" not in src, "a loop of its own"

@@ -224,3 +224,15 @@ def test_bad_cluster_settings(tmp_path: Path) -> None:
     p.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="name_prefix"):
         load_cluster_settings(p)
+
+
+@pytest.mark.parametrize("profile", ["rtx3090", "a100"])
+def test_generated_files_have_no_yaml_aliases(tmp_path: Path, profile: str) -> None:
+    """Objects share values (labels, probes): each file spells them out, with no `&id001` anchor or `*id001`."""
+    assert main(["manifests", "--profile", profile, "--out", str(tmp_path), "--run-id", "r7"]) == 0
+    files = sorted(tmp_path.glob("*.yaml"))
+    assert len(files) > 30
+    for f in files:
+        events = list(yaml.parse(f.read_text()))
+        shared = [e for e in events if isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)]
+        assert not shared, f"{f.name}: YAML anchors/aliases {[e.anchor for e in shared]}"

@@ -9,11 +9,13 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from grace.config import Config, load_config
+from grace.config import PROFILES, Config, load_config
 from grace.errors import UserInputError
+from grace.pipeline import backend_factory
 from grace.progress import Progress as StageProgress
 from grace.run import safe_name
-from grace.serving import ExternalServer, LocalVLLMServer
+from grace.serving import Endpoint
+from grace.stage import StageResult
 from grace.studies import Study, Trial, described, get_study
 
 
@@ -24,7 +26,8 @@ def add_config_option(p: argparse.ArgumentParser) -> None:
 def add_trial_options(p: argparse.ArgumentParser) -> None:
     add_config_option(p)
     p.add_argument("--model", default="local", help="model name from config/models.yaml (default: local)")
-    p.add_argument("--profile", default="local", help="hardware profile (local, rtx3090, a100)")
+    p.add_argument("--profile", default="local", choices=PROFILES,
+                   help="hardware profile: local (a vLLM process here) or a cluster GPU (a Deployment there)")
     p.add_argument("--study", required=True, help=f"the study ({described()})")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sample", action="store_true", help="the study's 10-row sample")
@@ -51,18 +54,17 @@ def default_out(verb: str, args: argparse.Namespace) -> Path:
 
 
 @contextmanager
-def serving(cfg: Config, args: argparse.Namespace, seed: int | None = None) -> Iterator[object]:
-    """An Endpoint: the given --endpoint, or a local vLLM server started (and stopped) for this command."""
+def serving(cfg: Config, args: argparse.Namespace, run_id: str, seed: int | None = None) -> Iterator[Endpoint]:
+    """An Endpoint: the given --endpoint, or a vLLM server started (and stopped) for this command where the
+    profile says (a local process, a Deployment on the cluster), as the flow brings one up (backend_factory)."""
     model = cfg.model(args.model)
-    if args.endpoint:
-        slots = model.profiles[args.profile].batch_slots if args.profile in model.profiles else None
-        with ExternalServer(args.endpoint, model, batch_slots=slots, profile=args.profile) as ep:
-            yield ep
-    else:
+    factory = backend_factory(model, args.profile, run_id=run_id, endpoint=args.endpoint, seed=seed)
+    if not args.endpoint:
         print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)
-        with LocalVLLMServer(model, profile=args.profile, seed=seed) as ep:
+    with factory() as ep:
+        if not args.endpoint:
             print(f"server ready at {ep.base_url}", flush=True)
-            yield ep
+        yield ep
 
 
 @contextmanager
@@ -75,6 +77,17 @@ def progress_bar(label: str, total: int) -> Iterator[StageProgress]:
             prog.advance(task, n)
 
         yield advance
+
+
+def print_notes(res: StageResult) -> None:
+    """What a stage's closing line leaves out: its waits for the server, a torn checkpoint line, its tables."""
+    if res.waits:
+        print(f"note: waited {res.waited_s:.0f} s for the server ({len(res.waits)} time(s)): "
+              + "; ".join(w["reason"] for w in res.waits))
+    if res.load_report and res.load_report.truncated:
+        print("note: the checkpoint's last line was truncated (a crash mid-write); that row was redone")
+    for t in res.tables:
+        print(f"table: {t}")
 
 
 def config_from(args: argparse.Namespace) -> Config:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from grace.commands.common import add_trial_options, config_from, default_out, load_trials, progress_bar, serving
+from grace.commands.common import (
+    add_trial_options,
+    config_from,
+    default_out,
+    load_trials,
+    print_notes,
+    progress_bar,
+    serving,
+)
 from grace.query import run_exp1_sync
 from grace.run import RunFolder
 
@@ -26,18 +34,12 @@ def query(args: argparse.Namespace) -> int:
     run = RunFolder(args.out or default_out("query", args))
     out = run.stage_dir(model.name, study.name)
     print(f"{len(trials)} trials from {path} -> {out}")
-    with serving(cfg, args, seed=exp.sampling.seed) as ep:
+    with serving(cfg, args, run.root.name, seed=exp.sampling.seed) as ep:
         total = len(trials) * exp.sampling.replications
         with progress_bar(f"exp1 {model.name} {study.name}", total) as advance:
             res = run_exp1_sync(ep, study, trials, exp, out, concurrency=args.concurrency, progress=advance)
     print(f"done: {res.ok} ok, {res.failed} failed, {res.other or 'no other statuses'}; "
           f"{res.total - res.skipped} requested in {res.wall_s:.1f}s ({res.rps:.2f} trials/s, "
           f"concurrency {res.concurrency}); skipped {res.skipped} already done")
-    if res.waits:
-        print(f"note: waited {res.waited_s:.0f} s for the server ({len(res.waits)} time(s)): "
-              + "; ".join(w["reason"] for w in res.waits))
-    if res.load_report and res.load_report.truncated:
-        print("note: the checkpoint's last line was truncated (a crash mid-write); that row was redone")
-    for t in res.tables:
-        print(f"table: {t}")
+    print_notes(res)
     return 1 if res.failed else 0

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import argparse
 
-from grace.commands.common import add_trial_options, config_from, default_out, load_trials, progress_bar, serving
+from grace.commands.common import (
+    add_trial_options,
+    config_from,
+    default_out,
+    load_trials,
+    print_notes,
+    progress_bar,
+    serving,
+)
+from grace.config import SCORING_PATHS
 from grace.errors import ConfigError, UserInputError
-from grace.query import StageResult
 from grace.run import RunFolder
-from grace.scoring import PATHS, ScoringError, run_exp2_inprocess, run_exp2_sync
+from grace.scoring import ScoringError, run_exp2_inprocess, run_exp2_sync
 from grace.scoring.engine import encode_trial
 from grace.scoring.tokenize import load_tokenizer, local_chat_form
+from grace.stage import StageResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="Experiment 2: option probabilities from log-probabilities (resumable)")
     add_trial_options(p)
-    p.add_argument("--path", choices=PATHS, default=None,
+    p.add_argument("--path", choices=SCORING_PATHS, default=None,
                    help="server: one next-token read per option-trie node (default from config); "
                         "per-option: one prompt_logprobs request per option (lm-eval style); "
                         "inprocess: transformers forward passes here, no server")
@@ -33,7 +42,8 @@ def score(args: argparse.Namespace) -> int:
         raise UserInputError("--endpoint and --path inprocess exclude each other (inprocess loads the model here)")
     study, trials, src = load_trials(cfg, args)
     out_root = args.out or default_out("score" if path == "server" else f"score-{path}", args)
-    out = RunFolder(out_root).stage_dir(model.name, study.name)
+    run = RunFolder(out_root)
+    out = run.stage_dir(model.name, study.name)
     print(f"{len(trials)} trials from {src} -> {out} (path {path})")
     label = f"exp2 {model.name} {study.name} {path}"
     if path == "inprocess":
@@ -48,7 +58,7 @@ def score(args: argparse.Namespace) -> int:
                                      chat_form=model.system_prompt)
         unit = "forward passes"
     else:
-        with serving(cfg, args) as ep, progress_bar(label, len(trials)) as advance:
+        with serving(cfg, args, run.root.name) as ep, progress_bar(label, len(trials)) as advance:
             res = run_exp2_sync(ep, study, trials, exp, out, path=path, concurrency=args.concurrency,
                                 progress=advance)
         unit = "requests"
@@ -61,11 +71,5 @@ def report(res: StageResult, unit: str) -> None:
     per = f", {res.sent / done:.2f} {unit}/trial" if done else ""
     print(f"done: {res.ok} ok, {res.failed} failed, {res.other or 'no other statuses'}; {done} scored in "
           f"{res.wall_s:.1f}s ({res.rps:.2f} trials/s; {res.sent} {unit}{per}); skipped {res.skipped} already done")
-    if res.waits:
-        print(f"note: waited {res.waited_s:.0f} s for the server ({len(res.waits)} time(s)): "
-              + "; ".join(w["reason"] for w in res.waits))
-    if res.load_report and res.load_report.truncated:
-        print("note: the checkpoint's last line was truncated (a crash mid-write); that row was redone")
-    for t in res.tables:
-        print(f"table: {t}")
+    print_notes(res)
 

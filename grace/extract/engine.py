@@ -1,7 +1,8 @@
 """Extraction of whole tables: rules on every reply, then the LLM stage on what the rules found absent.
 
 `extract_rows` is the core (a list of replies in, one result per reply out, same order); `extract_stage`
-runs it on a run folder's `exp1.jsonl` and writes `extracted.jsonl` plus the tidy `extracted.parquet/.csv`.
+runs it on a run folder's `exp1.jsonl` as a stage of the skeleton (grace.stage, `Extraction`) and writes
+`extracted.jsonl` plus the tidy `extracted.parquet/.csv`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from grace.checkpoint import Checkpoint, atomic_path, write_table
+from grace.checkpoint import Checkpoint
 from grace.config import Retry
 from grace.extract import llm
 from grace.extract.plugin import extraction_for
@@ -24,6 +25,7 @@ from grace.progress import Progress
 from grace.records import Exp1Record, ExtractedRecord, now
 from grace.serving.base import Endpoint
 from grace.serving.watch import Gate, StageStopped, record_waits
+from grace.stage import LocalStage, Write, run_local
 from grace.studies import get_study
 
 PROMPT_VERSION = "extract-v2"  # v2: rules read prose (grace/studies/study1/prose.py), grounding per answer segment
@@ -148,48 +150,82 @@ def _conditions(stage_dir: Path, study: str) -> pd.DataFrame | None:
     return None
 
 
+class Extraction(LocalStage[Exp1Record, ExtractedRecord]):
+    """Extraction in the stage skeleton (grace.stage): one ExtractedRecord per Exp 1 record, in its order.
+
+    Redone whole each time, not resumed: a record depends on its Exp 1 reply (a rerun of Exp 1 may have redone
+    it) and on this call's LLM settings (a separate extraction model reads what a rules-only pass left). The new
+    extracted.jsonl replaces the old one once every reply is read; a stop leaves the old one as it was."""
+
+    experiment = "extract"
+    file = "extracted.jsonl"
+    record_type = ExtractedRecord
+    resumable = False
+
+    def __init__(self, stage_dir: Path, study: str, endpoint: Endpoint | None, *, concurrency: int,
+                 max_tokens: int, retry: Retry | None) -> None:
+        super().__init__(study)
+        self.stage_dir = Path(stage_dir)
+        self.endpoint, self.concurrency, self.max_tokens, self.retry = endpoint, concurrency, max_tokens, retry
+        self.sources = list(Checkpoint(self.stage_dir / "exp1.jsonl", Exp1Record).load().values())
+        self.rules_status: dict[str, str] = {}  # the rule stage's status per key, for the table
+        self.summary = ExtractSummary()
+        self.part = extraction_for(study)
+
+    def items(self) -> list[Exp1Record]:
+        return self.sources
+
+    def key(self, item: Exp1Record) -> str:
+        return item.key
+
+    def work(self, todo: list[Exp1Record], write: Write[ExtractedRecord], progress: Progress | None) -> int:
+        started = now()
+        replies = [Reply(r.response if r.status != "error" else None, r.finish_reason) for r in todo]
+        gate = Gate(self.endpoint) if self.endpoint is not None else None
+        try:
+            results, self.summary = extract_rows(self.study_name, replies, self.endpoint,
+                                                 concurrency=self.concurrency, max_tokens=self.max_tokens,
+                                                 retry=self.retry, progress=progress, gate=gate)
+        except StageStopped as e:
+            raise type(e)(e.reason, f"LLM extraction stopped: {e}; nothing written, a rerun redoes it") from None
+        finally:
+            if gate is not None:
+                record_waits(self.stage_dir, self.experiment, gate.waits)
+        finished = now()
+        for rec, res in zip(todo, results, strict=True):
+            if rec.status == "error":
+                res.fields["notes"] = [f"no reply: the Exp 1 request failed ({rec.error or 'error'})"]
+            elif rec.status == "reasoning_truncated":
+                res.fields["notes"] = ["no answer: the reply ran out of tokens while reasoning"]
+            by = self.endpoint.model if (self.endpoint is not None and res.asked_llm) else None
+            write(ExtractedRecord(
+                trial_id=rec.trial_id, replicate=rec.replicate, model=rec.model, model_revision=rec.model_revision,
+                study=self.study_name, prompt_version=PROMPT_VERSION, status=res.status, method=res.method,
+                extraction_model=by, fields=res.fields, started_at=started, finished_at=finished,
+            ))
+            self.rules_status[rec.key] = res.rules_status
+        return self.summary.llm_requests
+
+    def rows(self, record: ExtractedRecord) -> list[dict[str, Any]]:
+        return [{"trial_id": record.trial_id, "replicate": record.replicate, "model": record.model,
+                 "status": record.status, "method": record.method, "rules_status": self.rules_status[record.key],
+                 "extraction_model": record.extraction_model, **self.part.flatten(record.fields)}]
+
+    def frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        """The rows, with the design cell of each reply from the Exp 1 table."""
+        df = pd.DataFrame(rows)
+        cond = _conditions(self.stage_dir, self.study_name)
+        if cond is not None and not df.empty:
+            df = df.merge(cond, on=["trial_id", "replicate"], how="left")
+        return df
+
+
 def extract_stage(
     stage_dir: Path, study: str, endpoint: Endpoint | None = None, *, concurrency: int = 16,
     max_tokens: int = 200, retry: Retry | None = None, progress: Progress | None = None,
 ) -> ExtractSummary:
     """Read stage_dir/exp1.jsonl, write extracted.jsonl (one ExtractedRecord per Exp 1 key) and the tidy table."""
-    stage_dir = Path(stage_dir)
-    part = extraction_for(study)
-    records = list(Checkpoint(stage_dir / "exp1.jsonl", Exp1Record).load().values())
-    started = now()
-    replies = [Reply(r.response if r.status != "error" else None, r.finish_reason) for r in records]
-    gate = Gate(endpoint) if endpoint is not None else None
-    try:
-        results, summary = extract_rows(study, replies, endpoint, concurrency=concurrency, max_tokens=max_tokens,
-                                        retry=retry, progress=progress, gate=gate)
-    except StageStopped as e:
-        raise type(e)(e.reason, f"LLM extraction stopped: {e}; nothing written, a rerun redoes it") from None
-    finally:
-        if gate is not None:
-            record_waits(stage_dir, "extract", gate.waits)
-    finished = now()
-    target = stage_dir / "extracted.jsonl"
-    rows = []
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for rec, res in zip(records, results, strict=True):
-            if rec.status == "error":
-                res.fields["notes"] = [f"no reply: the Exp 1 request failed ({rec.error or 'error'})"]
-            elif rec.status == "reasoning_truncated":
-                res.fields["notes"] = ["no answer: the reply ran out of tokens while reasoning"]
-            by = endpoint.model if (endpoint is not None and res.asked_llm) else None
-            out = ExtractedRecord(
-                trial_id=rec.trial_id, replicate=rec.replicate, model=rec.model, model_revision=rec.model_revision,
-                study=study, prompt_version=PROMPT_VERSION, status=res.status, method=res.method,
-                extraction_model=by, fields=res.fields, started_at=started, finished_at=finished,
-            )
-            fh.write(out.model_dump_json() + "\n")
-            rows.append({"trial_id": rec.trial_id, "replicate": rec.replicate, "model": rec.model,
-                         "status": res.status, "method": res.method, "rules_status": res.rules_status,
-                         "extraction_model": by, **part.flatten(res.fields)})
-    df = pd.DataFrame(rows)
-    cond = _conditions(stage_dir, study)
-    if cond is not None and not df.empty:
-        df = df.merge(cond, on=["trial_id", "replicate"], how="left")
-    summary.outputs = [str(target)] + [str(p) for p in write_table(df, stage_dir / "extracted")]
-    return summary
-
+    stage = Extraction(stage_dir, study, endpoint, concurrency=concurrency, max_tokens=max_tokens, retry=retry)
+    result = run_local(stage, stage_dir, progress)
+    stage.summary.outputs = [str(result.checkpoint)] + [str(p) for p in result.tables]
+    return stage.summary

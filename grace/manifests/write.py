@@ -14,6 +14,18 @@ KIND_ORDER = {"ServiceAccount": 0, "Role": 1, "RoleBinding": 2, "PersistentVolum
               "Deployment": 5, "Job": 6}
 
 
+class _NoAliases(yaml.SafeDumper):
+    """A safe dumper that writes a value shared by two places out twice, rather than as a YAML anchor and
+    alias (`&id001` / `*id001`), which a person reading a manifest (or kubectl's diff) does not expect."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(obj: dict[str, Any]) -> str:
+    return yaml.dump(obj, Dumper=_NoAliases, sort_keys=False)
+
+
 def file_name(obj: dict[str, Any]) -> str:
     return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
 
@@ -36,12 +48,12 @@ def write_manifests(objs: list[dict[str, Any]], out: Path, namespace: str) -> li
     paths = []
     for obj, name in zip(ordered, names, strict=True):
         with atomic_path(out / name) as tmp:
-            tmp.write_text(yaml.safe_dump(obj, sort_keys=False), encoding="utf-8")
+            tmp.write_text(dump(obj), encoding="utf-8")
         paths.append(out / name)
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                      "namespace": namespace, "resources": names}
     with atomic_path(out / "kustomization.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(kustomization, sort_keys=False), encoding="utf-8")
+        tmp.write_text(dump(kustomization), encoding="utf-8")
     return paths
 
 

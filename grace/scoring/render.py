@@ -36,7 +36,9 @@ class Renderer(Protocol):
 
 
 class TokenizerRenderer:
-    """A local transformers tokenizer's chat template (the in-process path; tests comparing the paths)."""
+    """A local transformers tokenizer's chat template, for the server path without /tokenize requests (the tests of
+    the server gate, where the scoring's own requests must be the stage's first). The in-process path encodes with
+    the same functions (grace.scoring.engine.encode_trial)."""
 
     def __init__(self, tokenizer: Tokenizer, chat_form: str = "native") -> None:
         self.tokenizer = tokenizer

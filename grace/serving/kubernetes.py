@@ -18,6 +18,7 @@ inside the cluster (KUBERNETES_SERVICE_HOST is set); else a `kubectl port-forwar
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -66,8 +67,6 @@ def api_client_from_env(context: str | None = None) -> client.ApiClient:
 
 
 def api_error(e: ApiException) -> str:
-    import json
-
     try:
         msg = json.loads(e.body or "{}").get("message") or e.reason
     except ValueError:

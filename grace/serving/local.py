@@ -191,9 +191,6 @@ class LocalVLLMServer:
                 pass
         self._pid_file().unlink(missing_ok=True)
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def _pid_file(self) -> Path:
         return pid_dir() / f"{self.port}.json"
 
