@@ -65,7 +65,7 @@ def describe(model: str, state: State[Any]) -> str:
 
 def reason(state: State[Any]) -> str:
     """A failed state's message without Prefect's 'Flow run encountered an exception: ' prefix."""
-    return _PREFECT_PREFIX.sub("", state.message or "") or state.name
+    return _PREFECT_PREFIX.sub("", state.message or "") or state.name or state.type.value
 
 
 def failure_message(failures: dict[str, str]) -> str:

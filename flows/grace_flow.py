@@ -212,16 +212,16 @@ def grace(
     extraction = extraction_settings(cfg, params.extract_llm)
     if finished and extraction.separate and "exp1" in params.experiments:
         extractor = extraction.endpoint.model if extraction.endpoint else str(extraction.llm_model)
-        state = extraction_run(extractor, params, str(run.root), rid, finished, return_state=True)
-        if not state.is_completed():
-            failures[f"extraction by {extractor}"] = f"failed: {reason(state)}"
+        extraction_state = extraction_run(extractor, params, str(run.root), rid, finished, return_state=True)
+        if not extraction_state.is_completed():
+            failures[f"extraction by {extractor}"] = f"failed: {reason(extraction_state)}"
     # the report covers what finished and what stopped at its preflight; the comparison needs a finished model
     steps = ([report_task] if any((run.root / safe_name(m)).is_dir() for m in names) else []) + \
         ([compare_task] if finished else [])
     for step in steps:
-        state = step(run.root, return_state=True)
-        if not state.is_completed():
-            failures[step.name] = f"failed: {reason(state)}"
+        step_state = step(run.root, return_state=True)
+        if not step_state.is_completed():
+            failures[step.name] = f"failed: {reason(step_state)}"
     verdict = verdict_message(read_verdicts(run.root))
     publish_run(run.root, summaries, failures, verdict)
     run.end("failed" if failures else "completed", {"stages": summaries, "failures": failures,

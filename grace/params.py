@@ -12,7 +12,8 @@ nested parameter, `-p params='{"sample": false}'` would silently drop every othe
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -85,6 +86,9 @@ class RunParams(BaseModel):
 
 
 
-# Each field's default, description included: the flow's signature takes its defaults from here.
-FIELDS = RunParams.model_fields
+# Each field's default, description included: the flow's signature takes its defaults from here. Typed Any on
+# purpose: a `FieldInfo` used as a default stands for the field's value (pydantic, through which Prefect validates
+# and documents a flow's parameters, reads it so), so `sample: bool = FIELDS["sample"]` is right, but a type
+# checker would see a FieldInfo where a bool is declared. This one annotation replaces an ignore per parameter.
+FIELDS: Mapping[str, Any] = RunParams.model_fields
 

@@ -3,6 +3,8 @@ second) and a log line every 10% with the rate and the time left (grace.progress
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
@@ -17,9 +19,13 @@ class ArtifactProgress:
         self.label = f"{model} {stage}"
         self.tracker = ProgressTracker(total=total, label=self.label)
         self.logger = get_run_logger()
-        self.artifact_id = create_progress_artifact(
+        artifact_id = create_progress_artifact(
             progress=0.0, key=artifact_key("grace", model, stage, "progress"),
             description=f"{self.label}: share of the {total:,} rows done")
+        # Prefect's async_dispatch returns a coroutine only when called from async code; the stages are sync
+        if not isinstance(artifact_id, UUID):
+            raise TypeError(f"{self.label}: progress artifact created from async code ({artifact_id!r})")
+        self.artifact_id: UUID = artifact_id
 
     def _publish(self) -> None:
         update_progress_artifact(self.artifact_id, progress=round(100 * self.tracker.fraction, 2),
