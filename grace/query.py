@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from grace.progress import Progress
 from grace.records import Exp1Record, now
 from grace.serving.base import Endpoint, in_flight
 from grace.stage import ServedStage, StageResult, run_served
+from grace.statuses import Exp1Status
 from grace.studies import Study, Trial
 
 
@@ -38,7 +40,7 @@ def sampling_payload(exp: ExperimentConfig, replicate: int, endpoint: Endpoint |
     return payload
 
 
-def classify(response: str | None, finish_reason: str | None, reasoning: str | None = None) -> str:
+def classify(response: str | None, finish_reason: str | None, reasoning: str | None = None) -> Exp1Status:
     """ok, or why the reply is not an answer: empty, truncated (cut by max_tokens), or reasoning_truncated (the
     budget ran out during the reasoning, before any final answer)."""
     if response is None or not response.strip():
@@ -59,18 +61,17 @@ async def _query_one(client: httpx.AsyncClient, endpoint: Endpoint, study: Study
     sampling = sampling_payload(exp, replicate, endpoint)
     started = now()
     t0 = time.perf_counter()
-    base = {
-        "trial_id": trial["trial_id"], "replicate": replicate, "model": endpoint.model,
-        "model_revision": endpoint.revision, "study": study.name,
-        "prompt_version": versioned(study.prompt_version, endpoint.chat_form),
-        "messages": messages, "sampling": {**exp.sampling.model_dump(), **sampling}, "started_at": started,
-    }
+    record = partial(  # what every outcome's record carries
+        Exp1Record, trial_id=trial["trial_id"], replicate=replicate, model=endpoint.model,
+        model_revision=endpoint.revision, study=study.name,
+        prompt_version=versioned(study.prompt_version, endpoint.chat_form),
+        messages=messages, sampling={**exp.sampling.model_dump(), **sampling}, started_at=started,
+    )
     try:
         posted = await post_json(client, f"{endpoint.v1}/chat/completions",
                                  {"model": endpoint.model, "messages": messages, **sampling}, exp.retry)
     except RequestFailed as e:
-        return Exp1Record(**base, status="error", error=str(e), attempts=e.attempts,
-                          latency_s=time.perf_counter() - t0)
+        return record(status="error", error=str(e), attempts=e.attempts, latency_s=time.perf_counter() - t0)
     data = posted.data
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -78,8 +79,8 @@ async def _query_one(client: httpx.AsyncClient, endpoint: Endpoint, study: Study
     reasoning = reasoning_of(message)
     usage = data.get("usage") or {}
     finish = choice.get("finish_reason")
-    return Exp1Record(
-        **base, status=classify(text, finish, reasoning), attempts=posted.attempts,
+    return record(
+        status=classify(text, finish, reasoning), attempts=posted.attempts,
         served_model=data.get("model", ""), response=text, finish_reason=finish,
         prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
         reasoning=reasoning, reasoning_tokens=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),

@@ -13,6 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from grace.config import ScoringPath
+from grace.statuses import Exp1Status, Exp2Status, ExtractionStatus, RecordStatus
+
+ExtractionMethod = Literal["rules", "llm", "none"]  # none: nothing to read (the Exp 1 request failed)
 
 
 def now() -> datetime:
@@ -27,8 +30,7 @@ class Record(BaseModel):
     model_revision: str
     study: str
     prompt_version: str
-    # "ok" or a named failure: "error" (redone on resume), "empty", "truncated", "reasoning_truncated", ...
-    status: str = "ok"
+    status: RecordStatus = "ok"  # "ok" or a named failure, "error" redone on resume (each stage's in grace.statuses)
     error: str | None = None
     attempts: int = 1
     started_at: datetime = Field(default_factory=now)
@@ -45,6 +47,7 @@ class Record(BaseModel):
 
 
 class Exp1Record(Record):
+    status: Exp1Status = "ok"
     replicate: int = 0
     messages: list[dict[str, str]]
     sampling: dict[str, Any]
@@ -85,6 +88,7 @@ class OptionScores(BaseModel):
 
 
 class Exp2Record(Record):
+    status: Exp2Status = "ok"
     path: ScoringPath = "server"
     questions: dict[str, OptionScores] = {}
     requests: int = 0  # server requests (or forward passes) this trial cost
@@ -96,8 +100,9 @@ class Exp2Record(Record):
 class ExtractedRecord(Record):
     """A structured answer read from an Exp 1 response; schema fields live in `fields`."""
 
+    status: ExtractionStatus = "ok"
     replicate: int = 0
-    method: Literal["rules", "llm", "none"] = "rules"
+    method: ExtractionMethod = "rules"
     extraction_model: str | None = None  # the LLM that read this reply (None: the rules settled it alone)
     fields: dict[str, Any] = {}
 

@@ -20,6 +20,7 @@ from grace.checkpoint import write_json_atomic
 from grace.config import Config
 from grace.errors import ConfigError, UserInputError
 from grace.paths import project_root
+from grace.statuses import RunStatus
 from grace.versions import load_versions
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -91,7 +92,7 @@ class RunFolder:
         meta["attempts"] += 1
         write_json_atomic(self.run_json, meta)
 
-    def end(self, status: str, summary: dict[str, Any] | None = None) -> None:
+    def end(self, status: RunStatus, summary: dict[str, Any] | None = None) -> None:
         meta = self.read()
         meta["status"] = status
         meta["finished_at"] = datetime.now(UTC).isoformat()

@@ -22,10 +22,11 @@ from grace.extract import llm
 from grace.extract.plugin import extraction_for
 from grace.extract.text import RuleResult, decide_status
 from grace.progress import Progress
-from grace.records import Exp1Record, ExtractedRecord, now
+from grace.records import Exp1Record, ExtractedRecord, ExtractionMethod, now
 from grace.serving.base import Endpoint
 from grace.serving.watch import Gate, StageStopped, record_waits
 from grace.stage import LocalStage, Write, run_local
+from grace.statuses import ExtractionStatus
 from grace.studies import get_study
 
 PROMPT_VERSION = "extract-v2"  # v2: rules read prose (grace/studies/study1/prose.py), grounding per answer segment
@@ -42,9 +43,9 @@ class Extracted:
     """One reply's result: the schema fields, status (ok/partial/unparseable/refused) and method (rules/llm)."""
 
     fields: dict[str, Any]
-    status: str
-    method: str = "rules"
-    rules_status: str = ""
+    status: ExtractionStatus
+    method: ExtractionMethod
+    rules_status: ExtractionStatus  # after the rule stage alone
     asked_llm: bool = False  # the reply went to the LLM stage (whether or not it kept a value)
 
 
@@ -168,7 +169,7 @@ class Extraction(LocalStage[Exp1Record, ExtractedRecord]):
         self.stage_dir = Path(stage_dir)
         self.endpoint, self.concurrency, self.max_tokens, self.retry = endpoint, concurrency, max_tokens, retry
         self.sources = list(Checkpoint(self.stage_dir / "exp1.jsonl", Exp1Record).load().values())
-        self.rules_status: dict[str, str] = {}  # the rule stage's status per key, for the table
+        self.rules_status: dict[str, ExtractionStatus] = {}  # the rule stage's status per key, for the table
         self.summary = ExtractSummary()
         self.part = extraction_for(study)
 

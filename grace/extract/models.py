@@ -11,9 +11,8 @@ from pathlib import Path
 
 from grace.extract.plugin import extraction_for
 from grace.paths import project_root
+from grace.statuses import EXTRACTION_STATUSES as STATUSES
 from grace.studies import STUDIES
-
-STATUSES: tuple[str, ...] = ("ok", "partial", "unparseable", "refused")
 
 
 def schema_for(study: str) -> dict:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from grace.statuses import ExtractionStatus
+
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\u2013": "-",
                          "\u2014": "-", "\u2212": "-", "\uff05": "%"})
 _MARKDOWN = re.compile(r"(\*\*|\*|__|`+|^#+\s*)", re.MULTILINE)
@@ -35,7 +37,7 @@ class RuleResult:
     """
 
     fields: dict[str, Any]
-    status: str
+    status: ExtractionStatus
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     flagged: bool = False  # a value conflicted, was invalid, or summed to other than 100
@@ -55,7 +57,7 @@ def leftover_reasoning(text: str, is_answer: Callable[[str], bool]) -> str | Non
     return out or None
 
 
-def decide_status(found: int, needed: int, flagged: bool, text: str) -> str:
+def decide_status(found: int, needed: int, flagged: bool, text: str) -> ExtractionStatus:
     """ok: every answer field read cleanly; partial: some; refused / unparseable: none."""
     if found == needed and not flagged:
         return "ok"

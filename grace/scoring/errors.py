@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from grace.errors import GraceError
-
-FailureStatus = Literal["bad_option", "context_overflow", "no_logprobs", "rejected", "error"]
+from grace.statuses import ScoringFailure
 
 
 class ScoringError(GraceError):
@@ -18,7 +15,7 @@ class ScoringError(GraceError):
     rejected: any other HTTP 4xx. error: transient failures after all retries (redone on resume).
     """
 
-    def __init__(self, status: FailureStatus, message: str, attempts: int = 1) -> None:
+    def __init__(self, status: ScoringFailure, message: str, attempts: int = 1) -> None:
         super().__init__(message)
         self.status = status
         self.attempts = attempts

@@ -26,6 +26,7 @@ from grace.scoring.errors import ScoringError
 from grace.scoring.harmony import HarmonyRenderer
 from grace.scoring.tokenize import EncodedQuestion, Tokenizer, check_options, encode_question
 from grace.serving.base import Endpoint
+from grace.statuses import ScoringFailure
 from grace.studies import Question
 
 TAIL = 16  # prompt tokens that decide how an option tokenizes after them (the generation prompt lies within)
@@ -68,7 +69,7 @@ class ServerRenderer:
                                      {"model": self.endpoint.model, **payload}, self.retry, confirms=False)
         except RequestFailed as e:
             self.requests += e.attempts
-            status = "rejected" if e.status_code is not None and 400 <= e.status_code < 500 else "error"
+            status: ScoringFailure = "rejected" if e.status_code is not None and 400 <= e.status_code < 500 else "error"
             raise ScoringError(status, f"/{path}: {e}", e.attempts) from None
         self.requests += posted.attempts
         return posted.data
