@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from grace.errors import DataError, UserInputError
 from grace.extract import Reply, extract_rows, extract_stage
 from grace.extract.evaluate import evaluate, report_lines
 from grace.extract.extractor import external_endpoint
-from grace.serving import ExternalServer, LocalVLLMServer
+from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
 from grace.studies import described, get_study
 
 RESERVED = ("trial_id", "status", "method")
@@ -112,11 +112,12 @@ def output_record(row: dict[str, Any], fields: dict[str, Any], status: str, meth
     return out
 
 
-def _endpoint(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _endpoint(args: argparse.Namespace) -> AbstractContextManager[Endpoint | None]:
+    """The LLM for the extraction's second stage, as a context that serves it; None: rules only."""
     if bool(args.llm_endpoint) != bool(args.llm_model):
         raise UserInputError("--llm-endpoint and --llm-model go together")
     if not args.llm_endpoint:
-        return None
+        return nullcontext(None)
     var = getattr(args, "llm_api_key_env", None)
     if var:  # a hosted model: its API key from the environment, no vLLM-specific probes
         settings = ExtractionConfig(endpoint=ExtractionEndpoint(url=args.llm_endpoint, model=args.llm_model,
@@ -132,18 +133,14 @@ def extract(args: argparse.Namespace) -> int:
     study = s.name
     cfg = config_from(args)
     ex = cfg.experiments_file.extraction
-    opts = {"concurrency": ex.concurrency, "max_tokens": ex.max_tokens}
     server = _endpoint(args)
     if args.stage:
         if args.input or args.output:
             raise UserInputError("use either --stage or --input/--output")
         if not (args.stage / "exp1.jsonl").is_file():
             raise DataError(f"{args.stage}: no exp1.jsonl")
-        if server:
-            with server as ep:
-                summary = extract_stage(args.stage, study, ep, **opts)
-        else:
-            summary = extract_stage(args.stage, study, **opts)
+        with server as ep:
+            summary = extract_stage(args.stage, study, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
         print(summary.line())
         for p in summary.outputs:
             print(f"wrote {p}")
@@ -153,11 +150,8 @@ def extract(args: argparse.Namespace) -> int:
     rows = read_input(args.input)
     replies = [Reply(r["response"], r.get("finish_reason") if isinstance(r.get("finish_reason"), str) else None)
                for r in rows]
-    if server:
-        with server as ep:
-            results, summary = extract_rows(study, replies, ep, **opts)
-    else:
-        results, summary = extract_rows(study, replies, **opts)
+    with server as ep:
+        results, summary = extract_rows(study, replies, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
     with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for row, res in zip(rows, results, strict=True):
             fh.write(json.dumps(output_record(row, res.fields, res.status, res.method), default=str) + "\n")
@@ -169,17 +163,13 @@ def extract(args: argparse.Namespace) -> int:
 def extract_eval(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     ex = cfg.experiments_file.extraction
-    opts = {"concurrency": ex.concurrency, "max_tokens": ex.max_tokens}
     server = _endpoint(args)
     if args.model:
         model = cfg.model(args.model)
         print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)
         server = LocalVLLMServer(model, profile=args.profile, run_id="extract-eval")
-    if server:
-        with server as ep:
-            rep = evaluate(args.file, ep, study=args.study, **opts)
-    else:
-        rep = evaluate(args.file, study=args.study, **opts)
+    with server as ep:
+        rep = evaluate(args.file, ep, study=args.study, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
     print("\n".join(report_lines(rep)))
     if args.json:
         with atomic_path(args.json) as tmp:

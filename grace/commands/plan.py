@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from grace.commands.common import add_config_option, config_from
-from grace.config import PROFILES, Config
+from grace.config import PROFILES, Config, ProfileName
 from grace.errors import UserInputError
 from grace.plan import (
     CHARS_PER_TOKEN,
@@ -106,15 +106,15 @@ def plan(args: argparse.Namespace) -> int:
     if args.run is not None:
         if not (args.run / "run.json").exists() and not any(args.run.glob("*/*/exp*.jsonl")):
             raise UserInputError(f"{args.run}: not a run folder (no run.json, no <model>/<study>/exp*.jsonl)")
-        rows = actual_rows(args.run)
+        actual = actual_rows(args.run)
         if args.json:
-            print(json.dumps([{**asdict(r), "tokens_per_s": r.tokens_per_s} for r in rows], indent=2))
+            print(json.dumps([{**asdict(r), "tokens_per_s": r.tokens_per_s} for r in actual], indent=2))
             return 0
         print(f"actual hours of {args.run} (stage wall time x GPUs of the run's profile)")
         head = f"{'model':16} {'profile':8} {'GPUs':>4} {'trials':>7} {'stage s':>9} {'out tok/s':>9} {'GPU-h':>8}"
         print(head)
         print("-" * len(head))
-        for r in rows:
+        for r in actual:
             print(f"{r.model:16} {r.profile:8} {r.gpu_count:>4} {r.trials:>7} {r.stage_s:>9.1f} "
                   f"{_fmt(r.tokens_per_s, 1):>9} {r.gpu_hours:>8.4f}")
         if not args.tokens_from:
@@ -123,8 +123,8 @@ def plan(args: argparse.Namespace) -> int:
     if args.tokens_from and not measured:
         raise UserInputError(f"{args.tokens_from}: no exp1.jsonl/exp2.jsonl records to measure tokens from")
     base = base_loads(cfg)
-    rows = []
-    profiles = args.profile or list(PROFILES)
+    rows: list[PlanRow] = []
+    profiles: list[ProfileName] = args.profile or list(PROFILES)
     for m in (cfg.model(n) for n in args.model) if args.model else cfg.models.values():
         if not args.model and not m.enabled:
             continue
@@ -132,7 +132,7 @@ def plan(args: argparse.Namespace) -> int:
         for pname in profiles:
             if pname not in m.profiles:
                 continue
-            prof = m.profiles[pname]  # type: ignore[index]
+            prof = m.profiles[pname]
             rows.append(plan_row(m.name, pname, prof.gpu_count, prof.throughput_tokens_per_s, loads,
                                  experiments=args.experiments, prefill_weight=args.prefill_weight,
                                  startup_s=_startup(args.startup_s, prof.gpu_count)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from grace.extract.text import RuleResult, decide_status, leftover_reasoning, normalise
 from grace.studies.study1.prose import count_from_prose, knowledge_from_prose
@@ -360,8 +361,9 @@ def _probability_fields(raw: list[float], unit: str, notes: list[str]) -> tuple[
 
 def extract_study1(response: str | None, finish_reason: str | None = None) -> RuleResult:
     """Read one Study 1 reply with rules only."""
-    empty = {"initial_answer": None, "probabilities": None, "probabilities_raw": None, "probabilities_unit": None,
-             "probabilities_sum": None, "sums_to_100": None, "knowledge": None, "reasoning": None}
+    empty: dict[str, Any] = {"initial_answer": None, "probabilities": None, "probabilities_raw": None,
+                             "probabilities_unit": None, "probabilities_sum": None, "sums_to_100": None,
+                             "knowledge": None, "reasoning": None}
     if response is None or not response.strip():
         return RuleResult({**empty, "notes": ["empty response"]}, "unparseable", [], ["empty response"])
     text = _json_layout(normalise(response))
@@ -398,7 +400,7 @@ def extract_study1(response: str | None, finish_reason: str | None = None) -> Ru
                 missing.append(name)
             continue
         if name == "probabilities":
-            raw, unit = value  # type: ignore[misc]
+            raw, unit = value  # type: ignore[misc]  # _Field keeps values as object; here parse_probabilities' pair
             probs, pflag = _probability_fields(raw, unit, notes)
             fields.update(probs or {})
             flagged |= pflag
@@ -437,6 +439,8 @@ def _is_answer_line(line: str) -> bool:
 
 
 def _read(name: str, seg: str, cand: _Field, labelled: bool) -> None:
+    v: object | None  # the field's value: an option number, (numbers, unit) or yes/no
+    p: str | None  # the problem found instead, if any
     if name == "initial_answer":
         v, p = parse_initial(seg)
     elif name == "probabilities":

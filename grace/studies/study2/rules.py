@@ -76,8 +76,8 @@ def fields_for(utterance: str | None) -> dict:
 def extract_study2(response: str | None, finish_reason: str | None = None) -> RuleResult:
     """Read one Study 2 reply with rules only."""
     if response is None or not response.strip():
-        notes = ["empty response"]
-        return RuleResult({**fields_for(None), "reasoning": None, "notes": notes}, "unparseable", [], notes)
+        why = ["empty response"]
+        return RuleResult({**fields_for(None), "reasoning": None, "notes": why}, "unparseable", [], why)
     text, echoed = _drop_option_list(normalise(response))
     notes: list[str] = ["the list of options was echoed (ignored)"] if echoed else []
     chosen: str | None = None
