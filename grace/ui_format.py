@@ -66,9 +66,10 @@ def counts(v: Mapping[str, Any] | str | None) -> str:
     """A {status: count} mapping - or its JSON text, as stage summaries carry it - as "error 2, timeout 1"."""
     if isinstance(v, str):
         try:
-            v = json.loads(v)
+            parsed = json.loads(v)
         except ValueError:
             return v
+        return cell(parsed)
     return cell(v)
 
 

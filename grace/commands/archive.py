@@ -79,9 +79,9 @@ def archive_from_cluster(api: client.ApiClient, settings: ClusterSettings, run_i
     pod = helper_pod(settings, run_id)
     name, ns = pod["metadata"]["name"], settings.namespace
     try:
-        core.create_namespaced_pod(ns, pod)
+        core.create_namespaced_pod(ns, client.V1Pod.model_validate(pod))  # what the client does with a dict body
         deadline = time.monotonic() + timeout_s
-        while core.read_namespaced_pod(name, ns).status.phase != "Running":
+        while (status := core.read_namespaced_pod(name, ns).status) is None or status.phase != "Running":
             if time.monotonic() > deadline:
                 raise ServerError(f"helper pod {name} not Running after {timeout_s:.0f}s")
             time.sleep(2)

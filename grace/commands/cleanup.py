@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from grace.errors import ServerError, UserInputError
 from grace.manifests.build import L_OWNER, L_RUN, PART_OF, label_value
 from grace.manifests.settings import ClusterSettings, load_cluster_settings
-from grace.serving.kubernetes import api_client_from_env, api_error
+from grace.serving.kubernetes import SweepKind, api_client_from_env, api_error
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def delete_labelled(api: client.ApiClient, settings: ClusterSettings, run_id: st
     """Delete (or list) Jobs, Deployments, Services, Pods and, if asked, PVCs; the 'Kind/name' handled."""
     core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
     ns, sel = settings.namespace, selector(settings, run_id)
-    kinds = [("Job", batch.list_namespaced_job, batch.delete_namespaced_job),
+    kinds: list[SweepKind] = [("Job", batch.list_namespaced_job, batch.delete_namespaced_job),
              ("Deployment", apps.list_namespaced_deployment, apps.delete_namespaced_deployment),
              ("Service", core.list_namespaced_service, core.delete_namespaced_service),
              ("Pod", core.list_namespaced_pod, core.delete_namespaced_pod)]

@@ -95,7 +95,7 @@ def _conditions_from_tables(study: Study, folder: Path) -> dict[str, dict[str, s
             continue
         cols = [c for c in (*study.required_columns, *study.optional_columns) if c in df.columns]
         for rec in df[["trial_id", *cols]].drop_duplicates("trial_id").to_dict("records"):
-            row = {k: _text(v) for k, v in rec.items()}
+            row = {str(k): _text(v) for k, v in rec.items()}
             try:
                 cond = study.condition(row)
             except (KeyError, ValueError):
@@ -142,9 +142,9 @@ def load_stage(folder: Path, study_name: str, cfg: Config | None) -> StageOutput
     if ext_path.exists():
         out.exp1_present = True
         out.extracted = read_extracted(ext_path)
-        for r in out.extracted:
-            if r.get("model"):
-                out.model = str(r["model"])
+        for line in out.extracted:
+            if line.get("model"):
+                out.model = str(line["model"])
                 break
     needed = {r.trial_id for r in out.exp2} | {r["trial_id"] for r in out.extracted}
     conds = _conditions_from_tables(study, folder)

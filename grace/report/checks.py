@@ -125,7 +125,8 @@ def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str],
     err = status.get("error", 0) / n if n else 0.0
     sc.add("exp2", "failed requests", err <= MAX_ERROR_RATE, f"{err:.1%} of trials failed (limit "
            f"{MAX_ERROR_RATE:.0%})")
-    bad, bad_argmax, questions = 0, 0, Counter()
+    bad, bad_argmax = 0, 0
+    questions: Counter[str] = Counter()
     for r in recs:
         for q, scores in r.questions.items():
             questions[q] += 1

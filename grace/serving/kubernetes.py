@@ -23,8 +23,9 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -51,6 +52,17 @@ from grace.serving.watch import UP, Health, probed
 
 FATAL_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+
+
+class Listing(Protocol):
+    """A Kubernetes list response (V1DeploymentList, V1ServiceList, ...), as far as a sweep reads it."""
+
+    @property
+    def items(self) -> Sequence[Any]: ...
+
+
+# One kind of labelled object to sweep: its name, the client's list call and its delete call.
+SweepKind = tuple[str, Callable[..., Listing], Callable[..., object]]
 
 
 def api_client_from_env(context: str | None = None) -> client.ApiClient:
@@ -149,8 +161,9 @@ class KubernetesServer:
 
     def _create(self) -> None:
         try:
-            self.core.create_namespaced_service(self.namespace, self.service)
-            self.apps.create_namespaced_deployment(self.namespace, self.deployment)
+            # the client's own validation of a dict body (its validate_call), made explicit and typed
+            self.core.create_namespaced_service(self.namespace, client.V1Service.model_validate(self.service))
+            self.apps.create_namespaced_deployment(self.namespace, client.V1Deployment.model_validate(self.deployment))
         except ApiException as e:
             hint = (f" (left over from an earlier run? `grace cleanup --run-id {self.run_id}`)"
                     if e.status == 409 else "")
@@ -284,8 +297,9 @@ class KubernetesServer:
 
     def _delete_sweep(self, deleted: list[str], failures: list[str]) -> int:
         found = 0
-        kinds = [("Deployment", self.apps.list_namespaced_deployment, self.apps.delete_namespaced_deployment),
-                 ("Service", self.core.list_namespaced_service, self.core.delete_namespaced_service)]
+        kinds: list[SweepKind] = [
+            ("Deployment", self.apps.list_namespaced_deployment, self.apps.delete_namespaced_deployment),
+            ("Service", self.core.list_namespaced_service, self.core.delete_namespaced_service)]
         for kind, lister, deleter in kinds:
             try:
                 items = lister(self.namespace, label_selector=self.selector).items

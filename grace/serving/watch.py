@@ -59,8 +59,11 @@ UP = Health("up")
 class Watch(Protocol):
     """A backend's view of its server: `check` must be quick (seconds) and never raise."""
 
-    restart_timeout_s: float
-    poll_s: float
+    @property
+    def restart_timeout_s(self) -> float: ...  # read-only: a backend may derive it (its start timeout)
+
+    @property
+    def poll_s(self) -> float: ...
 
     def check(self, endpoint: Endpoint) -> Health: ...
 
