@@ -34,7 +34,7 @@ def run(ep: Endpoint, sizes: tuple[int, int] = (300, 2424), max_tokens: int = 2)
         log(f"memory {ep.model}: Exp 1 client on {n} study2 trials (max_tokens {max_tokens})")
         r = probe(ep, n, max_tokens)
         got[n] = r
-        rows.append(Row(BENCH, ep.model, f"client peak RSS, {r['trials']} trials", n=r["trials"],
+        rows.append(Row(BENCH, ep.model, f"client peak RSS, {r['trials']} trials", n=int(r["trials"]),
                         wall_s=r["wall_s"], rps=r["trials"] / r["wall_s"], value=r["loop_peak"] / MIB,
                         note=f"MiB in request loop; whole run {r['peak'] / MIB:.0f}, at start "
                              f"{r['rss_before'] / MIB:.0f} MiB"))

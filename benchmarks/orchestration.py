@@ -26,6 +26,7 @@ import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -141,7 +142,20 @@ def _direct(ep: Endpoint, out: Path, run_id: str, work: Workload) -> dict[str, f
     return {"wall": wall, "work": float(out_line["work_s"]), "trials": float(out_line["trials"])}
 
 
-def _prefect(env: dict[str, str], ep: Endpoint, out: Path, run_id: str, work: Workload) -> dict[str, float]:
+@dataclass
+class PrefectTimes:
+    """One deployment run: seconds (None where Prefect did not record the state change) and run counts."""
+
+    wall: float
+    submit: float
+    queue: float | None
+    start: float | None
+    in_flow: float | None
+    tasks: int
+    flows: int
+
+
+def _prefect(env: dict[str, str], ep: Endpoint, out: Path, run_id: str, work: Workload) -> PrefectTimes:
     from prefect.client.orchestration import SyncPrefectClient
 
     params = {"models": [ep.model], "out": str(out), "run_id": run_id, "endpoint": ep.base_url, **work.params()}
@@ -169,32 +183,32 @@ def _prefect(env: dict[str, str], ep: Endpoint, out: Path, run_id: str, work: Wo
         states = client.read_flow_run_states(fid)
         tasks = [t for t in client.read_task_runs() if t.id not in seen_tasks]
         flows = [f for f in client.read_flow_runs() if f.id not in seen_flows]
-    at = {}
+    at: dict[str, datetime] = {}
     for s in sorted(states, key=lambda s: s.timestamp):
         at.setdefault(s.type.value, s.timestamp)
     queue = (at["PENDING"] - at["SCHEDULED"]).total_seconds() if "PENDING" in at and "SCHEDULED" in at else None
     start = (at["RUNNING"] - at["PENDING"]).total_seconds() if "RUNNING" in at and "PENDING" in at else None
     in_flow = (run.end_time - run.start_time).total_seconds() if run.start_time and run.end_time else None
-    return {"wall": wall, "submit": submitted, "queue": queue, "start": start, "in_flow": in_flow,
-            "tasks": len(tasks), "flows": len(flows)}
+    return PrefectTimes(wall=wall, submit=submitted, queue=queue, start=start, in_flow=in_flow, tasks=len(tasks),
+                        flows=len(flows))
 
 
 def _s(v: float | None) -> str:
     return "?" if v is None else f"{v:.1f}s"
 
 
-def _pair_rows(ep: Endpoint, work: Workload, direct: dict[str, float], pf: dict[str, float],
+def _pair_rows(ep: Endpoint, work: Workload, direct: dict[str, float], pf: PrefectTimes,
                poll_s: float) -> list[Row]:
     n = int(direct["trials"])
-    over = pf["wall"] - direct["wall"]
+    over = pf.wall - direct["wall"]
     return [
         Row(BENCH, ep.model, f"direct: {work.label}", n=n, wall_s=direct["wall"],
             note=f"fresh process; imports {direct['wall'] - direct['work']:.1f}s, work {direct['work']:.1f}s"),
-        Row(BENCH, ep.model, f"prefect deployment run: {work.label}", n=n, wall_s=pf["wall"],
-            ratio=ratio(pf["wall"], direct["wall"]), vs="direct", per_trial=pf["tasks"] / n,
-            note=f"task runs/trial ({pf['tasks']} task runs, {pf['flows']} flow runs); submit {_s(pf['submit'])}, "
-                 f"queue {_s(pf['queue'])} (poll {poll_s:g}s), start {_s(pf['start'])}, flow {_s(pf['in_flow'])}"),
-        Row(BENCH, ep.model, f"prefect overhead: {work.label}", n=n, value=over, ratio=over / pf["wall"],
+        Row(BENCH, ep.model, f"prefect deployment run: {work.label}", n=n, wall_s=pf.wall,
+            ratio=ratio(pf.wall, direct["wall"]), vs="direct", per_trial=pf.tasks / n,
+            note=f"task runs/trial ({pf.tasks} task runs, {pf.flows} flow runs); submit {_s(pf.submit)}, "
+                 f"queue {_s(pf.queue)} (poll {poll_s:g}s), start {_s(pf.start)}, flow {_s(pf.in_flow)}"),
+        Row(BENCH, ep.model, f"prefect overhead: {work.label}", n=n, value=over, ratio=over / pf.wall,
             vs="prefect wall", note="seconds; ratio = share of the Prefect run's wall time"),
     ]
 
