@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from grace.records import Exp1Record, Exp2Record, ExtractedRecord
+from grace.records import Exp2Record
 from grace.report.load import StageData
 from grace.report.plugin import ReportPart, report_part
 from grace.serving.watch import summarize_waits
@@ -89,7 +89,7 @@ def _rows_and_dupes(sc: StageChecks, exp: str, data: StageData, expected: set[st
 
 
 def check_exp1(sc: StageChecks, data: StageData, expected_keys: set[str]) -> None:
-    recs: list[Exp1Record] = list(data.records["exp1"].values())  # type: ignore[arg-type]
+    recs = list(data.exp1.values())
     n = len(recs)
     _rows_and_dupes(sc, "exp1", data, expected_keys)
     status = Counter(r.status for r in recs)
@@ -118,7 +118,7 @@ def check_exp1(sc: StageChecks, data: StageData, expected_keys: set[str]) -> Non
 
 def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str],
                min_option_mass: float = MIN_OPTION_MASS) -> None:
-    recs: list[Exp2Record] = list(data.records["exp2"].values())  # type: ignore[arg-type]
+    recs = list(data.exp2.values())
     n = len(recs)
     _rows_and_dupes(sc, "exp2", data, expected_trials)
     status = Counter(r.status for r in recs)
@@ -161,7 +161,7 @@ def option_mass_by_question(recs: list[Exp2Record]) -> dict[str, float | None]:
 
 
 def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str], part: ReportPart) -> None:
-    recs: list[ExtractedRecord] = list(data.records["extracted"].values())  # type: ignore[arg-type]
+    recs = list(data.extracted.values())
     n = len(recs)
     _rows_and_dupes(sc, "extracted", data, exp1_keys)
     status = Counter(r.status for r in recs)
@@ -178,18 +178,17 @@ def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str], part:
 
 def agreement(sc: StageChecks, data: StageData, part: ReportPart) -> None:
     """Exp 1's stated answer vs Exp 2's argmax, over the trials where both exist (replicate 0... all)."""
-    ex = data.records.get("extracted") or {}
-    e2 = data.records.get("exp2") or {}
+    ex, e2 = data.extracted, data.exp2
     out = {}
     for fname, question in part.agreement:
         both = agree = 0
         for rec in ex.values():
-            stated = part.stated(rec.fields, fname)  # type: ignore[attr-defined]
+            stated = part.stated(rec.fields, fname)
             r2 = e2.get(rec.trial_id)
-            if stated is None or r2 is None or question not in r2.questions:  # type: ignore[attr-defined]
+            if stated is None or r2 is None or question not in r2.questions:
                 continue
             both += 1
-            agree += stated == r2.questions[question].argmax  # type: ignore[attr-defined]
+            agree += stated == r2.questions[question].argmax
         out[f"{fname}~{question}"] = {"pairs": both, "agree": agree,
                                       "rate": round(agree / both, 4) if both else None}
     sc.metrics["agreement"] = out
@@ -205,7 +204,7 @@ def run_checks(data: StageData, expected_trials: set[str], min_option_mass: floa
     part = report_part(data.study)
     exp1_keys: set[str] = set()
     if "exp1" in data.records:
-        reps = {r.replicate for r in data.records["exp1"].values()}  # type: ignore[attr-defined]
+        reps = {r.replicate for r in data.exp1.values()}
         exp1_keys = {f"{t}#{r}" for t in expected_trials for r in (reps or {0})}
         check_exp1(sc, data, exp1_keys)
     else:

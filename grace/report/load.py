@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -27,6 +27,26 @@ class StageData:
     done_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment -> key -> lines not "error"
     conditions: pd.DataFrame | None = None  # trial_id + design columns
     server_waits: list[dict[str, Any]] = field(default_factory=list)  # server-waits.jsonl (grace.serving.watch)
+
+    # Each experiment's records as their own type (FILES: each checkpoint is read with its record type).
+    @property
+    def exp1(self) -> dict[str, Exp1Record]:
+        return _of(self.records.get("exp1"), Exp1Record)
+
+    @property
+    def exp2(self) -> dict[str, Exp2Record]:
+        return _of(self.records.get("exp2"), Exp2Record)
+
+    @property
+    def extracted(self) -> dict[str, ExtractedRecord]:
+        return _of(self.records.get("extracted"), ExtractedRecord)
+
+
+R = TypeVar("R", bound=Record)
+
+
+def _of(records: dict[str, Record] | None, kind: type[R]) -> dict[str, R]:
+    return {k: r for k, r in (records or {}).items() if isinstance(r, kind)}
 
 
 FILES: dict[str, tuple[str, type[Record]]] = {

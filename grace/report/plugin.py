@@ -58,8 +58,8 @@ def extracted_frame(data: StageData, columns: Callable[[dict[str, Any]], dict[st
                     ) -> pd.DataFrame:
     """trial_id, status and `columns(fields)` (a dict with the keys `names`) per extracted record, with the design
     cell columns joined."""
-    rows = [{"trial_id": rec.trial_id, "status": rec.status, **columns(rec.fields)}  # type: ignore[attr-defined]
-            for rec in (data.records.get("extracted") or {}).values()]
+    rows = [{"trial_id": rec.trial_id, "status": rec.status, **columns(rec.fields)}
+            for rec in data.extracted.values()]
     return with_conditions(pd.DataFrame(rows, columns=["trial_id", "status", *names]), data)
 
 

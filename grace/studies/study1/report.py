@@ -31,12 +31,12 @@ def bets_frame(data: StageData) -> pd.DataFrame:
 
 def exp2_frame(data: StageData, question: str) -> pd.DataFrame | None:
     """trial_id, p0..p3 (Exp 2's option probabilities of `question`) and the design cell, per scored trial."""
-    recs = data.records.get("exp2")
+    recs = data.exp2
     if not recs:
         return None
     rows = []
     for rec in recs.values():
-        q = rec.questions.get(question)  # type: ignore[attr-defined]
+        q = rec.questions.get(question)
         if q is not None:
             rows.append({"trial_id": rec.trial_id, **{f"p{s}": q.probs.get(s, np.nan) for s in STATES}})
     return with_conditions(pd.DataFrame(rows), data) if rows else None
