@@ -9,7 +9,7 @@ import re
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeGuard, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +21,11 @@ Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 Quantization = Literal["awq", "awq_marlin", "gptq", "fp8", "mxfp4", "bitsandbytes"]
 ProfileName = Literal["local", "rtx3090", "a100"]
 PROFILES: tuple[ProfileName, ...] = get_args(ProfileName)
+
+
+def is_profile(name: str) -> TypeGuard[ProfileName]:
+    """A known profile name: a string from the command line or a caller, narrowed to ProfileName."""
+    return name in PROFILES
 ExperimentName = Literal["exp1", "exp2"]
 EXPERIMENTS: tuple[ExperimentName, ...] = get_args(ExperimentName)
 # How Exp 2 reads the options' log-probabilities: "server", one next-token read per node of the options' token
@@ -204,12 +209,10 @@ class ModelConfig(Strict):
         return bool(self.local_path) or bool(COMMIT.match(self.revision))
 
     def profile(self, name: str) -> Profile:
-        try:
-            return self.profiles[name]  # type: ignore[index]
-        except KeyError:
-            raise ConfigError(
-                f"model {self.name!r} has no profile {name!r} (it has: {', '.join(self.profiles)})"
-            ) from None
+        prof = self.profiles.get(name) if is_profile(name) else None
+        if prof is None:
+            raise ConfigError(f"model {self.name!r} has no profile {name!r} (it has: {', '.join(self.profiles)})")
+        return prof
 
     @property
     def weights(self) -> str:

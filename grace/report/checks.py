@@ -132,7 +132,7 @@ def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str],
             questions[q] += 1
             if not probs_valid(scores.probs):
                 bad += 1
-            elif scores.argmax != max(scores.probs, key=scores.probs.get):  # type: ignore[arg-type]
+            elif scores.argmax != max(scores.probs, key=scores.probs.__getitem__):
                 bad_argmax += 1
     sc.add("exp2", "probabilities", bad == 0, f"{bad} question scores with probabilities outside [0,1] or not "
            f"summing to 1")

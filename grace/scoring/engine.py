@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -37,7 +38,7 @@ SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say 
 REJECTED = ("rejected", "context_overflow")
 
 
-def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial, chat_form: str = "native"
+def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial, chat_form: SystemPrompt = "native"
                  ) -> list[EncodedQuestion]:
     return [encode_question(tokenizer, adapted(q, chat_form)) for q in study.exp2_questions(trial)]
 
@@ -46,11 +47,22 @@ async def render_trial(renderer: Renderer, study: Study, trial: Trial) -> list[E
     return [await renderer.encode(q) for q in study.exp2_questions(trial)]
 
 
-def _base(trial: Trial, study: Study, model: str, revision: str, path: str, chat_form: str = "native"
-          ) -> dict[str, Any]:
+class _Common(TypedDict):
+    """What every Exp 2 record of a trial carries, whatever its outcome (`Exp2Record(**common, ...)`)."""
+
+    trial_id: str
+    model: str
+    model_revision: str
+    study: str
+    prompt_version: str
+    path: ScoringPath
+    started_at: datetime
+
+
+def _base(trial: Trial, study: Study, model: str, revision: str, path: ScoringPath,
+          chat_form: SystemPrompt = "native") -> _Common:
     return {"trial_id": trial["trial_id"], "model": model, "model_revision": revision, "study": study.name,
-            "prompt_version": versioned(study.exp2_prompt_version, chat_form),  # type: ignore[arg-type]
-            "path": path, "started_at": now()}
+            "prompt_version": versioned(study.exp2_prompt_version, chat_form), "path": path, "started_at": now()}
 
 
 def build_questions(encoded: list[EncodedQuestion], token_lps: list[dict[str, list[float]]]) -> dict[str, OptionScores]:
@@ -171,7 +183,7 @@ class InProcessScoring(_Exp2, LocalStage[Trial, Exp2Record]):
         self.model_path, self.model, self.revision = model_path, model, revision
         self.batch_size, self.tokenizer, self.form, self.scorer = batch_size, tokenizer, chat_form, scorer
 
-    def _base(self, trial: Trial) -> dict[str, Any]:
+    def _base(self, trial: Trial) -> _Common:
         return _base(trial, self.study, self.model, self.revision, "inprocess", self.form)
 
     def work(self, todo: list[Trial], write: Write[Exp2Record], progress: Progress | None) -> int:

@@ -50,8 +50,7 @@ class InProcessScorer:
             self.model: Any = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=getattr(torch, dtype))
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot load the model from {model_path}: {str(e).splitlines()[0]}") from None
-        # transformers declares .to as @wraps(torch.nn.Module.to): its type keeps the unbound `self` parameter
-        self.model.to(device).eval()  # type: ignore[arg-type]
+        self.model.to(device).eval()  # type: ignore[arg-type]  # transformers: .to is @wraps(Module.to), self unbound
         self.device = device
         self.batch_size = batch_size
         self.max_len = max_len or int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None

@@ -21,7 +21,7 @@ import httpx
 
 from grace.chat import adapt
 from grace.client import RequestFailed, post_json
-from grace.config import Retry
+from grace.config import Retry, SystemPrompt
 from grace.scoring.errors import ScoringError
 from grace.scoring.harmony import HarmonyRenderer
 from grace.scoring.tokenize import EncodedQuestion, Tokenizer, check_options, encode_question
@@ -41,7 +41,7 @@ class TokenizerRenderer:
     the server gate, where the scoring's own requests must be the stage's first). The in-process path encodes with
     the same functions (grace.scoring.engine.encode_trial)."""
 
-    def __init__(self, tokenizer: Tokenizer, chat_form: str = "native") -> None:
+    def __init__(self, tokenizer: Tokenizer, chat_form: SystemPrompt = "native") -> None:
         self.tokenizer = tokenizer
         self.chat_form = chat_form
 
@@ -49,8 +49,8 @@ class TokenizerRenderer:
         return encode_question(self.tokenizer, adapted(question, self.chat_form))
 
 
-def adapted(question: Question, chat_form: str) -> Question:
-    return Question(question.name, adapt(question.messages, chat_form), question.options)  # type: ignore[arg-type]
+def adapted(question: Question, chat_form: SystemPrompt) -> Question:
+    return Question(question.name, adapt(question.messages, chat_form), question.options)
 
 
 class ServerRenderer:

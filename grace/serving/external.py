@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from types import TracebackType
 
-from grace.config import ModelConfig
+from grace.config import ModelConfig, is_profile
 from grace.serving.base import Endpoint, wait_ready
 from grace.serving.inspect import inspect_endpoint
 from grace.serving.watch import DEFAULT_RESTART_WAIT_S, HealthWatch
@@ -22,7 +22,7 @@ class ExternalServer:
                  ready_timeout_s: float = 30, batch_slots: int | None = None, profile: str | None = None,
                  restart_timeout_s: float = DEFAULT_RESTART_WAIT_S) -> None:
         if isinstance(model, ModelConfig):
-            prof = model.profiles.get(profile) if profile else None  # type: ignore[call-overload]
+            prof = model.profiles.get(profile) if profile and is_profile(profile) else None
             endpoint = Endpoint.of(base_url, model, batch_slots=batch_slots, profile=prof)
         else:
             endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), model, revision, batch_slots=batch_slots)

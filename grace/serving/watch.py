@@ -251,7 +251,8 @@ class Gate:
         t0 = time.monotonic()
         started = datetime.now(UTC).isoformat(timespec="seconds")
         timeout = self.watch.restart_timeout_s
-        away, reason, outcome = False, "", "back"
+        away, reason = False, ""
+        outcome: Literal["back", "lost", "rejected"] = "back"
         try:
             while True:
                 try:
@@ -277,7 +278,7 @@ class Gate:
         finally:
             waited = time.monotonic() - t0
             if away or outcome != "back":
-                self.waits.append(Wait(outcome, reason, round(waited, 2), self._paused, started))  # type: ignore[arg-type]
+                self.waits.append(Wait(outcome, reason, round(waited, 2), self._paused, started))
                 if outcome == "back":
                     log.warning("server %s back after %.1f s: %d paused requests resume", self.endpoint.base_url,
                                 waited, self._paused)

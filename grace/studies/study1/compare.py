@@ -154,11 +154,12 @@ def knowledge_results(bets: Bets, human: Study1Human, n_boot: int,
         out.append(KnowledgeResult(access=access, n_trials=int(vals.size), model_mean=mean, model_ci=ci,
                                    human_mean=hm, human_sd=hsd,
                                    difference=None if mean is None or hm is None else mean - hm))
-    both = [k for k in out if k.model_mean is not None and k.human_mean is not None]
+    both = [(k.access, k.model_mean, k.human_mean) for k in out
+            if k.model_mean is not None and k.human_mean is not None]
     if len(both) < 2:
         return out, None
-    order_model = [k.access for k in sorted(both, key=lambda k: k.model_mean)]  # type: ignore[arg-type,return-value]
-    order_human = [k.access for k in sorted(both, key=lambda k: k.human_mean)]  # type: ignore[arg-type,return-value]
+    order_model = [access for access, _, _ in sorted(both, key=lambda b: b[1])]
+    order_human = [access for access, _, _ in sorted(both, key=lambda b: b[2])]
     return out, order_model == order_human
 
 

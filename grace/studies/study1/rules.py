@@ -399,8 +399,8 @@ def extract_study1(response: str | None, finish_reason: str | None = None) -> Ru
             if not bad:
                 missing.append(name)
             continue
-        if name == "probabilities":
-            raw, unit = value  # type: ignore[misc]  # _Field keeps values as object; here parse_probabilities' pair
+        if name == "probabilities" and isinstance(value, tuple):  # parse_probabilities' (numbers, unit)
+            raw, unit = value
             probs, pflag = _probability_fields(raw, unit, notes)
             fields.update(probs or {})
             flagged |= pflag

@@ -49,8 +49,8 @@ def _drop_option_list(text: str) -> tuple[str, bool]:
     """The text without an echoed option list (4+ lines, each only one different utterance)."""
     lines = text.splitlines()
     only = [i for i, ln in enumerate(lines)
-            if ln.strip() and _LIST_LINE.match(ln) and len(utterances_in(ln)) == 1
-            and _UTT.fullmatch(_LIST_LINE.match(ln).group("u").strip())]  # type: ignore[union-attr]
+            if ln.strip() and (item := _LIST_LINE.match(ln)) and len(utterances_in(ln)) == 1
+            and _UTT.fullmatch(item.group("u").strip())]
     if len({utterances_in(lines[i])[0] for i in only}) < _ECHO_MIN:
         return text, False
     return "\n".join(ln for i, ln in enumerate(lines) if i not in set(only)), True
