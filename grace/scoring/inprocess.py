@@ -50,7 +50,7 @@ class InProcessScorer:
             self.model: Any = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=getattr(torch, dtype))
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot load the model from {model_path}: {str(e).splitlines()[0]}") from None
-        self.model.to(device).eval()  # type: ignore[arg-type]  # transformers: .to is @wraps(Module.to), self unbound
+        self.model.to(device).eval()
         self.device = device
         self.batch_size = batch_size
         self.max_len = max_len or int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
