@@ -21,11 +21,6 @@ Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 Quantization = Literal["awq", "awq_marlin", "gptq", "fp8", "mxfp4", "bitsandbytes"]
 ProfileName = Literal["local", "rtx3090", "a100"]
 PROFILES: tuple[ProfileName, ...] = get_args(ProfileName)
-
-
-def is_profile(name: str) -> TypeGuard[ProfileName]:
-    """A known profile name: a string from the command line or a caller, narrowed to ProfileName."""
-    return name in PROFILES
 ExperimentName = Literal["exp1", "exp2"]
 EXPERIMENTS: tuple[ExperimentName, ...] = get_args(ExperimentName)
 # How Exp 2 reads the options' log-probabilities: "server", one next-token read per node of the options' token
@@ -34,6 +29,13 @@ EXPERIMENTS: tuple[ExperimentName, ...] = get_args(ExperimentName)
 ScoringPath = Literal["server", "inprocess", "per-option"]
 SCORING_PATHS: tuple[ScoringPath, ...] = get_args(ScoringPath)
 SERVER_PATHS: tuple[ScoringPath, ...] = ("server", "per-option")
+
+
+def is_profile(name: str) -> TypeGuard[ProfileName]:
+    """A known profile name: a string from the command line or a caller, narrowed to ProfileName."""
+    return name in PROFILES
+
+
 GPU_PRODUCTS = {
     "rtx3090": ["NVIDIA-GeForce-RTX-3090"],
     "a100": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"],

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grace.config import ScoringPath
 from grace.statuses import Exp1Status, Exp2Status, ExtractionStatus, RecordStatus
 
-ExtractionMethod = Literal["rules", "llm", "none"]  # none: nothing to read (the Exp 1 request failed)
+ExtractionMethod = Literal["rules", "llm", "none"]  # what settled an extracted record
 
 
 def now() -> datetime:

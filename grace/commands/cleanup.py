@@ -39,10 +39,11 @@ def delete_labelled(api: client.ApiClient, settings: ClusterSettings, run_id: st
     """Delete (or list) Jobs, Deployments, Services, Pods and, if asked, PVCs; the 'Kind/name' handled."""
     core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
     ns, sel = settings.namespace, selector(settings, run_id)
-    kinds: list[SweepKind] = [("Job", batch.list_namespaced_job, batch.delete_namespaced_job),
-             ("Deployment", apps.list_namespaced_deployment, apps.delete_namespaced_deployment),
-             ("Service", core.list_namespaced_service, core.delete_namespaced_service),
-             ("Pod", core.list_namespaced_pod, core.delete_namespaced_pod)]
+    kinds: list[SweepKind] = [
+        ("Job", batch.list_namespaced_job, batch.delete_namespaced_job),
+        ("Deployment", apps.list_namespaced_deployment, apps.delete_namespaced_deployment),
+        ("Service", core.list_namespaced_service, core.delete_namespaced_service),
+        ("Pod", core.list_namespaced_pod, core.delete_namespaced_pod)]
     if include_pvcs:
         kinds.append(("PersistentVolumeClaim", core.list_namespaced_persistent_volume_claim,
                       core.delete_namespaced_persistent_volume_claim))
