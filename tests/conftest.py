@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,6 +121,29 @@ def test_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         e["retry"] = {"attempts": 2, "backoff_initial_s": 0.1, "backoff_max_s": 0.5, "request_timeout_s": 60}
     (d / "experiments.yaml").write_text(yaml.safe_dump(exp, sort_keys=False))
     return d
+
+
+def _prefect_console_handlers() -> list[logging.StreamHandler[Any]]:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(x, logging.Logger))]
+    return [h for lg in loggers for h in lg.handlers if isinstance(h, PrefectConsoleHandler)]
+
+
+@pytest.fixture(autouse=True)
+def _prefect_console_outlives_capture() -> Iterator[None]:
+    """A flow run in this process under `capfd` can leave Prefect's console handlers writing to capfd's stream,
+    which is closed after that test: the next in-process flow run then fails inside Prefect's logging. After each
+    test, a handler left on a closed stream writes to the stream of before the test again."""
+    before = sys.stderr
+    yield
+    if "prefect.logging.handlers" not in sys.modules:
+        return
+    for h in _prefect_console_handlers():
+        if getattr(h.stream, "closed", False):
+            h.stream = before  # not setStream: it flushes the closed one first
+            h.console.file = before  # type: ignore[attr-defined]  # PrefectConsoleHandler's rich Console
 
 
 @pytest.fixture(scope="session")
