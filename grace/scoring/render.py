@@ -24,7 +24,7 @@ from grace.client import RequestFailed, post_json
 from grace.config import Retry, SystemPrompt
 from grace.scoring.errors import ScoringError
 from grace.scoring.harmony import HarmonyRenderer
-from grace.scoring.tokenize import EncodedQuestion, Tokenizer, check_options, encode_question
+from grace.scoring.tokenize import EncodedQuestion, check_options
 from grace.serving.base import Endpoint
 from grace.statuses import ScoringFailure
 from grace.studies import Question
@@ -34,19 +34,6 @@ TAIL = 16  # prompt tokens that decide how an option tokenizes after them (the g
 
 class Renderer(Protocol):
     async def encode(self, question: Question) -> EncodedQuestion: ...
-
-
-class TokenizerRenderer:
-    """A local transformers tokenizer's chat template, for the server path without /tokenize requests (the tests of
-    the server gate, where the scoring's own requests must be the stage's first). The in-process path encodes with
-    the same functions (grace.scoring.engine.encode_trial)."""
-
-    def __init__(self, tokenizer: Tokenizer, chat_form: SystemPrompt = "native") -> None:
-        self.tokenizer = tokenizer
-        self.chat_form = chat_form
-
-    async def encode(self, question: Question) -> EncodedQuestion:
-        return encode_question(self.tokenizer, adapted(question, self.chat_form))
 
 
 def adapted(question: Question, chat_form: SystemPrompt) -> Question:
