@@ -35,6 +35,7 @@ from grace.config import Retry
 from grace.progress import Progress
 from grace.records import Record
 from grace.serving.base import Endpoint
+from grace.serving.metrics import Utilization
 from grace.serving.watch import Gate, StageStopped, record_waits
 
 T = TypeVar("T")  # a work item
@@ -60,6 +61,7 @@ class StageResult:
     tables: list[Path] = field(default_factory=list)
     load_report: LoadReport | None = None
     waits: list[dict[str, Any]] = field(default_factory=list)  # this call's pauses for the server (watch.Wait)
+    utilization: Utilization | None = None  # the server's load during this call (grace.serving.metrics)
 
     @property
     def waited_s(self) -> float:

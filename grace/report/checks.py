@@ -15,6 +15,7 @@ from typing import Any
 from grace.records import Exp2Record
 from grace.report.load import StageData
 from grace.report.plugin import ReportPart, report_part
+from grace.serving.metrics import read_utilization
 from grace.serving.watch import summarize_waits
 
 MAX_ERROR_RATE = 0.01  # Exp 1 / Exp 2 requests that failed for good
@@ -218,7 +219,24 @@ def run_checks(data: StageData, expected_trials: set[str], min_option_mass: floa
     if "extracted" in data.records and "exp2" in data.records:
         agreement(sc, data, part)
     server_waits(sc, data)
+    server_load(sc, data)
     return sc
+
+
+def server_load(sc: StageChecks, data: StageData) -> None:
+    """How busy each stage kept its server (grace.serving.metrics): below the configured share it is a warning
+    with the likely cause, not a verdict on the data."""
+    loads = read_utilization(data.path)
+    for exp, u in sorted(loads.items()):
+        if u.busy_share is None:
+            continue
+        detail = (f"busy {u.busy_share:.1%} of {u.batch_slots} batch slots (mean {u.running_mean:.1f} requests "
+                  f"running, {u.waiting_mean:.1f} waiting; {u.generation_tokens_per_s:.0f} output tok/s)")
+        if u.low:
+            detail += f"; below {u.min_busy_share:.0%}: {u.cause}"
+        sc.add("extracted" if exp == "extract" else exp, "server busy", not u.low, detail, fatal=False)
+    if loads:
+        sc.metrics["utilization"] = {exp: u.model_dump(mode="json") for exp, u in sorted(loads.items())}
 
 
 def server_waits(sc: StageChecks, data: StageData) -> None:
