@@ -122,7 +122,7 @@ def flow_run_job(kube: FakeKube, settings: ClusterSettings) -> tuple[dict[str, A
     job = post(kube, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
         "name": "jdoe-grace-flow-x7k2p", "namespace": NS, "labels": {"app.kubernetes.io/part-of": "grace"}},
         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{
-            "name": "flow-runner", "image": settings.images.runner, "args": ["prefect", "flow-run", "execute"]}]}}}})
+            "name": "prefect-job", "image": settings.images.runner, "args": ["prefect", "flow-run", "execute"]}]}}}})
     pod = next(p for p in kube.objects("Pod", NS) if p["metadata"]["labels"].get("job-name") == job["metadata"]["name"])
     return job, pod["metadata"]["name"]
 
@@ -157,6 +157,37 @@ def test_server_owned_by_the_flow_run_job_goes_with_it(kube: FakeKube, cfg: Conf
     collected = {(e.kind, e.name) for e in kube.log if e.verb == "gc-delete"}
     assert {("Deployment", s.name), ("Service", s.name), ("Pod", pod)} <= collected
     assert denied(kube.requests[n:n + 3], RUNNER_RULES) == []
+
+
+def test_the_work_pools_flow_run_job_tells_its_pod_who_it_is(kube: FakeKube, cfg: Config, settings: ClusterSettings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Job a Kubernetes worker makes from deployments/kubernetes/base-job-template.json (rendered by
+    prefect-kubernetes itself) gives its pod GRACE_POD_NAME / GRACE_POD_NAMESPACE (downward API) beside Prefect's
+    own variables; created as the worker does, the server's owner is that very Job."""
+    import asyncio
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
+
+    template = json.loads((ROOT / "deployments" / "kubernetes" / "base-job-template.json").read_text())
+    conf = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(template, {}))
+    conf.prepare_for_flow_run(FlowRun(flow_id=uuid.uuid4(), name="brave-fox"))
+    manifest = conf.job_manifest
+    env = {e["name"]: e for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GRACE_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["GRACE_POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert "PREFECT__FLOW_RUN_ID" in env and env["GRACE_HOME"]["value"] == "/app", "the worker's env is kept too"
+    kube.job_outcome = lambda job: JobRun(forever=True)
+    job = post(kube, manifest)  # generateName: the API server names it
+    pod = next(p for p in kube.objects("Pod", NS) if p["metadata"]["labels"]["job-name"] == job["metadata"]["name"])
+    monkeypatch.setenv("GRACE_POD_NAME", pod["metadata"]["name"])  # what the downward API gives the pod
+    monkeypatch.setenv("GRACE_POD_NAMESPACE", NS)
+    s = server(kube, cfg, settings)
+    s._create()
+    assert s.owner == {"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+                       "uid": job["metadata"]["uid"]}
+    s.stop()
 
 
 def test_outside_a_pod_no_owner_but_a_lease_renewed_until_teardown(kube: FakeKube, cfg: Config,

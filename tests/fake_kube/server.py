@@ -543,7 +543,10 @@ class FakeKube:
                 if bad:
                     self._status(422, "Invalid", bad)
                     return
-                obj_name = body["metadata"]["name"]
+                meta = body["metadata"]
+                if not meta.get("name") and meta.get("generateName"):  # the API server picks the suffix
+                    meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+                obj_name = meta["name"]
                 with fake.lock:
                     bucket = fake._bucket(kind, ns)
                     if obj_name in bucket:
