@@ -79,13 +79,13 @@ def stop_run_servers(flow: Any, flow_run: FlowRun, state: Any) -> None:
 
 
 def plan_of(cfg: Config, params: RunParams, models: list[str] | None) -> Plan:
-    return make_plan(cfg, models=models, studies=list(params.studies), experiments=list(params.experiments),
+    return make_plan(cfg, models=models, studies=params.study_objects(cfg), experiments=list(params.experiments),
                      sample=params.sample, profile=params.profile, limit=params.limit, max_tokens=params.max_tokens,
                      concurrency=params.concurrency)
 
 
-def key_of(params: RunParams) -> dict[str, Any]:
-    return plan_key(studies=list(params.studies), experiments=list(params.experiments), sample=params.sample,
+def key_of(cfg: Config, params: RunParams) -> dict[str, Any]:
+    return plan_key(studies=params.study_names(cfg), experiments=list(params.experiments), sample=params.sample,
                     limit=params.limit, max_tokens=params.max_tokens, profile=params.profile)
 
 
@@ -95,7 +95,7 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
     cfg = load_config()
     plan = plan_of(cfg, params, [model])
     run = RunFolder(Path(run_dir))
-    key = key_of(params)
+    key = key_of(cfg, params)
     if model_done(run, model, key):
         print(f"{model}: already complete in {run.root}, skipped")
         return done_stages(run, model)
@@ -149,9 +149,10 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
     out: list[dict[str, Any]] = []
     with reach as source:
         for m in todo:
-            for study in params.studies:
+            for study in params.study_objects(cfg):
                 out.append(extract_task.with_options(retries=params.task_retries)(
-                    source, m, study, run.stage_dir(m, study), extraction, cfg.experiment(study, "exp1").retry))
+                    source, m, study, run.stage_dir(m, study.name), extraction,
+                    cfg.experiment(study.name, "exp1").retry))
             mark_extraction_done(run, m, name)
     return out
 
@@ -187,15 +188,15 @@ def grace(
     run = study_folder(out, study_id) if study_id else RunFolder((Path(out) / rid).resolve())
     names = [m.name for m in plan.models]
     meta = {"models": names, **params.model_dump(mode="json", exclude={"models"}),
-            "flow_run_id": str(current_run.id)}
+            "studies": params.study_names(cfg), "flow_run_id": str(current_run.id)}
     if study_id:
         check_same_plan(run, study_id, meta)
-        if nothing_left(run, names, key_of(params)):
+        if nothing_left(run, names, key_of(cfg, params)):
             logger.info("study %s: every model is done in %s: nothing left to do", study_id, run.root)
             return Completed(message=f"study {study_id}: {NOTHING_LEFT} ({run.root})",
                              data={"run_dir": str(run.root), "stages": []})
     run.begin(cfg, meta, overwrite=overwrite, resume=bool(study_id))  # a completed folder is not re-entered unasked
-    logger.info("run %s: %d model(s) x %s x %s -> %s", rid, len(names), params.studies, params.experiments,
+    logger.info("run %s: %d model(s) x %s x %s -> %s", rid, len(names), meta["studies"], params.experiments,
                 run.root)
     summaries: list[dict[str, Any]] = []
     failures: dict[str, str] = {}

@@ -35,7 +35,7 @@ from grace.serving import Endpoint, ExternalServer, LocalVLLMServer, ManagedServ
 from grace.serving.managed import Backend
 from grace.serving.watch import read_waits, summarize_waits
 from grace.stage import StageResult
-from grace.studies import Study, Trial, get_study
+from grace.studies import Study, Trial
 
 
 class StageIncomplete(GraceError):
@@ -56,7 +56,7 @@ class StageJob:
 class ExtractionJob:
     """One model x study's extraction: its stage folder, and the retry settings of the LLM stage's requests."""
 
-    study: str
+    study: Study
     stage_dir: Path
     retry: Retry
 
@@ -91,15 +91,15 @@ class Plan:
         """Each study's extraction of the model's Exp 1 replies (none when the plan has no Exp 1)."""
         if "exp1" not in self.experiments:
             return []
-        return [ExtractionJob(name, run.stage_dir(model, name), cfg.experiment(name, "exp1").retry)
-                for name in self.studies]
+        return [ExtractionJob(study, run.stage_dir(model, name), cfg.experiment(name, "exp1").retry)
+                for name, (study, _trials, _path) in self.studies.items()]
 
 
 def make_plan(
     cfg: Config,
     *,
     models: list[str] | None,
-    studies: list[str],
+    studies: list[Study],
     experiments: list[str],
     sample: bool,
     profile: str,
@@ -107,7 +107,8 @@ def make_plan(
     max_tokens: int | None = None,
     concurrency: int | None = None,
 ) -> Plan:
-    """Check everything a run needs (models, profile, studies, every input row) before anything starts."""
+    """Check everything a run needs (models, profile, studies, every input row) before anything starts. The
+    studies are objects: their names were looked up at the edge (the flow's parameter checks, the command line)."""
     if not studies:
         raise ConfigError("no studies chosen")
     unknown = [e for e in experiments if e not in EXPERIMENTS]
@@ -115,12 +116,11 @@ def make_plan(
         raise ConfigError(f"unknown experiment(s) {unknown or experiments} (known: {', '.join(EXPERIMENTS)})")
     chosen = cfg.models_for(profile, models)
     loaded = {}
-    for name in studies:
-        study = get_study(name)
-        path = cfg.study_file(name, sample=sample)
+    for study in studies:
+        path = cfg.study_file(study.name, sample=sample)
         for e in experiments:
-            cfg.experiment(name, e)
-        loaded[name] = (study, study.load(path, limit=limit), path)
+            cfg.experiment(study.name, e)
+        loaded[study.name] = (study, study.load(path, limit=limit), path)
     return Plan(chosen, loaded, list(experiments), profile,
                 {"max_tokens": max_tokens, "concurrency": concurrency})
 
@@ -206,7 +206,7 @@ def own_server_extraction(extraction: ExtractionConfig) -> ExtractionConfig:
     return extraction if own else extraction.model_copy(update={"llm_fallback": False})
 
 
-def run_extraction(source: ManagedServer | Endpoint | None, study: str, stage_dir: Path,
+def run_extraction(source: ManagedServer | Endpoint | None, study: Study, stage_dir: Path,
                    settings: ExtractionConfig, retry: Retry, progress: Progress | None = None
                    ) -> tuple[ExtractSummary, Endpoint | None]:
     """One model x study's extraction: the rules, then, when `settings` enable it, the LLM stage on `source` (the

@@ -233,8 +233,8 @@ def _extract(endpoint: Endpoint, picked: dict[str, tuple[Study, list[Trial]]], f
              report: PreflightReport, extraction: ExtractionConfig | None) -> None:
     settings = extraction or ExtractionConfig()
     read, total, errors = 0, 0, 0
-    for name in picked:
-        summary = extract_stage(folder / name, name, endpoint if settings.llm_fallback else None,
+    for name, (study, _trials) in picked.items():
+        summary = extract_stage(folder / name, study, endpoint if settings.llm_fallback else None,
                                 concurrency=settings.concurrency, max_tokens=settings.max_tokens)
         total += summary.total
         read += summary.status.get("ok", 0)

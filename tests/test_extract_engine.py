@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import pandas as pd
 import pytest
 
 from grace.cli import main
-from grace.extract import Reply, extract_rows, extract_stage
+from grace.extract import extract_stage
 from grace.extract.models import schema_for, schema_path
 from grace.records import Exp1Record, ExtractedRecord
+from grace.studies.registry import get_study
 
 S1_OK = "Initial Answer: 2\nProbabilities: 0: 10%, 1: 20%, 2: 30%, 3: 40%\nKnowledge: yes\nShe saw them all."
 S1_PARTIAL = "Initial Answer: 2\nProbabilities: 0: 10%, 1: 20%, 2: 30%, 3: 20%\nKnowledge: no"
@@ -20,7 +22,7 @@ S1_PARTIAL = "Initial Answer: 2\nProbabilities: 0: 10%, 1: 20%, 2: 30%, 3: 20%\n
 
 @pytest.mark.parametrize("study", ["study1", "study2"])
 def test_committed_schema_matches_models(study: str) -> None:
-    assert json.loads(schema_path(study).read_text()) == schema_for(study)
+    assert json.loads(schema_path(study).read_text()) == schema_for(get_study(study))
 
 
 def test_cli_csv_contract(tmp_path: Path) -> None:
@@ -98,7 +100,7 @@ def test_extract_stage_writes_records_and_table(tmp_path: Path) -> None:
     (tmp_path / "exp1.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in recs))
     pd.DataFrame({"trial_id": ["s-1", "s-2", "s-3", "s-4"], "replicate": [0] * 4, "access": ["3", "2", "1", "3"],
                   "observe": ["1", "2", "1", "3"]}).to_parquet(tmp_path / "exp1.parquet")
-    summary = extract_stage(tmp_path, "study1")
+    summary = extract_stage(tmp_path, get_study("study1"))
     lines = (tmp_path / "extracted.jsonl").read_text().splitlines()
     out = [ExtractedRecord.model_validate_json(x) for x in lines]
     assert [r.trial_id for r in out] == ["s-1", "s-2", "s-3", "s-4"]
@@ -117,6 +119,6 @@ def test_extract_stage_writes_records_and_table(tmp_path: Path) -> None:
     assert main(["extract", "--study", "study1", "--stage", str(tmp_path / "nope")]) == 2
 
 
-def test_extract_rows_unknown_study() -> None:
-    with pytest.raises(ValueError):
-        extract_rows("study9", [Reply("x")])
+def test_extraction_of_a_study_without_rules(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no extraction rules for study 'study1'"):
+        extract_stage(tmp_path, dataclasses.replace(get_study("study1"), extraction=None))

@@ -16,7 +16,7 @@ import pytest
 from grace.config import Config, ExperimentConfig, Retry
 from grace.query import run_exp1_sync
 from grace.serving import Endpoint
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from tests.conftest import vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 

@@ -28,12 +28,13 @@ import pytest
 
 from grace.config import Config, ExperimentConfig, Retry
 from grace.extract import Reply, extract_rows
+from grace.extract.plugin import extraction_of
 from grace.query import run_exp1_sync
 from grace.scoring import run_exp2_sync
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
 from grace.serving.local import free_port
 from grace.serving.watch import FAIL_FAST_AFTER, RequestsRejected, ServerLost, read_waits
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from tests.conftest import ROOT, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 
@@ -264,7 +265,7 @@ def test_extraction_waits_through_a_dark_server(cfg: Config, toy_server: Endpoin
 
         t = threading.Thread(target=outage, daemon=True)
         t.start()
-        out, summary = extract_rows("study2", replies, ep, concurrency=2, max_tokens=24,
+        out, summary = extract_rows(extraction_of(get_study("study2")), replies, ep, concurrency=2, max_tokens=24,
                                     retry=Retry(attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5))
         t.join(timeout=10)
     assert marks and proxy.injected["down"] > 0

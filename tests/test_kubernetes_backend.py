@@ -28,7 +28,7 @@ from grace.query import run_exp1_sync
 from grace.serving.base import Endpoint
 from grace.serving.kubernetes import KubernetesServer, api_client_from_env
 from grace.serving.watch import ServerLost, read_waits
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from tests.fake_kube import FakeKube, Scenario
 from tests.support.fault_proxy import FaultProxy, Faults
 from tests.support.rbac import denied

@@ -13,7 +13,7 @@ from grace.config import Config
 from grace.paths import cache_dir
 from grace.scoring.tokenize import encode_question
 from grace.scoring.vocab import quicktok_encoding, saved_tokenizer
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from grace.studies.study2 import UTTERANCES
 from tests.support.templates import LLAMA31
 

@@ -23,10 +23,10 @@ from grace.commands.common import config_from
 from grace.config import ExtractionConfig, ExtractionEndpoint
 from grace.errors import DataError, UserInputError
 from grace.extract import Reply, extract_rows, extract_stage
-from grace.extract.evaluate import evaluate, report_lines
+from grace.extract.evaluate import annotated_study, evaluate, report_lines
 from grace.extract.extractor import external_endpoint
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
-from grace.studies import described, get_study
+from grace.studies.registry import STUDIES, described, get_study
 
 RESERVED = ("trial_id", "status", "method")
 
@@ -127,10 +127,9 @@ def _endpoint(args: argparse.Namespace) -> AbstractContextManager[Endpoint | Non
 
 
 def extract(args: argparse.Namespace) -> int:
-    s = get_study(args.study)
-    if s.extraction is None:
-        raise UserInputError(f"no extraction schema for study {s.name!r}")
-    study = s.name
+    study = get_study(args.study)
+    if study.extraction is None:
+        raise UserInputError(f"no extraction schema for study {study.name!r}")
     cfg = config_from(args)
     ex = cfg.experiments_file.extraction
     server = _endpoint(args)
@@ -151,7 +150,8 @@ def extract(args: argparse.Namespace) -> int:
     replies = [Reply(r["response"], r.get("finish_reason") if isinstance(r.get("finish_reason"), str) else None)
                for r in rows]
     with server as ep:
-        results, summary = extract_rows(study, replies, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
+        results, summary = extract_rows(study.extraction, replies, ep, concurrency=ex.concurrency,
+                                        max_tokens=ex.max_tokens)
     with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for row, res in zip(rows, results, strict=True):
             fh.write(json.dumps(output_record(row, res.fields, res.status, res.method), default=str) + "\n")
@@ -161,6 +161,7 @@ def extract(args: argparse.Namespace) -> int:
 
 
 def extract_eval(args: argparse.Namespace) -> int:
+    study = get_study(args.study) if args.study else annotated_study(STUDIES.values())
     cfg = config_from(args)
     ex = cfg.experiments_file.extraction
     server = _endpoint(args)
@@ -169,7 +170,7 @@ def extract_eval(args: argparse.Namespace) -> int:
         print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)
         server = LocalVLLMServer(model, profile=args.profile, run_id="extract-eval")
     with server as ep:
-        rep = evaluate(args.file, ep, study=args.study, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
+        rep = evaluate(args.file, study, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
     print("\n".join(report_lines(rep)))
     if args.json:
         with atomic_path(args.json) as tmp:

@@ -24,7 +24,7 @@ from grace.plan import (
     plan_row,
     pooled,
 )
-from grace.studies import get_study
+from grace.studies.registry import get_study
 
 
 def register(sub: argparse._SubParsersAction) -> None:

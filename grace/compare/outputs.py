@@ -9,6 +9,7 @@ response: trial_id, replicate, status, method and the schema fields, either at t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from grace.checkpoint import Checkpoint
 from grace.config import Config
 from grace.errors import DataError, GraceError
 from grace.records import Exp2Record
-from grace.studies import STUDIES, Study, get_study
+from grace.studies import Study
 
 STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
 TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
@@ -121,8 +122,7 @@ def _conditions_from_csvs(study: Study, cfg: Config | None) -> dict[str, dict[st
     return out
 
 
-def load_stage(folder: Path, study_name: str, cfg: Config | None) -> StageOutputs:
-    study = get_study(study_name)
+def load_stage(folder: Path, study: Study, cfg: Config | None) -> StageOutputs:
     out = StageOutputs(model=folder.parent.name, study=study, folder=folder)
     exp2_path = folder / "exp2.jsonl"
     if exp2_path.exists():
@@ -160,17 +160,18 @@ def load_stage(folder: Path, study_name: str, cfg: Config | None) -> StageOutput
     return out
 
 
-def discover(run_dir: Path, cfg: Config | None) -> list[StageOutputs]:
-    """Every RUN_DIR/<model>/<study>/ that holds exp2.jsonl or extracted.jsonl for a known study."""
+def discover(run_dir: Path, studies: Iterable[Study], cfg: Config | None) -> list[StageOutputs]:
+    """Every RUN_DIR/<model>/<study>/ that holds exp2.jsonl or extracted.jsonl, for these studies."""
+    studies = list(studies)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: run folder not found")
     found = []
     for model_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name not in {"compare", "report"}):
-        for study_name in STUDIES:
-            folder = model_dir / study_name
+        for study in studies:
+            folder = model_dir / study.name
             if any((folder / f).exists() for f in STAGE_FILES):
-                found.append(load_stage(folder, study_name, cfg))
+                found.append(load_stage(folder, study, cfg))
     if not found:
         raise DataError(f"{run_dir}: no <model>/<study>/exp2.jsonl or extracted.jsonl to compare "
                         "(run `grace score` and `grace extract` first)")

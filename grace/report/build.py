@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from grace.report.checks import (
 from grace.report.load import StageData, discover
 from grace.report.plugin import report_part
 from grace.run import safe_name
+from grace.studies.base import Study
 from grace.ui_format import md_escape
 
 
@@ -79,12 +81,13 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
-def build_report(run_dir: Path) -> Path:
-    """Check every model x study of the run and write run_dir/report/{report.md, report.json, *.png}."""
+def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
+    """Check every model x study of the run (of these studies) and write run_dir/report/{report.md, report.json,
+    *.png}."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserInputError(f"{run_dir}: not a folder")
-    stages = discover(run_dir)
+    stages = discover(run_dir, studies)
     preflights = read_preflights(run_dir)
     if not stages and not preflights:
         raise UserInputError(f"{run_dir}: no <model>/<study>/ folders with exp1.jsonl, exp2.jsonl or extracted.jsonl")
@@ -93,12 +96,15 @@ def build_report(run_dir: Path) -> Path:
     variants = _variants()
     configs = _models()
     by_study: dict[str, dict[str, StageData]] = {}
+    study_of: dict[str, Study] = {}
     for s in stages:
-        by_study.setdefault(s.study, {})[s.model] = s
+        by_study.setdefault(s.study.name, {})[s.model] = s
+        study_of[s.study.name] = s.study
 
     results: dict[str, dict[str, StageChecks]] = {}
     stage_plots: dict[tuple[str, str], list[str]] = {}
     for study, models in by_study.items():
+        part = report_part(study_of[study])
         expected: set[str] = set()
         for d in models.values():
             for exp in ("exp1", "exp2"):
@@ -108,7 +114,7 @@ def build_report(run_dir: Path) -> Path:
             results.setdefault(model, {})[study] = sc
             paths = []
             if "extracted" in d.records:
-                paths = report_part(study).stage_plots(d, _label(model, variants), out, f"{safe_name(model)}_{study}")
+                paths = part.stage_plots(d, _label(model, variants), out, f"{safe_name(model)}_{study}")
             stage_plots[(model, study)] = [p.name for p in paths]
 
     run_plots: list[str] = []
@@ -121,8 +127,8 @@ def build_report(run_dir: Path) -> Path:
         order = [m for m in _order(list(models), variants) if "extracted" in models[m].records]
         if not order:
             continue
-        drawn = report_part(study).compare_plot([(_label(m, variants), models[m]) for m in order],
-                                                out / f"compare_{study}.png")
+        drawn = report_part(study_of[study]).compare_plot([(_label(m, variants), models[m]) for m in order],
+                                                          out / f"compare_{study}.png")
         if drawn is not None:
             run_plots.append(drawn.name)
         for var, base in variants.items():

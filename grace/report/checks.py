@@ -200,7 +200,7 @@ def agreement(sc: StageChecks, data: StageData, part: ReportPart) -> None:
 
 def run_checks(data: StageData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS) -> StageChecks:
     """All checks of one model x study; `expected_trials` is the study's trial set over the whole run."""
-    sc = StageChecks(data.model, data.study)
+    sc = StageChecks(data.model, data.study.name)
     part = report_part(data.study)
     exp1_keys: set[str] = set()
     if "exp1" in data.records:

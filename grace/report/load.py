@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ import pandas as pd
 from grace.checkpoint import Checkpoint, LoadReport
 from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record
 from grace.serving.watch import read_waits
-from grace.studies import STUDIES
+from grace.studies.base import Study
 
 
 @dataclass
@@ -20,7 +21,7 @@ class StageData:
     """One model x study of a run: the latest record per key, raw line counts, and the design cells."""
 
     model: str
-    study: str
+    study: Study
     path: Path
     records: dict[str, dict[str, Record]] = field(default_factory=dict)  # experiment -> key -> record
     reports: dict[str, LoadReport] = field(default_factory=dict)
@@ -73,12 +74,8 @@ def _done_lines(path: Path) -> dict[str, int]:
     return counts
 
 
-def conditions_table(stage_dir: Path, study: str | None = None) -> pd.DataFrame | None:
-    """trial_id and the study's design cell columns (`Study.condition_columns`) from the stage's tables; the study
-    is the folder's name (<model>/<study>/) unless given."""
-    s = STUDIES.get(study or Path(stage_dir).name)
-    if s is None:
-        return None
+def conditions_table(stage_dir: Path, study: Study) -> pd.DataFrame | None:
+    """trial_id and the study's design cell columns (`Study.condition_columns`) from the stage's tables."""
     for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv),
                          ("exp2.parquet", pd.read_parquet), ("exp2.csv", pd.read_csv)):
         p = stage_dir / name
@@ -87,7 +84,7 @@ def conditions_table(stage_dir: Path, study: str | None = None) -> pd.DataFrame 
                 df = reader(p)
             except (OSError, ValueError):
                 continue
-            cols = [c for c in s.condition_columns if c in df.columns]
+            cols = [c for c in study.condition_columns if c in df.columns]
             if "trial_id" in df.columns and cols:
                 return df[["trial_id", *cols]].astype(str).drop_duplicates("trial_id")
     return None
@@ -98,7 +95,7 @@ def _read_only_load(ckpt: Checkpoint) -> dict[str, Record]:
     return ckpt.load(trim=False)
 
 
-def load_stage(model: str, study: str, path: Path) -> StageData:
+def load_stage(model: str, study: Study, path: Path) -> StageData:
     data = StageData(model, study, path)
     for exp, (name, rtype) in FILES.items():
         p = path / name
@@ -113,12 +110,13 @@ def load_stage(model: str, study: str, path: Path) -> StageData:
     return data
 
 
-def discover(run_dir: Path) -> list[StageData]:
-    """Every <model>/<study>/ folder of the run holding at least one stage file."""
+def discover(run_dir: Path, studies: Iterable[Study]) -> list[StageData]:
+    """Every <model>/<study>/ folder of the run, for these studies, holding at least one stage file."""
     out = []
+    studies = list(studies)
     for model_dir in sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and p.name != "report"):
-        for study in STUDIES:
-            d = model_dir / study
+        for study in studies:
+            d = model_dir / study.name
             if d.is_dir() and any((d / name).exists() for name, _ in FILES.values()):
                 out.append(load_stage(model_dir.name, study, d))
     return out

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from grace.studies import STUDIES
-
 if TYPE_CHECKING:  # checks.py asks this module, so its types are for the annotations only
     from grace.records import ExtractedRecord
     from grace.report.checks import StageChecks
     from grace.report.load import StageData
+    from grace.studies.base import Study
 
 
 class ReportPart:
@@ -48,10 +47,9 @@ class ReportPart:
         return {}
 
 
-def report_part(study: str) -> ReportPart:
+def report_part(study: Study) -> ReportPart:
     """The study's report part; the default (generic checks only) for a study without one."""
-    s = STUDIES.get(study)
-    return (s.report if s is not None else None) or ReportPart()
+    return study.report or ReportPart()
 
 
 def extracted_frame(data: StageData, columns: Callable[[dict[str, Any]], dict[str, Any]], names: tuple[str, ...]
