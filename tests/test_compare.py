@@ -14,9 +14,9 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from grace.cli import main
-from grace.compare import compare_run
 from grace.compare.human import load_human
 from grace.compare.metrics import js_divergence, paired_greater, pearson
+from grace.compare.report import compare_run
 from grace.errors import DataError
 from grace.records import Exp2Record, OptionScores
 from grace.studies.registry import STUDIES, get_study

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from grace.compare import compare_run
-from grace.compare.report import ranking_rows
+from grace.compare.report import compare_run, ranking_rows
 from grace.manifests.build import pvc_name
 from grace.manifests.settings import load_cluster_settings
-from grace.report import build_report
+from grace.report.build import build_report
 from grace.report.inline import MAX_WIDTH, inline_images, png_data_uri
 from grace.report.summary import run_summary
 from grace.studies.registry import STUDIES

@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from grace.report.build import build_report
 from grace.studies.registry import STUDIES
 
 
@@ -17,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
+    # imported when the verb runs: the report draws with matplotlib, which the other verbs (grace query) never load
+    from grace.report.build import build_report
+
     path = build_report(args.run_dir, STUDIES.values())
     data = json.loads((path.parent / "report.json").read_text(encoding="utf-8"))
     for model, studies in data["models"].items():

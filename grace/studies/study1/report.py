@@ -13,7 +13,6 @@ from grace.records import ExtractedRecord
 from grace.report.checks import StageChecks, probs_valid
 from grace.report.load import StageData
 from grace.report.plugin import ReportPart, extracted_frame, with_conditions
-from grace.studies.study1.plots import compare_models, posterior_by_condition
 from grace.studies.study1.study import STATES
 
 P_COLUMNS = tuple(f"p{s}" for s in STATES)
@@ -64,10 +63,16 @@ class Study1Report(ReportPart):
             1 for r in records if r.fields.get("sums_to_100") is False)
 
     def stage_plots(self, data: StageData, label: str, out_dir: Path, stem: str) -> list[Path]:
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study1.plots import posterior_by_condition
+
         return [posterior_by_condition(bets_frame(data), exp2_frame(data, "posterior"),
                                        f"{label}: posterior bets (study 1)", out_dir / f"{stem}_posterior.png")]
 
     def compare_plot(self, per_model: list[tuple[str, StageData]], path: Path) -> Path | None:
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study1.plots import compare_models
+
         return compare_models([(label, bets_frame(d)) for label, d in per_model], path)
 
     def variant_rows(self, base: StageData, variant: StageData) -> dict[str, Any]:

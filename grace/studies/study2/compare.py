@@ -21,7 +21,6 @@ from grace.compare.plugin import Comparison
 from grace.compare.schema import RankedRow
 from grace.studies.study2 import human as human_data
 from grace.studies.study2.human import CELLS, Study2Human
-from grace.studies.study2.plots import plot_study2
 from grace.studies.study2.results import CellResult, Study2Result
 from grace.studies.study2.study import UTTERANCES
 from grace.ui_format import MISSING, counts, md_table, sig
@@ -200,6 +199,9 @@ class Study2Comparison(Comparison):
         return [line for r in results for line in markdown(r)]
 
     def plots(self, results: list[Study2Result], human: Study2Human, out_dir: Path) -> list[Path]:
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study2.plots import plot_study2
+
         drawn = []
         for source in ("exp2", "exp1"):
             res = [r for r in results if r.source == source and r.status == "ok"]

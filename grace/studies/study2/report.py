@@ -10,7 +10,6 @@ import pandas as pd
 
 from grace.report.load import StageData
 from grace.report.plugin import ReportPart, extracted_frame
-from grace.studies.study2.plots import compare_models, utterances_by_goal_state
 
 
 def choices_frame(data: StageData) -> pd.DataFrame:
@@ -22,10 +21,16 @@ class Study2Report(ReportPart):
     agreement = (("utterance", "utterance"),)
 
     def stage_plots(self, data: StageData, label: str, out_dir: Path, stem: str) -> list[Path]:
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study2.plots import utterances_by_goal_state
+
         return [utterances_by_goal_state(choices_frame(data), f"{label}: chosen utterance (study 2, Exp 1)",
                                          out_dir / f"{stem}_utterances.png")]
 
     def compare_plot(self, per_model: list[tuple[str, StageData]], path: Path) -> Path | None:
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study2.plots import compare_models
+
         return compare_models([(label, choices_frame(d)) for label, d in per_model], path)
 
     def variant_rows(self, base: StageData, variant: StageData) -> dict[str, Any]:
