@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from grace.checkpoint import read_objects
+
 PREFILL_WEIGHT = 0.1  # cost of one prompt token relative to one output token in batched serving
 STARTUP_S = 300.0  # per model: pull/load weights, start the server, warm up (GPU profiles)
 LOCAL_STARTUP_S = 60.0  # the local CPU server: imports and a small model
@@ -111,14 +113,12 @@ def plan_row(model: str, profile: str, gpu_count: int, throughput: float | None,
 # --- measured tokens per trial, from a run folder ---------------------------------------------------------
 
 def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    """The records of a checkpoint as JSON objects (older records too: read field by field), under the
+    checkpoint module's reading policy: a torn last line left out, any other bad line an error."""
     if not path.exists():
         return
-    with path.open() as f:
-        for line in f:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue  # a truncated last line
+    for _, obj in read_objects(path):
+        yield obj
 
 
 @dataclass(frozen=True)

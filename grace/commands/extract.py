@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from grace.checkpoint import atomic_path
+from grace.checkpoint import LoadReport, atomic_path, read_objects
 from grace.commands.common import config_from
 from grace.config import ExtractionConfig, ExtractionEndpoint
 from grace.errors import DataError, UserInputError
@@ -65,23 +65,16 @@ def read_input(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {i}: not JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {i}: not a JSON object")
-            rows.append(row)
+        report = LoadReport()
+        rows = [row for _, row in read_objects(path, report)]
+        if report.truncated:
+            print(f"note: {path}: the last line is torn (no newline, not JSON): left out")
     else:
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
             raise DataError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
-        rows = df.to_dict(orient="records")
+        rows = [{str(k): v for k, v in r.items()} for r in df.to_dict(orient="records")]
     if not rows:
         raise DataError(f"{path}: no rows")
     for col in ("trial_id", "response"):

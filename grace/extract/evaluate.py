@@ -13,7 +13,6 @@ URL --llm-model M]`, or `python -m grace.extract.evaluate FILE`).
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from collections import Counter
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grace.checkpoint import LoadReport, read_objects
 from grace.errors import DataError, UserInputError
 from grace.extract import llm
 from grace.extract.engine import Extracted, ExtractSummary, Reply, _merge, extract_rows
@@ -59,22 +59,14 @@ def _annotations(study: Study) -> tuple[Extraction, Annotations]:
     return part, part.annotations
 
 
-def load_annotated(path: Path, study: Study) -> list[Annotated]:
+def load_annotated(path: Path, study: Study, report: LoadReport | None = None) -> list[Annotated]:
     """The annotated answers of a JSONL file; a bad line is refused with its number and field."""
     path = Path(path)
     _, ann = _annotations(study)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     out: list[Annotated] = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {i}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {i}: not a JSON object")
+    for i, row in read_objects(path, report):  # a torn last line is left out (in `report`), any other bad one refused
         for key in ("trial_id", "response", "gold"):
             if key not in row:
                 raise DataError(f"{path}: line {i}: no {key!r} field")
@@ -145,6 +137,7 @@ class EvalReport:
     stages: list[StageScore]
     llm_model: str | None = None
     tolerance: float = 0.0
+    torn: int = 0  # a torn last line of the file, left out
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "rows": self.rows, "llm_model": self.llm_model, "tolerance": self.tolerance,
@@ -177,7 +170,8 @@ def evaluate(path: Path, study: Study, endpoint: Endpoint | None = None, *, conc
     """Score the study's rules alone; with an endpoint also rules + the LLM stage (the LLM on what the rules found
     absent, as `grace extract` runs it) and the LLM alone on every field."""
     part, ann = _annotations(study)
-    items = load_annotated(path, study)
+    read = LoadReport()
+    items = load_annotated(path, study, read)
     replies = [Reply(a.response, "stop") for a in items]
     stages = []
     runs: list[tuple[str, Endpoint | None]] = [("rules", None)]
@@ -193,7 +187,8 @@ def evaluate(path: Path, study: Study, endpoint: Endpoint | None = None, *, conc
         st.seconds = time.perf_counter() - t0
         st.summary = _summary(summary)
         stages.append(st)
-    return EvalReport(str(path), len(items), stages, endpoint.model if endpoint else None, ann.tolerance)
+    return EvalReport(str(path), len(items), stages, endpoint.model if endpoint else None, ann.tolerance,
+                      torn=read.truncated)
 
 
 def _summary(s: ExtractSummary) -> dict[str, Any]:
@@ -217,6 +212,8 @@ def report_lines(rep: EvalReport) -> list[str]:
             lines.append(f"{'':<10} llm: {st.summary['llm_requests']} replies asked, {st.summary['llm_filled']} "
                          f"filled, {st.summary['llm_errors']} errors, {st.seconds:.1f}s")
     lines.append("w = a different value, m = empty where people read a value, i = a value where people read none")
+    if rep.torn:
+        lines.append("note: the file's last line is torn (no newline, not JSON): left out")
     return lines
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,23 +56,6 @@ FILES: dict[str, tuple[str, type[Record]]] = {
 }
 
 
-def _done_lines(path: Path) -> dict[str, int]:
-    """Lines per key whose status is not 'error' (a checkpoint may hold a failed line and its redo)."""
-    counts: dict[str, int] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(d, dict) or d.get("status") == "error":
-            continue
-        key = str(d.get("trial_id"))
-        if "replicate" in d:
-            key += f"#{d['replicate']}"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 def conditions_table(stage_dir: Path, study: Study) -> pd.DataFrame | None:
     """trial_id and the study's design cell columns (`Study.condition_columns`) from the stage's tables."""
     for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv),
@@ -104,7 +86,7 @@ def load_stage(model: str, study: Study, path: Path) -> StageData:
         ckpt = Checkpoint(p, rtype)
         data.records[exp] = _read_only_load(ckpt)
         data.reports[exp] = ckpt.report
-        data.done_lines[exp] = _done_lines(p)
+        data.done_lines[exp] = dict(ckpt.report.done_lines)  # a checkpoint may hold a failed line and its redo
     data.conditions = conditions_table(path, study)
     data.server_waits = read_waits(path)
     return data
