@@ -32,8 +32,8 @@ from grace.query import run_exp1
 from grace.run import RunFolder, safe_name
 from grace.scoring import run_exp2, run_exp2_inprocess
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer, ManagedServer
+from grace.serving.gate import read_waits, summarize_waits
 from grace.serving.managed import Backend
-from grace.serving.watch import read_waits, summarize_waits
 from grace.stage import StageResult
 from grace.studies import Study, Trial
 
@@ -222,7 +222,7 @@ def run_extraction(source: ManagedServer | Endpoint | None, study: Study, stage_
 
 def stage_summary(model: str, result: StageResult) -> dict[str, Any]:
     """One stage's row for run.json, done.json and the flow's artifact. The server waits (how long the stage
-    waited for its server and why, grace.serving.watch) count every attempt of the stage, earlier task runs
+    waited for its server and why, grace.serving.gate) count every attempt of the stage, earlier task runs
     and reruns included: they are read from the stage folder's server-waits.jsonl."""
     d = asdict(result)
     d.pop("load_report", None)

@@ -42,8 +42,8 @@ from grace.report.checks import MIN_OPTION_MASS, option_mass_by_question
 from grace.scoring.engine import run_exp2
 from grace.scoring.render import harmony_renderer, renderer_for
 from grace.serving.base import Endpoint
+from grace.serving.gate import StageStopped
 from grace.serving.inspect import TemplateError, error_message, tokenize_chat
-from grace.serving.watch import StageStopped
 from grace.studies import Study, Trial
 
 PREFLIGHT_TRIALS = 2  # per study

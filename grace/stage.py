@@ -10,7 +10,7 @@ rows):
    the Exp 1 replies and the extraction settings of this call) writes a new file instead, which replaces the
    old one only when the stage has finished (a stop or a crash leaves the old one as it was);
 2. the work on the rest: through a server (`run_served`: async, `concurrency` items in flight under the stage's
-   server gate, grace.serving.watch) or in this process (`run_local`: the in-process scoring, extraction);
+   server gate, grace.serving.gate) or in this process (`run_local`: the in-process scoring, extraction);
 3. count the statuses over the checkpoint and write the tidy table beside it (`tabulate`);
 4. keep the stage's pauses for its server, then raise the stop (server lost, requests rejected), if any, with
    how far the stage got (`settle`).
@@ -35,7 +35,7 @@ from grace.config import Retry
 from grace.progress import Progress
 from grace.records import Record
 from grace.serving.base import Endpoint
-from grace.serving.watch import Gate, StageStopped, record_waits
+from grace.serving.gate import Gate, StageStopped, record_waits
 
 T = TypeVar("T")  # a work item
 R = TypeVar("R", bound=Record)

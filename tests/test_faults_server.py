@@ -29,8 +29,8 @@ import yaml
 from grace.config import Config
 from grace.errors import ServerError
 from grace.serving import Endpoint, LocalVLLMServer
+from grace.serving.gate import read_waits
 from grace.serving.local import pid_dir
-from grace.serving.watch import read_waits
 from tests.conftest import vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 

@@ -1,4 +1,4 @@
-"""The server dies, restarts or rejects everything mid-stage (grace.serving.watch): real vLLM servers, real CLI.
+"""The server dies, restarts or rejects everything mid-stage (grace.serving.gate): real vLLM servers, real CLI.
 
 - vLLM SIGKILLed mid-Exp 1 under `grace query` (local backend): the command exits within seconds with the
   reason, no row it never had answered is recorded as `error`, no vLLM process (EngineCore included) is left,
@@ -32,8 +32,8 @@ from grace.extract.plugin import extraction_of
 from grace.query import run_exp1_sync
 from grace.scoring import run_exp2_sync
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
+from grace.serving.gate import FAIL_FAST_AFTER, RequestsRejected, ServerLost, read_waits
 from grace.serving.local import free_port
-from grace.serving.watch import FAIL_FAST_AFTER, RequestsRejected, ServerLost, read_waits
 from grace.studies.registry import get_study
 from tests.conftest import ROOT, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults

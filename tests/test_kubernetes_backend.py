@@ -26,8 +26,8 @@ from grace.manifests.build import RUNNER_RULES
 from grace.manifests.settings import ClusterSettings, load_cluster_settings
 from grace.query import run_exp1_sync
 from grace.serving.base import Endpoint
+from grace.serving.gate import ServerLost, read_waits
 from grace.serving.kubernetes import KubernetesServer, api_client_from_env
-from grace.serving.watch import ServerLost, read_waits
 from grace.studies.registry import get_study
 from tests.fake_kube import FakeKube, Scenario
 from tests.support.fault_proxy import FaultProxy, Faults
@@ -171,7 +171,7 @@ def test_kubeconfig_and_missing_config(kube: FakeKube, tmp_path: Path, monkeypat
         api_client_from_env()
 
 
-# -- while a stage runs (grace.serving.watch): a pod restart is waited through, a deleted Deployment stops it ------
+# -- while a stage runs (grace.serving.gate): a pod restart is waited through, a deleted Deployment stops it ------
 
 def exp1_settings(cfg: Config, concurrency: int = 4) -> ExperimentConfig:
     exp = cfg.experiment("study2", "exp1")

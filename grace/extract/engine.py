@@ -24,7 +24,7 @@ from grace.extract.text import RuleResult, decide_status
 from grace.progress import Progress
 from grace.records import Exp1Record, ExtractedRecord, ExtractionMethod, now
 from grace.serving.base import Endpoint
-from grace.serving.watch import Gate, StageStopped, record_waits
+from grace.serving.gate import Gate, StageStopped, record_waits
 from grace.stage import LocalStage, Write, run_local
 from grace.statuses import ExtractionStatus
 from grace.studies.base import Study
@@ -104,7 +104,7 @@ def extract_rows(
     gate: Gate | None = None,
 ) -> tuple[list[Extracted], ExtractSummary]:
     """The study's extraction `part` on every reply: its rules, then, with an endpoint, the LLM on replies whose
-    answer fields the rules found absent (under `gate`, the server gate of grace.serving.watch, when given)."""
+    answer fields the rules found absent (under `gate`, the server gate of grace.serving.gate, when given)."""
     summary = ExtractSummary(total=len(replies))
     t0 = time.perf_counter()
     ruled = [part.rules(r.response, r.finish_reason) for r in replies]

@@ -23,7 +23,7 @@ from grace.config import Retry
 from grace.extract.plugin import Extraction
 from grace.progress import Progress
 from grace.serving.base import Endpoint
-from grace.serving.watch import Gate
+from grace.serving.gate import Gate
 
 SYSTEM = (
     "You read a participant's reply to a questionnaire and copy out the answers it states. "
@@ -97,7 +97,7 @@ async def ask_many(
 ) -> list[LLMAnswer]:
     """One structured-output request per response, `concurrency` in flight; order kept.
 
-    Under the server gate (grace.serving.watch): waits through a server restart; raises its stop (server lost,
+    Under the server gate (grace.serving.gate): waits through a server restart; raises its stop (server lost,
     the first requests all rejected alike) once every request has settled."""
     retry = retry or Retry(attempts=3, request_timeout_s=300)
     gate = gate or Gate(endpoint)

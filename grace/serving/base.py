@@ -14,7 +14,7 @@ from grace.errors import ServerError
 from grace.serving.args import server_env
 
 if TYPE_CHECKING:
-    from grace.serving.watch import Watch
+    from grace.serving.gate import Watch
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Endpoint:
     server_env: tuple[tuple[str, str], ...] = ()  # the server's own environment from the config (no secrets)
     # A bearer token for an endpoint that needs one (a hosted extraction model): never shown, never compared.
     api_key: str | None = field(default=None, repr=False, compare=False)
-    # the backend's view of its server while stages run (grace.serving.watch); None: the readiness probe only
+    # the backend's view of its server while stages run (grace.serving.gate); None: the readiness probe only
     watch: Watch | None = field(default=None, compare=False, repr=False)
 
     @property
