@@ -102,6 +102,19 @@ def read_records(path: Path, model: type[M], report: LoadReport | None = None) -
         yield rec
 
 
+def append_records(path: Path, model: type[M], records: list[M]) -> None:
+    """Append records to a JSONL file of `model` lines that has no key (e.g. server waits), after the policy's
+    repair of its end (a torn last line cut off, a whole one ended), as a checkpoint appends."""
+    path = Path(path)
+    if path.exists():
+        for _ in _lines(path, _model_parser(model), None, trim=True):
+            pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(rec.model_dump_json() + "\n")
+
+
 def read_objects(path: Path, report: LoadReport | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, JSON object) of every line of a JSONL file whose lines have no record type of Grace (a
     user's replies or annotated answers, older records read field by field), under the same policy."""

@@ -31,8 +31,8 @@ from grace.progress import Progress
 from grace.query import run_exp1
 from grace.run import RunFolder, safe_name
 from grace.scoring import run_exp2, run_exp2_inprocess
+from grace.server_waits import read_waits, summarize_waits
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer, ManagedServer
-from grace.serving.gate import read_waits, summarize_waits
 from grace.serving.managed import Backend
 from grace.stage import StageResult
 from grace.studies import Study, Trial

@@ -34,8 +34,9 @@ from grace.client import make_client
 from grace.config import Retry
 from grace.progress import Progress
 from grace.records import Record
+from grace.server_waits import record_waits
 from grace.serving.base import Endpoint
-from grace.serving.gate import Gate, StageStopped, record_waits
+from grace.serving.gate import Gate, StageStopped
 
 T = TypeVar("T")  # a work item
 R = TypeVar("R", bound=Record)

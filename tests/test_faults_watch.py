@@ -31,8 +31,9 @@ from grace.extract import Reply, extract_rows
 from grace.extract.plugin import extraction_of
 from grace.query import run_exp1_sync
 from grace.scoring import run_exp2_sync
+from grace.server_waits import read_waits
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
-from grace.serving.gate import FAIL_FAST_AFTER, RequestsRejected, ServerLost, read_waits
+from grace.serving.gate import FAIL_FAST_AFTER, RequestsRejected, ServerLost
 from grace.serving.local import free_port
 from grace.studies.registry import get_study
 from tests.conftest import ROOT, vllm_processes
@@ -131,7 +132,7 @@ def test_sigkill_mid_exp1_stops_the_cli_in_seconds_and_a_rerun_resumes(
     assert done < n
     left = [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"vLLM processes left after the stop (EngineCore included): {left}"
-    assert [w["outcome"] for w in read_waits(ckpt.parent, "exp1")] == ["lost"]
+    assert [w.outcome for w in read_waits(ckpt.parent, "exp1")] == ["lost"]
 
     with FaultProxy(toy_server.base_url) as proxy:
         code, err2 = Cli(tmp_path, "query", "--model", "toy", "--study", "study2", "--limit", str(n), "--max-tokens",
@@ -176,11 +177,11 @@ def test_server_restarted_on_the_same_port_is_waited_through(cfg: Config, tmp_pa
     assert all(r["status"] != "error" for r in rows), [r["error"] for r in rows if r["status"] == "error"]
     assert len(keys) == n and set(keys.values()) == {1}, "every row exactly once"
     waits = read_waits(ckpt.parent, "exp1")
-    assert [w["outcome"] for w in waits] == ["back"], waits
-    assert waits[0]["waited_s"] >= gap_s
-    assert f"note: waited {waits[0]['waited_s']:.0f} s for the server (1 time(s))" in cli.out.read_text()
+    assert [w.outcome for w in waits] == ["back"], waits
+    assert waits[0].waited_s >= gap_s
+    assert f"note: waited {waits[0].waited_s:.0f} s for the server (1 time(s))" in cli.out.read_text()
     print(f"FAULTS-TABLE | server stopped, started again on the same port {gap_s} s later, under `grace query "
-          f"--endpoint` (waited {waits[0]['waited_s']:.0f} s; ready again {marks['ready'] - marks['stopped']:.0f} s "
+          f"--endpoint` (waited {waits[0].waited_s:.0f} s; ready again {marks['ready'] - marks['stopped']:.0f} s "
           f"after the stop) | 1 | {n} | {len(keys)} | 0 | 0")
 
 
@@ -201,7 +202,7 @@ def test_first_requests_rejected_alike_stop_the_stage_and_a_rerun_redoes_them(
         assert sent == FAIL_FAST_AFTER, f"{sent} requests sent: only the first few may be"
         first = jsonl(ckpt)
         assert len(first) == FAIL_FAST_AFTER - 1 and all(r["status"] == "error" for r in first)
-        assert [w["outcome"] for w in read_waits(ckpt.parent, "exp1")] == ["rejected"]
+        assert [w.outcome for w in read_waits(ckpt.parent, "exp1")] == ["rejected"]
 
         code, err2 = Cli(tmp_path, *args, "--max-tokens", "8", "--endpoint", proxy.url).wait(timeout=600)
         asked = proxy.forwarded[CHAT] - sent

@@ -237,3 +237,21 @@ def test_query_against_a_server_imports_no_plotting_or_statistics(toy_server: ob
     assert rc == 0, err
     assert len((tmp_path / "out" / "toy" / "study2" / "exp1.jsonl").read_text().splitlines()) == 2
     assert not loaded, f"grace query imported {sorted(loaded)}"
+
+
+def _closure(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = {start}, [start]
+    while todo:
+        for w in graph[todo.pop()] - seen:
+            seen.add(w)
+            todo.append(w)
+    return seen
+
+
+def test_the_report_reads_server_waits_without_the_serving_layer() -> None:
+    """server-waits.jsonl is a record file (grace.server_waits): the report reads it as it reads a checkpoint."""
+    graph = import_graph()
+    for module in (m for m in graph if m.startswith("grace.report.")):
+        serving = sorted(m for m in _closure(graph, module) if m.split(".")[:2] == ["grace", "serving"])
+        assert not serving, f"{module} imports {serving}"
+    assert not {m for m in _closure(graph, "grace.serving.base") if m.startswith("grace.serving.gate")}

@@ -23,8 +23,9 @@ from grace.extract.plugin import Extraction, extraction_of
 from grace.extract.text import RuleResult, decide_status
 from grace.progress import Progress
 from grace.records import Exp1Record, ExtractedRecord, ExtractionMethod, now
+from grace.server_waits import record_waits
 from grace.serving.base import Endpoint
-from grace.serving.gate import Gate, StageStopped, record_waits
+from grace.serving.gate import Gate, StageStopped
 from grace.stage import LocalStage, Write, run_local
 from grace.statuses import ExtractionStatus
 from grace.studies.base import Study

@@ -12,10 +12,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from grace.records import Exp2Record
+from grace.records import Exp2Record, ServerWait
 from grace.report.load import StageData
 from grace.report.plugin import ReportPart, report_part
-from grace.serving.gate import summarize_waits
+from grace.server_waits import summarize_waits
 
 MAX_ERROR_RATE = 0.01  # Exp 1 / Exp 2 requests that failed for good
 MAX_TRUNCATION_RATE = 0.20  # Exp 1 replies cut by max_tokens
@@ -220,9 +220,9 @@ def run_checks(data: StageData, expected_trials: set[str], min_option_mass: floa
 
 
 def server_waits(sc: StageChecks, data: StageData) -> None:
-    """How long each stage waited for its server and why (grace.serving.gate): information, not a verdict."""
-    by_exp: dict[str, list[dict[str, Any]]] = {}
+    """How long each stage waited for its server and why (grace.server_waits): information, not a verdict."""
+    by_exp: dict[str, list[ServerWait]] = {}
     for w in data.server_waits:
-        by_exp.setdefault(str(w.get("experiment")), []).append(w)
+        by_exp.setdefault(w.experiment, []).append(w)
     if by_exp:
         sc.metrics["server"] = {exp: summarize_waits(ws) for exp, ws in sorted(by_exp.items())}

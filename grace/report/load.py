@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 
 from grace.checkpoint import Checkpoint, LoadReport
-from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record
-from grace.serving.gate import read_waits
+from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record, ServerWait
+from grace.server_waits import read_waits
 from grace.studies.base import Study
 
 
@@ -26,7 +26,7 @@ class StageData:
     reports: dict[str, LoadReport] = field(default_factory=dict)
     done_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment -> key -> lines not "error"
     conditions: pd.DataFrame | None = None  # trial_id + design columns
-    server_waits: list[dict[str, Any]] = field(default_factory=list)  # server-waits.jsonl (grace.serving.gate)
+    server_waits: list[ServerWait] = field(default_factory=list)  # server-waits.jsonl (grace.server_waits)
 
     # Each experiment's records as their own type (FILES: each checkpoint is read with its record type).
     @property

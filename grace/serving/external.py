@@ -11,8 +11,8 @@ from types import TracebackType
 
 from grace.config import ModelConfig, is_profile
 from grace.serving.base import Endpoint, wait_ready
-from grace.serving.gate import DEFAULT_RESTART_WAIT_S, HealthWatch
 from grace.serving.inspect import inspect_endpoint
+from grace.serving.watch import DEFAULT_RESTART_WAIT_S, HealthWatch
 
 
 class ExternalServer:

@@ -1,8 +1,9 @@
-"""While a stage runs: what the server's backend says about it, and one gate that pauses the stage's requests.
+"""The stage's request gate: one per stage, it pauses the stage's requests while the server is away and stops
+the stage, with the reason, when the server is gone or rejects the stage's first requests alike.
 
 When a request's connection fails (refused, reset, dropped before an answer), the request does not burn its
 retries: it reports to the stage's `Gate` and waits. One coordinator per outage asks the backend's `Watch`,
-every `poll_s`, what state the server is in:
+every `poll_s`, what state the server is in (the backends' watches: grace.serving.watch):
 
 - **up** at the first look: the failure was a blip; the request counts it as an ordinary failed attempt.
 - **down** (not answering, maybe restarting: a pod restarting, an external endpoint unreachable): every request
@@ -18,8 +19,8 @@ rejections and no answer, nothing more is sent. So that "first" means a few rath
 in-flight requests, only `FAIL_FAST_AFTER` requests go out before the stage's first answer; the others wait
 for it (or for those few to settle without one), then the stage runs at its full concurrency.
 
-Each pause is kept as a `Wait` (why, how long, how it ended) for the stage's summary, the flow's artifact and
-the report (`<model>/<study>/server-waits.jsonl`).
+Each pause is kept as a `ServerWait` record (grace.records: why, how long, how it ended) for the stage's
+summary, the flow's artifact and the report (`<model>/<study>/server-waits.jsonl`, grace.server_waits).
 """
 
 from __future__ import annotations
@@ -28,95 +29,18 @@ import asyncio
 import json
 import logging
 import re
-import signal
 import time
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal, Protocol
 
 from grace.errors import ServerError
-from grace.serving.base import Endpoint, probe
+from grace.records import ServerWait
+from grace.serving.base import Endpoint, Health, Watch
+from grace.serving.watch import HealthWatch
+from grace.statuses import WaitOutcome
 
 log = logging.getLogger(__name__)
 
 FAIL_FAST_AFTER = 5  # identical 4xx rejections, with no answer before them, that stop a stage
-DEFAULT_RESTART_WAIT_S = 900.0  # how long an endpoint we know nothing else about may take to come back
-WAITS_FILE = "server-waits.jsonl"
-
-
-# -- what the backend says -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Health:
-    state: Literal["up", "down", "gone"]
-    reason: str = ""
-
-
-UP = Health("up")
-
-
-class Watch(Protocol):
-    """A backend's view of its server: `check` must be quick (seconds) and never raise."""
-
-    @property
-    def restart_timeout_s(self) -> float: ...  # read-only: a backend may derive it (its start timeout)
-
-    @property
-    def poll_s(self) -> float: ...
-
-    def check(self, endpoint: Endpoint) -> Health: ...
-
-
-def probed(endpoint: Endpoint, timeout: float = 10.0) -> Health:
-    reason = probe(endpoint, timeout=timeout)
-    return UP if reason is None else Health("down", f"not answering: {reason}")
-
-
-class HealthWatch:
-    """An endpoint known only by its URL (an external server): its readiness probe. Unreachable means "maybe
-    restarting", so the stage waits up to `restart_timeout_s` before giving up."""
-
-    def __init__(self, restart_timeout_s: float = DEFAULT_RESTART_WAIT_S, poll_s: float = 2.0) -> None:
-        self.restart_timeout_s = restart_timeout_s
-        self.poll_s = poll_s
-
-    def check(self, endpoint: Endpoint) -> Health:
-        return probed(endpoint)
-
-
-def exit_reason(returncode: int | None) -> str:
-    """'vLLM exited with signal 9 (SIGKILL)' / 'vLLM exited with code 1'."""
-    if returncode is None:
-        return "vLLM was not started"
-    if returncode < 0:
-        try:
-            name = f" ({signal.Signals(-returncode).name})"
-        except ValueError:
-            name = ""
-        return f"vLLM exited with signal {-returncode}{name}"
-    return f"vLLM exited with code {returncode}"
-
-
-class ProcessWatch:
-    """A local server process (grace.serving.local.LocalVLLMServer): exited means gone, with its exit status;
-    alive but not answering means down (waited for up to the server's start timeout)."""
-
-    def __init__(self, server: Any, poll_s: float = 1.0) -> None:
-        self.server = server
-        self.poll_s = poll_s
-
-    @property
-    def restart_timeout_s(self) -> float:
-        return float(self.server.start_timeout_s)
-
-    def check(self, endpoint: Endpoint) -> Health:
-        proc = self.server.proc
-        if proc is None or proc.poll() is not None:
-            code = None if proc is None else proc.returncode
-            tail = "" if code is None or code < 0 else f"; last log line: {self.server.log_tail(1)}"
-            return Health("gone", exit_reason(code) + tail)
-        return probed(endpoint)
 
 
 # -- why a stage stopped ---------------------------------------------------------------------------------
@@ -148,20 +72,6 @@ class RequestsRejected(StageStopped):
 
 # -- one stage's gate ------------------------------------------------------------------------------------
 
-@dataclass
-class Wait:
-    """One pause of a stage's requests."""
-
-    outcome: Literal["back", "lost", "rejected"]
-    reason: str  # what the backend said while the server was away (or why the stage stopped)
-    waited_s: float
-    paused: int  # requests that waited
-    started_at: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def server_message(body: str) -> str:
     """The server's own error message from an error body (vLLM: {"error": {"message": ...}} or {"message": ...})."""
     try:
@@ -191,7 +101,7 @@ class Gate:
         self.endpoint = endpoint
         self.watch: Watch = watch or endpoint.watch or HealthWatch()
         self.fail_fast = fail_fast
-        self.waits: list[Wait] = []
+        self.waits: list[ServerWait] = []
         self.stopped: StageStopped | None = None
         self.answers = 0
         self._rejections: list[tuple[int, str]] = []
@@ -252,7 +162,7 @@ class Gate:
         started = datetime.now(UTC).isoformat(timespec="seconds")
         timeout = self.watch.restart_timeout_s
         away, reason = False, ""
-        outcome: Literal["back", "lost", "rejected"] = "back"
+        outcome: WaitOutcome = "back"
         try:
             while True:
                 try:
@@ -278,7 +188,8 @@ class Gate:
         finally:
             waited = time.monotonic() - t0
             if away or outcome != "back":
-                self.waits.append(Wait(outcome, reason, round(waited, 2), self._paused, started))
+                self.waits.append(ServerWait(outcome=outcome, reason=reason, waited_s=round(waited, 2),
+                                             paused=self._paused, started_at=started))
                 if outcome == "back":
                     log.warning("server %s back after %.1f s: %d paused requests resume", self.endpoint.base_url,
                                 waited, self._paused)
@@ -302,7 +213,8 @@ class Gate:
         if len(self._rejections) == self.fail_fast and len(set(self._rejections)) == 1:
             reason = (f"the server rejected each of the first {self.fail_fast} requests with HTTP {status_code}: "
                       f"{message}")
-            self.waits.append(Wait("rejected", reason, 0.0, 0, datetime.now(UTC).isoformat(timespec="seconds")))
+            self.waits.append(ServerWait(outcome="rejected", reason=reason, waited_s=0.0, paused=0,
+                                         started_at=datetime.now(UTC).isoformat(timespec="seconds")))
             self._stop(RequestsRejected(reason))
         return self.stopped
 
@@ -314,42 +226,3 @@ class Gate:
     async def aclose(self) -> None:
         if self._coordinator is not None and not self._coordinator.done():
             self._coordinator.cancel()
-
-
-def record_waits(stage_dir: Path, experiment: str, waits: list[Wait]) -> None:
-    """Append this call's pauses to the stage folder's server-waits.jsonl (kept across reruns and retries)."""
-    if not waits:
-        return
-    path = Path(stage_dir) / WAITS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        for w in waits:
-            fh.write(json.dumps({"experiment": experiment, **w.as_dict()}) + "\n")
-
-
-def read_waits(stage_dir: Path, experiment: str | None = None) -> list[dict[str, Any]]:
-    path = Path(stage_dir) / WAITS_FILE
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(d, dict) and (experiment is None or d.get("experiment") == experiment):
-            out.append(d)
-    return out
-
-
-def summarize_waits(waits: list[dict[str, Any]]) -> dict[str, Any]:
-    """For a stage summary: how long the stage waited for its server, how often, and why."""
-    back = [w for w in waits if w.get("outcome") == "back"]
-    stops = [w for w in waits if w.get("outcome") in ("lost", "rejected")]
-    return {
-        "server_waits": len(back),
-        "waited_s": round(sum(float(w.get("waited_s", 0)) for w in waits), 1),
-        "server_stops": len(stops),
-        "wait_reasons": "; ".join(f"{w['outcome']} after {float(w.get('waited_s', 0)):.0f} s: {w.get('reason', '')}"
-                                  for w in waits)[:1000],
-    }

@@ -45,10 +45,10 @@ from grace.manifests.build import (
     vllm_service,
 )
 from grace.manifests.settings import ClusterSettings
-from grace.serving.base import Endpoint, wait_ready
-from grace.serving.gate import UP, Health, probed
+from grace.serving.base import UP, Endpoint, Health, wait_ready
 from grace.serving.inspect import inspect_endpoint
 from grace.serving.local import free_port
+from grace.serving.watch import probed
 
 FATAL_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}

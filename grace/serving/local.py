@@ -26,8 +26,8 @@ from grace.errors import ServerError
 from grace.paths import cache_dir, project_root, vllm_python
 from grace.serving.args import server_env, vllm_args
 from grace.serving.base import Endpoint, wait_ready
-from grace.serving.gate import ProcessWatch
 from grace.serving.inspect import inspect_endpoint
+from grace.serving.watch import ProcessWatch
 
 PR_SET_PDEATHSIG = 1
 
