@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grace.config import ScoringPath
 from grace.statuses import Exp1Status, Exp2Status, ExtractionStatus, RecordStatus, WaitOutcome
 
-ExtractionMethod = Literal["rules", "llm", "none"]  # what settled an extracted record
+ExtractionMethod = Literal["rules", "llm"]  # what settled an extracted record: the rules alone, or an LLM value too
 
 
 def now() -> datetime:
@@ -105,6 +105,7 @@ class ExtractedRecord(Record):
     method: ExtractionMethod = "rules"
     extraction_model: str | None = None  # the LLM that read this reply (None: the rules settled it alone)
     fields: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}  # `grace extract --input`: the input row's other columns, as given
 
     @property
     def key(self) -> str:

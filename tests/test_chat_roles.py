@@ -71,7 +71,7 @@ def test_gemma2_model_runs_every_stage_with_the_instructions_folded(gemma2_serve
                      "--llm-model", "gemma2-tiny"]) in (0, 1)
         extracted = [json.loads(line) for line in (stage / "extracted.jsonl").read_text().splitlines()]
         assert len(extracted) == 10
-        notes = [n for r in extracted for n in r["notes"]]
+        notes = [n for r in extracted for n in r["fields"]["notes"]]
         assert any(n.startswith("llm: ") for n in notes)  # the extraction model answered ...
         assert not [n for n in notes if "request failed" in n], notes  # ... and never with a 400
 

@@ -1,9 +1,10 @@
 """`grace extract`: structured answers from free-text replies (rules, then optionally an LLM).
 
 Contract: `grace extract --study S --input FILE --output FILE [--llm-endpoint URL --llm-model NAME]`. The input
-is CSV or JSONL with `trial_id` and `response` columns (others are carried through, renamed `input_<name>` when
-they clash with an output field); the output is JSONL, one record per input row in the same order. With
-`--stage DIR` instead, a run folder's `<model>/<study>/exp1.jsonl` becomes `extracted.jsonl` there.
+is CSV or JSONL with `trial_id` and `response` columns (optional: `finish_reason`, `replicate`, `model`,
+`model_revision`; any other column is carried through under the record's `inputs`); the output is JSONL of
+the records the extraction stage writes (grace.records.ExtractedRecord), one per input row in the same order.
+With `--stage DIR` instead, a run folder's `<model>/<study>/exp1.jsonl` becomes `extracted.jsonl` there.
 `grace extract-eval FILE` scores extraction against annotated real answers (grace/extract/evaluate.py).
 """
 
@@ -13,6 +14,7 @@ import argparse
 import json
 import math
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,14 @@ from grace.commands.common import config_from
 from grace.config import ExtractionConfig, ExtractionEndpoint
 from grace.errors import DataError, UserInputError
 from grace.extract import Reply, extract_rows, extract_stage
+from grace.extract.engine import Extracted, extracted_record
 from grace.extract.evaluate import annotated_study, evaluate, report_lines
 from grace.extract.extractor import external_endpoint
+from grace.records import ExtractedRecord, now
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
 from grace.studies.registry import STUDIES, described, get_study
 
-RESERVED = ("trial_id", "status", "method")
+OWN = ("trial_id", "response", "finish_reason", "replicate", "model", "model_revision")  # read, not carried
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,16 +97,28 @@ def read_input(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def output_record(row: dict[str, Any], fields: dict[str, Any], status: str, method: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"trial_id": str(row["trial_id"])}
-    for k, v in row.items():
-        if k == "trial_id":
-            continue
-        out[f"input_{k}" if (k in fields or k in RESERVED) else k] = v
-    out.update(fields)
-    out["status"] = status
-    out["method"] = method
-    return out
+def _replicate(path: Path, i: int, value: Any) -> int:
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise DataError(f"{path}: row {i}, column 'replicate': {value!r} is not a whole number")
+
+
+def _text(row: dict[str, Any], name: str) -> str:
+    value = row.get(name)
+    return str(value) if value not in (None, "") else "unknown"
+
+
+def output_record(path: Path, i: int, row: dict[str, Any], res: Extracted, study: str, endpoint: Endpoint | None,
+                  started: datetime, finished: datetime) -> ExtractedRecord:
+    """Input row i and its result as the extraction stage's record; the row's other columns under `inputs`."""
+    return extracted_record(res, trial_id=str(row["trial_id"]), replicate=_replicate(path, i, row.get("replicate")),
+                            model=_text(row, "model"), model_revision=_text(row, "model_revision"), study=study,
+                            endpoint=endpoint, started=started, finished=finished,
+                            inputs={k: v for k, v in row.items() if k not in OWN})
 
 
 def _endpoint(args: argparse.Namespace) -> AbstractContextManager[Endpoint | None]:
@@ -142,12 +158,17 @@ def extract(args: argparse.Namespace) -> int:
     rows = read_input(args.input)
     replies = [Reply(r["response"], r.get("finish_reason") if isinstance(r.get("finish_reason"), str) else None)
                for r in rows]
+    for i, row in enumerate(rows, start=1):
+        _replicate(args.input, i, row.get("replicate"))  # refused before any LLM request
     with server as ep:
+        started = now()
         results, summary = extract_rows(study.extraction, replies, ep, concurrency=ex.concurrency,
                                         max_tokens=ex.max_tokens)
+        finished = now()
+        records = [output_record(args.input, i, row, res, study.name, ep, started, finished)
+                   for i, (row, res) in enumerate(zip(rows, results, strict=True), start=1)]
     with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for row, res in zip(rows, results, strict=True):
-            fh.write(json.dumps(output_record(row, res.fields, res.status, res.method), default=str) + "\n")
+        fh.writelines(rec.model_dump_json() + "\n" for rec in records)
     print(summary.line())
     print(f"wrote {args.output} ({len(rows)} records)")
     return 0

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,17 @@ def _merge(part: Extraction, rr: RuleResult, reply: str, answer: llm.LLMAnswer) 
     status = decide_status(found, len(part.answer_fields), flagged, reply)
     fields["notes"] = notes
     return Extracted(fields, status, "llm" if used else "rules", rr.status)
+
+
+def extracted_record(res: Extracted, *, trial_id: str, replicate: int, model: str, model_revision: str, study: str,
+                     endpoint: Endpoint | None, started: datetime, finished: datetime,
+                     inputs: dict[str, Any] | None = None) -> ExtractedRecord:
+    """One reply's result as the record both the stage and `grace extract --input` write."""
+    return ExtractedRecord(
+        trial_id=trial_id, replicate=replicate, model=model, model_revision=model_revision, study=study,
+        prompt_version=PROMPT_VERSION, status=res.status, method=res.method,
+        extraction_model=endpoint.model if (endpoint is not None and res.asked_llm) else None,
+        fields=res.fields, inputs=inputs or {}, started_at=started, finished_at=finished)
 
 
 def extract_rows(
@@ -198,12 +210,9 @@ class ExtractionStage(LocalStage[Exp1Record, ExtractedRecord]):
                 res.fields["notes"] = [f"no reply: the Exp 1 request failed ({rec.error or 'error'})"]
             elif rec.status == "reasoning_truncated":
                 res.fields["notes"] = ["no answer: the reply ran out of tokens while reasoning"]
-            by = self.endpoint.model if (self.endpoint is not None and res.asked_llm) else None
-            write(ExtractedRecord(
-                trial_id=rec.trial_id, replicate=rec.replicate, model=rec.model, model_revision=rec.model_revision,
-                study=self.study_name, prompt_version=PROMPT_VERSION, status=res.status, method=res.method,
-                extraction_model=by, fields=res.fields, started_at=started, finished_at=finished,
-            ))
+            write(extracted_record(res, trial_id=rec.trial_id, replicate=rec.replicate, model=rec.model,
+                                   model_revision=rec.model_revision, study=self.study_name, endpoint=self.endpoint,
+                                   started=started, finished=finished))
             self.rules_status[rec.key] = res.rules_status
         return self.summary.llm_requests
 

@@ -1,4 +1,6 @@
-"""The extracted records' JSON Schemas: `schemas/<study>.json`, generated from each study's `Extraction.fields`.
+"""The extracted records' JSON Schemas: `schemas/<study>.json`, one line of `extracted.jsonl` (the
+grace.records.ExtractedRecord the stage and `grace extract --input` write) with its `fields` those of the
+study's `Extraction.fields`.
 
 Run `python -m grace.extract.models` to rewrite the committed schemas after a change; a test checks that the
 committed files match the models.
@@ -10,21 +12,21 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import create_model
+
 from grace.extract.plugin import extraction_of
 from grace.paths import project_root
-from grace.statuses import EXTRACTION_STATUSES as STATUSES
+from grace.records import ExtractedRecord
 from grace.studies.base import Study
 
 
 def schema_for(study: Study) -> dict:
-    """The JSON Schema of one output record's schema fields plus status and method."""
-    model = extraction_of(study).fields
-    schema = model.model_json_schema()
-    schema["properties"]["trial_id"] = {"type": "string", "title": "Trial Id"}
-    schema["properties"]["status"] = {"enum": list(STATUSES), "type": "string", "title": "Status"}
-    schema["properties"]["method"] = {"enum": ["rules", "llm"], "type": "string", "title": "Method"}
-    schema["required"] = ["trial_id", "status", "method", *model.model_fields]
-    schema["additionalProperties"] = True  # input columns are carried through
+    """The JSON Schema of one extracted record of the study: every field written, `fields` the study's."""
+    answer = extraction_of(study).fields
+    record = create_model(f"{type(study).__name__}ExtractedRecord", __base__=ExtractedRecord, fields=(answer, ...))
+    schema = record.model_json_schema()
+    schema["required"] = list(schema["properties"])  # a written line has every field (defaults included)
+    schema["$defs"][answer.__name__]["required"] = list(answer.model_fields)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://grace.local/schemas/{study.name}.json"
     return schema
