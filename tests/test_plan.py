@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grace.plan import (
+from grace.gpu_hours import (
     Measured,
     StudyLoad,
     actual_rows,

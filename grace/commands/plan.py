@@ -10,7 +10,7 @@ from pathlib import Path
 from grace.commands.common import add_config_option, config_from
 from grace.config import PROFILES, Config, ProfileName
 from grace.errors import UserInputError
-from grace.plan import (
+from grace.gpu_hours import (
     CHARS_PER_TOKEN,
     LOCAL_STARTUP_S,
     PREFILL_WEIGHT,
