@@ -63,6 +63,9 @@ class ExtractionJob:
 
 @dataclass
 class Plan:
+    """The run plan: which models, studies (with their trials and file) and experiments a run does, checked
+    before anything starts (make_plan). Not the GPU-hour estimate of `grace plan` (grace.gpu_hours)."""
+
     models: list[ModelConfig]
     studies: dict[str, tuple[Study, list[Trial], Path]]
     experiments: list[str]
