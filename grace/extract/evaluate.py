@@ -32,7 +32,7 @@ from grace.studies.base import Study
 
 
 @dataclass(frozen=True)
-class Annotated:
+class AnnotatedAnswer:
     """One real answer and what people read from it, by answer field (None: people read none)."""
 
     trial_id: str
@@ -59,13 +59,13 @@ def _annotations(study: Study) -> tuple[Extraction, Annotations]:
     return part, part.annotations
 
 
-def load_annotated(path: Path, study: Study, report: LoadReport | None = None) -> list[Annotated]:
+def load_annotated(path: Path, study: Study, report: LoadReport | None = None) -> list[AnnotatedAnswer]:
     """The annotated answers of a JSONL file; a bad line is refused with its number and field."""
     path = Path(path)
     _, ann = _annotations(study)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    out: list[Annotated] = []
+    out: list[AnnotatedAnswer] = []
     for i, row in read_objects(path, report):  # a torn last line is left out (in `report`), any other bad one refused
         for key in ("trial_id", "response", "gold"):
             if key not in row:
@@ -78,7 +78,7 @@ def load_annotated(path: Path, study: Study, report: LoadReport | None = None) -
         def where(key: str, i: int = i) -> str:
             return f"{path}: line {i}, field 'gold.{key}'"
 
-        out.append(Annotated(str(row["trial_id"]), row["response"], ann.read_gold(row["gold"], where)))
+        out.append(AnnotatedAnswer(str(row["trial_id"]), row["response"], ann.read_gold(row["gold"], where)))
     if not out:
         raise DataError(f"{path}: no rows")
     return out
@@ -109,7 +109,7 @@ class StageScore:
     seconds: float = 0.0
 
 
-def score(items: list[Annotated], results: list[Extracted], stage: str, study: Study) -> StageScore:
+def score(items: list[AnnotatedAnswer], results: list[Extracted], stage: str, study: Study) -> StageScore:
     """Per-field accuracy of one stage's results against the annotations (same order)."""
     part, ann = _annotations(study)
     scores = {name: FieldScore() for name in part.answer_fields}
