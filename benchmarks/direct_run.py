@@ -1,9 +1,9 @@
 """The study through grace.pipeline without Prefect: the orchestration benchmark's baseline.
 
 Composes the building blocks of grace.pipeline (make_plan, backend_factory, the plan's stage and extraction
-jobs, run_stage, run_extraction, mark_model_done), then build_report and compare_run, as the flow `grace` does
-(flows/grace_flow.py), in a fresh process like a flow run's, with the flow's parameters of the same names:
-`python -m benchmarks.direct_run --out DIR --run-id ID [--endpoint URL] [--models toy] [--full]
+jobs, run_stage, run_extraction; the run folder's mark_model_done), then build_report and compare_run, as the
+flow `grace` does (flows/grace_flow.py), in a fresh process like a flow run's, with the flow's parameters of the
+same names: `python -m benchmarks.direct_run --out DIR --run-id ID [--endpoint URL] [--models toy] [--full]
 [--max-tokens N] [--concurrency N] [--no-extract-llm]`. Prints one JSON line; `work_s` is the time after the imports.
 """
 
@@ -24,7 +24,6 @@ from grace.pipeline import (  # noqa: E402
     backend_factory,
     extraction_settings,
     make_plan,
-    mark_model_done,
     own_server_extraction,
     plan_key,
     run_extraction,
@@ -77,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 res = run_stage(server, m, job.study, job.trials, job.exp, job.out_dir)
                 stages.append(stage_summary(m.name, res))
             for x in plan.extraction_jobs(cfg, run, m.name):
-                run_extraction(server, x.study, x.stage_dir, here, x.retry)
-        mark_model_done(run, m.name, key, stages)
+                run_extraction(server, x.study, x.study_dir, here, x.retry)
+        run.mark_model_done(m.name, key, stages)
         summaries += stages
     if summaries:  # as the flow: the data-quality report and the human comparison
         build_report(run.root, STUDIES.values())

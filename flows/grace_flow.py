@@ -42,13 +42,8 @@ from grace.params import (
 from grace.pipeline import (
     Plan,
     backend_factory,
-    done_stages,
-    extraction_done,
     extraction_settings,
     make_plan,
-    mark_extraction_done,
-    mark_model_done,
-    model_done,
     own_server_extraction,
     plan_key,
 )
@@ -96,9 +91,9 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
     plan = plan_of(cfg, params, [model])
     run = RunFolder(Path(run_dir))
     key = key_of(cfg, params)
-    if model_done(run, model, key):
+    if run.model_done(model, key):
         print(f"{model}: already complete in {run.root}, skipped")
-        return done_stages(run, model)
+        return run.done_stages(model)
     stop_stale_servers(run_id=run_id)  # a server left by a crashed earlier attempt of this run
     mcfg = plan.models[0]
     factory = backend_factory(mcfg, params.profile, run_id=run_id, endpoint=params.endpoint,
@@ -115,8 +110,8 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
         for job in plan.stage_jobs(cfg, run, model):
             summaries.append(task(server, mcfg, job.study, job.trials, job.exp, job.out_dir))
         for x in plan.extraction_jobs(cfg, run, model):
-            extract_task.with_options(retries=params.task_retries)(server, model, x.study, x.stage_dir, here, x.retry)
-    mark_model_done(run, model, key, summaries)
+            extract_task.with_options(retries=params.task_retries)(server, model, x.study, x.study_dir, here, x.retry)
+    run.mark_model_done(model, key, summaries)
     publish_stages(model, summaries)
     return summaries
 
@@ -141,7 +136,7 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
     cfg = load_config()
     run = RunFolder(Path(run_dir))
     extraction = extraction_settings(cfg, params.extract_llm)
-    todo = [m for m in models if not extraction_done(run, m, extractor)]
+    todo = [m for m in models if not run.extraction_done(m, extractor)]
     if not todo:
         print(f"every model's replies were already read by {extractor}")
         return []
@@ -151,9 +146,9 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
         for m in todo:
             for study in params.study_objects(cfg):
                 out.append(extract_task.with_options(retries=params.task_retries)(
-                    source, m, study, run.stage_dir(m, study.name), extraction,
+                    source, m, study, run.study_dir(m, study.name), extraction,
                     cfg.experiment(study.name, "exp1").retry))
-            mark_extraction_done(run, m, name)
+            run.mark_extraction_done(m, name)
     return out
 
 

@@ -153,7 +153,7 @@ def measure_study_dir(study_dir: Path) -> Measured:
 
 
 def measure_run(run_dir: Path) -> dict[str, dict[str, Measured]]:
-    """{model folder: {study: Measured}} for every stage folder of a run."""
+    """{model folder: {study: Measured}} for every study folder of a run."""
     out: dict[str, dict[str, Measured]] = {}
     for stage in sorted(p for p in Path(run_dir).glob("*/*") if p.is_dir()):
         if (stage / "exp1.jsonl").exists() or (stage / "exp2.jsonl").exists():

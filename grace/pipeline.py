@@ -1,4 +1,5 @@
-"""The study protocol's building blocks, without Prefect: plan, serve, run a stage, mark a model done.
+"""The study protocol's building blocks, without Prefect: plan, serve, run a stage (a model's done marker is the
+run folder's, grace.run.RunFolder).
 
 The Prefect flow (flows/grace_flow.py) and the orchestration benchmark's direct runner (benchmarks/direct_run.py)
 compose these the same way, so the orchestration overhead can be measured against the same work.
@@ -13,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from grace.checkpoint import write_json_atomic
 from grace.config import (
     EXPERIMENTS,
     Config,
@@ -54,10 +54,10 @@ class StageJob:
 
 @dataclass(frozen=True)
 class ExtractionJob:
-    """One model x study's extraction: its stage folder, and the retry settings of the LLM stage's requests."""
+    """One model x study's extraction: its study folder, and the retry settings of the LLM stage's requests."""
 
     study: Study
-    stage_dir: Path
+    study_dir: Path
     retry: Retry
 
 
@@ -87,14 +87,14 @@ class Plan:
 
     def stage_jobs(self, cfg: Config, run: RunFolder, model: str) -> list[StageJob]:
         """One model's stages in the protocol's order: each experiment over every study."""
-        return [StageJob(study, trials, self.experiment(cfg, name, e), run.stage_dir(model, name))
+        return [StageJob(study, trials, self.experiment(cfg, name, e), run.study_dir(model, name))
                 for e in self.experiments for name, (study, trials, _path) in self.studies.items()]
 
     def extraction_jobs(self, cfg: Config, run: RunFolder, model: str) -> list[ExtractionJob]:
         """Each study's extraction of the model's Exp 1 replies (none when the plan has no Exp 1)."""
         if "exp1" not in self.experiments:
             return []
-        return [ExtractionJob(study, run.stage_dir(model, name), cfg.experiment(name, "exp1").retry)
+        return [ExtractionJob(study, run.study_dir(model, name), cfg.experiment(name, "exp1").retry)
                 for name, (study, _trials, _path) in self.studies.items()]
 
 
@@ -149,7 +149,7 @@ def backend_factory(
 
 class StageRunner(Protocol):
     """One model x study x experiment on one path: the model's server (started, or restarted if it died, by
-    `server.ensure_alive()`), the trials, the experiment's settings, the stage folder."""
+    `server.ensure_alive()`), the trials, the experiment's settings, the study folder."""
 
     def __call__(self, server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial],
                  exp: ExperimentConfig, out_dir: Path, progress: Progress | None) -> StageResult: ...
@@ -209,7 +209,7 @@ def own_server_extraction(extraction: ExtractionConfig) -> ExtractionConfig:
     return extraction if own else extraction.model_copy(update={"llm_fallback": False})
 
 
-def run_extraction(source: ManagedServer | Endpoint | None, study: Study, stage_dir: Path,
+def run_extraction(source: ManagedServer | Endpoint | None, study: Study, study_dir: Path,
                    settings: ExtractionConfig, retry: Retry, progress: Progress | None = None
                    ) -> tuple[ExtractSummary, Endpoint | None]:
     """One model x study's extraction: the rules, then, when `settings` enable it, the LLM stage on `source` (the
@@ -218,7 +218,7 @@ def run_extraction(source: ManagedServer | Endpoint | None, study: Study, stage_
     endpoint = None
     if source is not None and settings.llm_fallback:
         endpoint = source.ensure_alive() if isinstance(source, ManagedServer) else source
-    summary = extract_stage(stage_dir, study, endpoint, concurrency=settings.concurrency,
+    summary = extract_stage(study_dir, study, endpoint, concurrency=settings.concurrency,
                             max_tokens=settings.max_tokens, retry=retry, progress=progress)
     return summary, endpoint
 
@@ -226,7 +226,7 @@ def run_extraction(source: ManagedServer | Endpoint | None, study: Study, stage_
 def stage_summary(model: str, result: StageResult) -> dict[str, Any]:
     """One stage's row for run.json, done.json and the flow's artifact. The server waits (how long the stage
     waited for its server and why, grace.serving.gate) count every attempt of the stage, earlier task runs
-    and reruns included: they are read from the stage folder's server-waits.jsonl."""
+    and reruns included: they are read from the study folder's server-waits.jsonl."""
     d = asdict(result)
     d.pop("load_report", None)
     return {
@@ -245,44 +245,3 @@ def plan_key(
     """What a model's done.json must match for the model to count as finished in this run folder."""
     return {"studies": list(studies), "experiments": list(experiments), "sample": sample, "limit": limit,
             "max_tokens": max_tokens, "profile": profile}
-
-
-def done_marker(run: RunFolder, model: str) -> Path:
-    return run.root / safe_name(model) / "done.json"
-
-
-def model_done(run: RunFolder, model: str, key: dict[str, Any]) -> bool:
-    """True when this model finished every stage of this run with the same plan (a retry skips it)."""
-    path = done_marker(run, model)
-    if not path.exists():
-        return False
-    try:
-        return json.loads(path.read_text()).get("plan") == key
-    except ValueError:
-        return False
-
-
-def done_stages(run: RunFolder, model: str) -> list[dict[str, Any]]:
-    """The stage summaries a finished model recorded in its done.json."""
-    return list(json.loads(done_marker(run, model).read_text()).get("stages") or [])
-
-
-def _extracted_marker(run: RunFolder, model: str) -> Path:
-    return run.root / safe_name(model) / "extracted_by.json"
-
-
-def extraction_done(run: RunFolder, model: str, extractor: str) -> bool:
-    """True when `extractor` (a separate extraction model) already read this model's replies in this run."""
-    path = _extracted_marker(run, model)
-    try:
-        return path.exists() and json.loads(path.read_text()).get("extraction_model") == extractor
-    except ValueError:
-        return False
-
-
-def mark_extraction_done(run: RunFolder, model: str, extractor: str) -> None:
-    write_json_atomic(_extracted_marker(run, model), {"extraction_model": extractor})
-
-
-def mark_model_done(run: RunFolder, model: str, key: dict[str, Any], stages: list[dict[str, Any]]) -> None:
-    write_json_atomic(done_marker(run, model), {"plan": key, "stages": stages})

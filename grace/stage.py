@@ -76,7 +76,7 @@ class Stage(ABC, Generic[T, R]):
     """What one stage plugs into the skeleton."""
 
     experiment: str  # exp1, exp2, extract: the result's name and the tag of its server waits
-    file: str  # the checkpoint's name in the stage folder; the tidy table is its stem .parquet / .csv
+    file: str  # the checkpoint's name in the study folder; the tidy table is its stem .parquet / .csv
     record_type: type[R]
     resumable: bool = True  # False: redone whole, the new file replacing the old one at the end
     held: tuple[str, ...] = ()  # statuses held back while no request of the stage was answered (run_served)

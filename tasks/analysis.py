@@ -27,13 +27,13 @@ from tasks.progress import ArtifactProgress
 
 @task(name="extract", task_run_name="extract-{model}-{study.name}", retries=2, retry_delay_seconds=[10, 60],
       retry_condition_fn=retry_unless_rejected, cache_policy=NO_CACHE)
-def extract_task(source: ManagedServer | Endpoint | None, model: str, study: Study, stage_dir: Path,
+def extract_task(source: ManagedServer | Endpoint | None, model: str, study: Study, study_dir: Path,
                  settings: ExtractionConfig, retry: Retry) -> dict[str, Any]:
     """Rules first; what they cannot settle goes to the LLM stage (when enabled) on `source`: the model's own
     server, the extraction model's server, or an external endpoint."""
-    total = len(Checkpoint(stage_dir / "exp1.jsonl", Exp1Record).load(trim=False))
+    total = len(Checkpoint(study_dir / "exp1.jsonl", Exp1Record).load(trim=False))
     progress = ArtifactProgress(model, f"{study.name}-extract", total)
-    summary, endpoint = run_extraction(source, study, stage_dir, settings, retry, progress)
+    summary, endpoint = run_extraction(source, study, study_dir, settings, retry, progress)
     progress.finish()
     print(f"extract {model} {study.name}: {summary.line()}")
     return {"model": model, "study": study.name, "total": summary.total, "status": summary.status,

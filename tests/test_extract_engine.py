@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from grace.cli import main
-from grace.compare.outputs import load_stage
+from grace.compare.outputs import load_study
 from grace.extract import extract_stage
 from grace.extract.models import schema_for, schema_path
 from grace.records import Exp1Record, ExtractedRecord
@@ -134,7 +134,7 @@ def test_the_input_form_writes_what_the_comparison_reads(tmp_path: Path) -> None
     folder = tmp_path / "run" / "my-model" / "study2"
     folder.mkdir(parents=True)
     assert main(["extract", "--study", "study2", "--input", str(src), "--output", str(folder / "extracted.jsonl")]) == 0
-    out = load_stage(folder, get_study("study2"), None)
+    out = load_study(folder, get_study("study2"), None)
     assert out.model == "my-model" and out.exp1_present
     assert [(r["trial_id"], r["utterance"], r["status"]) for r in out.extracted] == [
         ("study2-row00001", "It was amazing", "ok"), ("study2-row00002", None, "unparseable")]

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from grace.cli import main
-from grace.compare.outputs import load_stage
+from grace.compare.outputs import load_study
 from grace.report.load import conditions_table
 from grace.serving import Endpoint
 from grace.studies.registry import get_study
@@ -266,7 +266,7 @@ def test_query_and_score_a_lab_form_csv_on_toy(study: str, path: Path, extra: tu
     # the human comparison and the report read the design cells from these tables (via Study.condition)
     expected = {tid: s.condition(t) for tid, t in trials.items()}
     assert all(all(c.values()) for c in expected.values())
-    compared = load_stage(stage, s, None)
+    compared = load_study(stage, s, None)
     assert compared.conditions == expected and compared.unknown_trials == 0
     reported = conditions_table(stage, s)
     assert reported is not None

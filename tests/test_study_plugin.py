@@ -37,8 +37,8 @@ from grace.extract.text import RuleResult, decide_status, leftover_reasoning, no
 from grace.query import run_exp1_sync
 from grace.records import ExtractedRecord
 from grace.report.build import build_report
-from grace.report.checks import StageChecks
-from grace.report.load import StageData
+from grace.report.checks import StudyChecks
+from grace.report.load import StudyData
 from grace.report.plots import save
 from grace.report.plugin import ReportPart, extracted_frame
 from grace.run import RunFolder
@@ -123,12 +123,12 @@ class ColourExtraction(Extraction):
 class ColourReport(ReportPart):
     agreement = (("colour", "colour"),)
 
-    def check_extracted(self, sc: StageChecks, records: list[ExtractedRecord]) -> None:
+    def check_extracted(self, sc: StudyChecks, records: list[ExtractedRecord]) -> None:
         named = sum(r.fields.get("colour") is not None for r in records)
         sc.add("extracted", "colour named", True, f"{named} of {len(records)} replies name one colour", fatal=False)
         sc.metrics["extracted"]["colours_named"] = named
 
-    def stage_plots(self, data: StageData, label: str, out_dir: Path, stem: str) -> list[Path]:
+    def study_plots(self, data: StudyData, label: str, out_dir: Path, stem: str) -> list[Path]:
         frame = extracted_frame(data, lambda f: {"colour": f.get("colour")}, ("colour",))
         counts = frame["colour"].fillna("none").value_counts()
         fig, ax = plt.subplots(figsize=(4, 3))
@@ -220,8 +220,8 @@ def test_register_study_names_it_in_this_process_only(stimuli: Path) -> None:
 def test_the_study_validates_its_rows_and_has_its_schema(stimuli: Path) -> None:
     assert [t["trial_id"] for t in STUDY.load(stimuli)] == ["colours-a1", "colours-a2", "colours-a3", "colours-a4"]
     schema = schema_for(STUDY)
-    assert schema["$id"].endswith("/colours.json") and schema["properties"]["colour"]["anyOf"][0]["enum"] == \
-        list(COLOURS)
+    assert schema["$id"].endswith("/colours.json") and schema["properties"]["fields"]["$ref"].endswith("ColourFields")
+    assert schema["$defs"]["ColourFields"]["properties"]["colour"]["anyOf"][0]["enum"] == list(COLOURS)
     assert read_colour("It is red.").fields["colour"] == "red" and read_colour("It is red.").status == "ok"
     assert read_colour("red or blue").fields["colour"] is None and read_colour("red or blue").missing == []
 
@@ -239,7 +239,7 @@ def test_the_third_study_runs_through_every_stage(stimuli: Path, config_dir: Pat
     colours = STUDY
     cfg = load_config(config_dir)
     run = tmp_path / "run"
-    stage = RunFolder(run).stage_dir("toy", "colours")
+    stage = RunFolder(run).study_dir("toy", "colours")
     for ran in (run_exp1_sync(toy_server, colours, colours.load(stimuli), cfg.experiment("colours", "exp1"), stage),
                 run_exp2_sync(toy_server, colours, colours.load(stimuli), cfg.experiment("colours", "exp2"), stage)):
         assert ran.failed == 0 and ran.total == 4

@@ -4,7 +4,8 @@ Contract: `grace extract --study S --input FILE --output FILE [--llm-endpoint UR
 is CSV or JSONL with `trial_id` and `response` columns (optional: `finish_reason`, `replicate`, `model`,
 `model_revision`; any other column is carried through under the record's `inputs`); the output is JSONL of
 the records the extraction stage writes (grace.records.ExtractedRecord), one per input row in the same order.
-With `--stage DIR` instead, a run folder's `<model>/<study>/exp1.jsonl` becomes `extracted.jsonl` there.
+With `--study-dir DIR` instead (older name `--stage`), a run folder's study folder's `<model>/<study>/exp1.jsonl`
+becomes `extracted.jsonl` there.
 `grace extract-eval FILE` scores extraction against annotated real answers (grace/extract/evaluate.py).
 """
 
@@ -40,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True, help=f"the study ({described()})")
     p.add_argument("--input", type=Path, help="CSV or JSONL with trial_id and response columns")
     p.add_argument("--output", type=Path, help="JSONL to write: one record per input row, same order")
-    p.add_argument("--stage", type=Path, help="instead of --input/--output: a run folder's <model>/<study> dir")
+    p.add_argument("--study-dir", "--stage", dest="study_dir", type=Path, metavar="DIR",
+                   help="instead of --input/--output: a run folder's study folder, <model>/<study>/ (--stage: its "
+                        "older name)")
     p.add_argument("--llm-endpoint", default=None, help="OpenAI-compatible vLLM server for the LLM stage")
     p.add_argument("--llm-model", default=None, help="served model name at --llm-endpoint")
     p.add_argument("--llm-api-key-env", default=None, metavar="VAR",
@@ -142,19 +145,19 @@ def extract(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     ex = cfg.experiments_file.extraction
     server = _endpoint(args)
-    if args.stage:
+    if args.study_dir:
         if args.input or args.output:
-            raise UserInputError("use either --stage or --input/--output")
-        if not (args.stage / "exp1.jsonl").is_file():
-            raise DataError(f"{args.stage}: no exp1.jsonl")
+            raise UserInputError("use either --study-dir or --input/--output")
+        if not (args.study_dir / "exp1.jsonl").is_file():
+            raise DataError(f"{args.study_dir}: no exp1.jsonl")
         with server as ep:
-            summary = extract_stage(args.stage, study, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
+            summary = extract_stage(args.study_dir, study, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
         print(summary.line())
         for p in summary.outputs:
             print(f"wrote {p}")
         return 0
     if not args.input or not args.output:
-        raise UserInputError("--input and --output are required (or --stage DIR)")
+        raise UserInputError("--input and --output are required (or --study-dir DIR)")
     rows = read_input(args.input)
     replies = [Reply(r["response"], r.get("finish_reason") if isinstance(r.get("finish_reason"), str) else None)
                for r in rows]

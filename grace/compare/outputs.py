@@ -26,7 +26,7 @@ TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
 
 
 @dataclass
-class StageOutputs:
+class StudyOutputs:
     """One model's outputs for one study, as the comparison needs them."""
 
     model: str  # the model name recorded in the files (falls back to the folder name)
@@ -49,7 +49,7 @@ def extracted_row(rec: ExtractedRecord) -> dict[str, Any]:
     return {**top, **rec.fields}
 
 
-def _torn(out: StageOutputs, name: str, report: LoadReport) -> None:
+def _torn(out: StudyOutputs, name: str, report: LoadReport) -> None:
     if report.truncated:
         out.notes.append(f"{name}: a torn last line (a write cut short), left out")
 
@@ -103,8 +103,8 @@ def _conditions_from_csvs(study: Study, cfg: Config | None) -> dict[str, dict[st
     return out
 
 
-def load_stage(folder: Path, study: Study, cfg: Config | None) -> StageOutputs:
-    out = StageOutputs(model=folder.parent.name, study=study, folder=folder)
+def load_study(folder: Path, study: Study, cfg: Config | None) -> StudyOutputs:
+    out = StudyOutputs(model=folder.parent.name, study=study, folder=folder)
     exp2_path = folder / "exp2.jsonl"
     if exp2_path.exists():
         out.exp2_present = True
@@ -141,7 +141,7 @@ def load_stage(folder: Path, study: Study, cfg: Config | None) -> StageOutputs:
     return out
 
 
-def discover(run_dir: Path, studies: Iterable[Study], cfg: Config | None) -> list[StageOutputs]:
+def discover(run_dir: Path, studies: Iterable[Study], cfg: Config | None) -> list[StudyOutputs]:
     """Every RUN_DIR/<model>/<study>/ that holds exp2.jsonl or extracted.jsonl, for these studies."""
     studies = list(studies)
     run_dir = Path(run_dir)
@@ -152,7 +152,7 @@ def discover(run_dir: Path, studies: Iterable[Study], cfg: Config | None) -> lis
         for study in studies:
             folder = model_dir / study.name
             if any((folder / f).exists() for f in STAGE_FILES):
-                found.append(load_stage(folder, study, cfg))
+                found.append(load_study(folder, study, cfg))
     if not found:
         raise DataError(f"{run_dir}: no <model>/<study>/exp2.jsonl or extracted.jsonl to compare "
                         "(run `grace score` and `grace extract` first)")

@@ -16,7 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # human.py and report.py ask this module, so their types are for the annotations only
     from grace.compare.human import Table
-    from grace.compare.outputs import StageOutputs
+    from grace.compare.outputs import StudyOutputs
     from grace.compare.schema import RankedRow
     from grace.studies.base import Study
 
@@ -51,7 +51,7 @@ class Comparison(ABC):
         return {}
 
     @abstractmethod
-    def compare(self, out: StageOutputs, human: Any, alpha: float, n_boot: int,
+    def compare(self, out: StudyOutputs, human: Any, alpha: float, n_boot: int,
                 rng: np.random.Generator) -> list[Any]:
         """One result (a pydantic model of the study's) per source, exp2 and exp1, of one model's outputs."""
 

@@ -150,10 +150,10 @@ def extract_rows(
     return out, summary
 
 
-def _conditions(stage_dir: Path, study: Study) -> pd.DataFrame | None:
+def _conditions(study_dir: Path, study: Study) -> pd.DataFrame | None:
     """The design cell columns of the Exp 1 tidy table (the study's `condition_columns`), when it exists."""
     for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv)):
-        p = stage_dir / name
+        p = study_dir / name
         if p.exists():
             df = reader(p)
             cols = [c for c in ("trial_id", "replicate", *study.condition_columns) if c in df.columns]
@@ -174,14 +174,14 @@ class ExtractionStage(LocalStage[Exp1Record, ExtractedRecord]):
     record_type = ExtractedRecord
     resumable = False
 
-    def __init__(self, stage_dir: Path, study: Study, endpoint: Endpoint | None, *, concurrency: int,
+    def __init__(self, study_dir: Path, study: Study, endpoint: Endpoint | None, *, concurrency: int,
                  max_tokens: int, retry: Retry | None) -> None:
         super().__init__(study.name)
         self.study = study
         self.part = extraction_of(study)
-        self.stage_dir = Path(stage_dir)
+        self.study_dir = Path(study_dir)
         self.endpoint, self.concurrency, self.max_tokens, self.retry = endpoint, concurrency, max_tokens, retry
-        self.sources = list(Checkpoint(self.stage_dir / "exp1.jsonl", Exp1Record).load().values())
+        self.sources = list(Checkpoint(self.study_dir / "exp1.jsonl", Exp1Record).load().values())
         self.rules_status: dict[str, ExtractionStatus] = {}  # the rule stage's status per key, for the table
         self.summary = ExtractSummary()
 
@@ -203,7 +203,7 @@ class ExtractionStage(LocalStage[Exp1Record, ExtractedRecord]):
             raise type(e)(e.reason, f"LLM extraction stopped: {e}; nothing written, a rerun redoes it") from None
         finally:
             if gate is not None:
-                record_waits(self.stage_dir, self.experiment, gate.waits)
+                record_waits(self.study_dir, self.experiment, gate.waits)
         finished = now()
         for rec, res in zip(todo, results, strict=True):
             if rec.status == "error":
@@ -224,18 +224,18 @@ class ExtractionStage(LocalStage[Exp1Record, ExtractedRecord]):
     def frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
         """The rows, with the design cell of each reply from the Exp 1 table."""
         df = pd.DataFrame(rows)
-        cond = _conditions(self.stage_dir, self.study)
+        cond = _conditions(self.study_dir, self.study)
         if cond is not None and not df.empty:
             df = df.merge(cond, on=["trial_id", "replicate"], how="left")
         return df
 
 
 def extract_stage(
-    stage_dir: Path, study: Study, endpoint: Endpoint | None = None, *, concurrency: int = 16,
+    study_dir: Path, study: Study, endpoint: Endpoint | None = None, *, concurrency: int = 16,
     max_tokens: int = 200, retry: Retry | None = None, progress: Progress | None = None,
 ) -> ExtractSummary:
-    """Read stage_dir/exp1.jsonl, write extracted.jsonl (one ExtractedRecord per Exp 1 key) and the tidy table."""
-    stage = ExtractionStage(stage_dir, study, endpoint, concurrency=concurrency, max_tokens=max_tokens, retry=retry)
-    result = run_local(stage, stage_dir, progress)
+    """Read study_dir/exp1.jsonl, write extracted.jsonl (one ExtractedRecord per Exp 1 key) and the tidy table."""
+    stage = ExtractionStage(study_dir, study, endpoint, concurrency=concurrency, max_tokens=max_tokens, retry=retry)
+    result = run_local(stage, study_dir, progress)
     stage.summary.outputs = [str(result.checkpoint)] + [str(p) for p in result.tables]
     return stage.summary

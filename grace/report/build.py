@@ -17,10 +17,10 @@ from grace.report.checks import (
     MAX_TRUNCATION_RATE,
     MIN_OK_RATE,
     MIN_OPTION_MASS,
-    StageChecks,
+    StudyChecks,
     run_checks,
 )
-from grace.report.load import StageData, discover
+from grace.report.load import StudyData, discover
 from grace.report.plugin import report_part
 from grace.run import safe_name
 from grace.studies.base import Study
@@ -61,9 +61,9 @@ def _label(model: str, variants: dict[str, str]) -> str:
     return f"{model} (quantized variant of {variants[model]})" if model in variants else model
 
 
-def _pair_rows(base: StageData, var: StageData, sb: StageChecks, sv: StageChecks) -> dict[str, Any]:
+def _pair_rows(base: StudyData, var: StudyData, sb: StudyChecks, sv: StudyChecks) -> dict[str, Any]:
     """Side-by-side numbers of a full-precision model and its quantized variant on one study."""
-    def rate(sc: StageChecks, exp: str, key: str, name: str) -> Any:
+    def rate(sc: StudyChecks, exp: str, key: str, name: str) -> Any:
         return sc.metrics.get(exp, {}).get(key, {}).get(name)
 
     out: dict[str, Any] = {
@@ -95,14 +95,14 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     variants = _variants()
     configs = _models()
-    by_study: dict[str, dict[str, StageData]] = {}
+    by_study: dict[str, dict[str, StudyData]] = {}
     study_of: dict[str, Study] = {}
     for s in stages:
         by_study.setdefault(s.study.name, {})[s.model] = s
         study_of[s.study.name] = s.study
 
-    results: dict[str, dict[str, StageChecks]] = {}
-    stage_plots: dict[tuple[str, str], list[str]] = {}
+    results: dict[str, dict[str, StudyChecks]] = {}
+    study_plots: dict[tuple[str, str], list[str]] = {}
     for study, models in by_study.items():
         part = report_part(study_of[study])
         expected: set[str] = set()
@@ -114,8 +114,8 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
             results.setdefault(model, {})[study] = sc
             paths = []
             if "extracted" in d.records:
-                paths = part.stage_plots(d, _label(model, variants), out, f"{safe_name(model)}_{study}")
-            stage_plots[(model, study)] = [p.name for p in paths]
+                paths = part.study_plots(d, _label(model, variants), out, f"{safe_name(model)}_{study}")
+            study_plots[(model, study)] = [p.name for p in paths]
 
     run_plots: list[str] = []
     status_rows = [(f"{m} / {s}", sc.metrics["extracted"]["status"]) for m in _order(list(results), variants)
@@ -142,7 +142,7 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
         "thresholds": {"max_error_rate": MAX_ERROR_RATE, "max_truncation_rate": MAX_TRUNCATION_RATE,
                        "min_ok_rate": MIN_OK_RATE, "min_option_mass": MIN_OPTION_MASS},
         "models": {m: {s: {"fit": sc.fit, "reasons": sc.reasons, "checks": [c.as_dict() for c in sc.checks],
-                           "metrics": sc.metrics, "plots": stage_plots.get((m, s), [])}
+                           "metrics": sc.metrics, "plots": study_plots.get((m, s), [])}
                        for s, sc in sorted(studies.items())} for m, studies in sorted(results.items())},
         "preflight": preflights,
         "variant_pairs": [{**p, "rows": {k: list(v) for k, v in p["rows"].items()}} for p in pairs],

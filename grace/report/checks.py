@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from grace.records import Exp2Record, ServerWait
-from grace.report.load import StageData
+from grace.report.load import StudyData
 from grace.report.plugin import ReportPart, report_part
 from grace.server_waits import summarize_waits
 
@@ -41,7 +41,7 @@ class Check:
 
 
 @dataclass
-class StageChecks:
+class StudyChecks:
     model: str
     study: str
     checks: list[Check] = field(default_factory=list)
@@ -70,7 +70,7 @@ def probs_valid(probs: dict[str, float]) -> bool:
                                 for v in vals) and abs(sum(vals) - 1) <= PROB_TOL * max(1, len(vals)))
 
 
-def _rows_and_dupes(sc: StageChecks, exp: str, data: StageData, expected: set[str]) -> None:
+def _rows_and_dupes(sc: StudyChecks, exp: str, data: StudyData, expected: set[str]) -> None:
     keys = set(data.records[exp])
     missing = expected - keys
     extra = keys - expected
@@ -86,7 +86,7 @@ def _rows_and_dupes(sc: StageChecks, exp: str, data: StageData, expected: set[st
                + ("; a torn last line (left out)" if rep.truncated else ""), fatal=False)
 
 
-def check_exp1(sc: StageChecks, data: StageData, expected_keys: set[str]) -> None:
+def check_exp1(sc: StudyChecks, data: StudyData, expected_keys: set[str]) -> None:
     recs = list(data.exp1.values())
     n = len(recs)
     _rows_and_dupes(sc, "exp1", data, expected_keys)
@@ -114,7 +114,7 @@ def check_exp1(sc: StageChecks, data: StageData, expected_keys: set[str]) -> Non
     }
 
 
-def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str],
+def check_exp2(sc: StudyChecks, data: StudyData, expected_trials: set[str],
                min_option_mass: float = MIN_OPTION_MASS) -> None:
     recs = list(data.exp2.values())
     n = len(recs)
@@ -158,7 +158,7 @@ def option_mass_by_question(recs: list[Exp2Record]) -> dict[str, float | None]:
     return {q: (round(statistics.median(v), 6) if v else None) for q, v in values.items()}
 
 
-def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str], part: ReportPart) -> None:
+def check_extracted(sc: StudyChecks, data: StudyData, exp1_keys: set[str], part: ReportPart) -> None:
     recs = list(data.extracted.values())
     n = len(recs)
     _rows_and_dupes(sc, "extracted", data, exp1_keys)
@@ -174,7 +174,7 @@ def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str], part:
     part.check_extracted(sc, recs)
 
 
-def agreement(sc: StageChecks, data: StageData, part: ReportPart) -> None:
+def agreement(sc: StudyChecks, data: StudyData, part: ReportPart) -> None:
     """Exp 1's stated answer vs Exp 2's argmax, over the trials where both exist (replicate 0... all)."""
     ex, e2 = data.extracted, data.exp2
     out = {}
@@ -196,9 +196,9 @@ def agreement(sc: StageChecks, data: StageData, part: ReportPart) -> None:
             for k, v in out.items()), fatal=False)
 
 
-def run_checks(data: StageData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS) -> StageChecks:
+def run_checks(data: StudyData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS) -> StudyChecks:
     """All checks of one model x study; `expected_trials` is the study's trial set over the whole run."""
-    sc = StageChecks(data.model, data.study.name)
+    sc = StudyChecks(data.model, data.study.name)
     part = report_part(data.study)
     exp1_keys: set[str] = set()
     if "exp1" in data.records:
@@ -219,7 +219,7 @@ def run_checks(data: StageData, expected_trials: set[str], min_option_mass: floa
     return sc
 
 
-def server_waits(sc: StageChecks, data: StageData) -> None:
+def server_waits(sc: StudyChecks, data: StudyData) -> None:
     """How long each stage waited for its server and why (grace.server_waits): information, not a verdict."""
     by_exp: dict[str, list[ServerWait]] = {}
     for w in data.server_waits:

@@ -1,4 +1,4 @@
-"""Reading a run folder for the report: which model x study stages exist, and their records as tables."""
+"""Reading a run folder for the report: which study folders (<model>/<study>/) exist, and their records as tables."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from grace.studies.base import Study
 
 
 @dataclass
-class StageData:
+class StudyData:
     """One model x study of a run: the latest record per key, raw line counts, and the design cells."""
 
     model: str
@@ -56,11 +56,11 @@ FILES: dict[str, tuple[str, type[Record]]] = {
 }
 
 
-def conditions_table(stage_dir: Path, study: Study) -> pd.DataFrame | None:
+def conditions_table(study_dir: Path, study: Study) -> pd.DataFrame | None:
     """trial_id and the study's design cell columns (`Study.condition_columns`) from the stage's tables."""
     for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv),
                          ("exp2.parquet", pd.read_parquet), ("exp2.csv", pd.read_csv)):
-        p = stage_dir / name
+        p = study_dir / name
         if p.exists():
             try:
                 df = reader(p)
@@ -77,8 +77,8 @@ def _read_only_load(ckpt: Checkpoint) -> dict[str, Record]:
     return ckpt.load(trim=False)
 
 
-def load_stage(model: str, study: Study, path: Path) -> StageData:
-    data = StageData(model, study, path)
+def load_study(model: str, study: Study, path: Path) -> StudyData:
+    data = StudyData(model, study, path)
     for exp, (name, rtype) in FILES.items():
         p = path / name
         if not p.exists():
@@ -92,7 +92,7 @@ def load_stage(model: str, study: Study, path: Path) -> StageData:
     return data
 
 
-def discover(run_dir: Path, studies: Iterable[Study]) -> list[StageData]:
+def discover(run_dir: Path, studies: Iterable[Study]) -> list[StudyData]:
     """Every <model>/<study>/ folder of the run, for these studies, holding at least one stage file."""
     out = []
     studies = list(studies)
@@ -100,5 +100,5 @@ def discover(run_dir: Path, studies: Iterable[Study]) -> list[StageData]:
         for study in studies:
             d = model_dir / study.name
             if d.is_dir() and any((d / name).exists() for name, _ in FILES.values()):
-                out.append(load_stage(model_dir.name, study, d))
+                out.append(load_study(model_dir.name, study, d))
     return out

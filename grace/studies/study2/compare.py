@@ -16,7 +16,7 @@ import numpy as np
 
 from grace.compare.human import Table
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, fit_distributions, interval
-from grace.compare.outputs import StageOutputs
+from grace.compare.outputs import StudyOutputs
 from grace.compare.plugin import Comparison
 from grace.compare.schema import RankedRow
 from grace.studies.study2 import human as human_data
@@ -29,7 +29,7 @@ from grace.ui_format import interval as shown_interval
 Cell = tuple[str, str]
 
 
-def exp2_trials(out: StageOutputs) -> tuple[dict[Cell, list[np.ndarray]], list[str]]:
+def exp2_trials(out: StudyOutputs) -> tuple[dict[Cell, list[np.ndarray]], list[str]]:
     """Per cell, the per-trial distributions over UTTERANCES from Exp 2 records; plus problems found."""
     cells: dict[Cell, list[np.ndarray]] = {}
     problems: list[str] = []
@@ -49,7 +49,7 @@ def exp2_trials(out: StageOutputs) -> tuple[dict[Cell, list[np.ndarray]], list[s
     return cells, problems
 
 
-def exp1_trials(out: StageOutputs) -> tuple[dict[Cell, list[np.ndarray]], int, int, Counter[str]]:
+def exp1_trials(out: StudyOutputs) -> tuple[dict[Cell, list[np.ndarray]], int, int, Counter[str]]:
     """Per cell the per-trial choice frequencies; responses read; responses without a usable utterance."""
     by_trial: dict[str, list[int | None]] = {}
     statuses: Counter[str] = Counter()
@@ -107,7 +107,7 @@ def compare_cells(model: str, source: str, cells: dict[Cell, list[np.ndarray]], 
     return res
 
 
-def compare_study2(out: StageOutputs, human: Study2Human, n_boot: int = DEFAULT_BOOTSTRAP,
+def compare_study2(out: StudyOutputs, human: Study2Human, n_boot: int = DEFAULT_BOOTSTRAP,
                    rng: np.random.Generator | None = None) -> list[Study2Result]:
     """One result per source present (exp2, exp1) for this model's study 2 outputs."""
     results = []
@@ -182,7 +182,7 @@ class Study2Comparison(Comparison):
     def sources(self, human: Study2Human) -> dict[str, str]:
         return {"study2": human.source}
 
-    def compare(self, out: StageOutputs, human: Study2Human, alpha: float, n_boot: int,
+    def compare(self, out: StudyOutputs, human: Study2Human, alpha: float, n_boot: int,
                 rng: np.random.Generator) -> list[Study2Result]:
         return compare_study2(out, human, n_boot, rng)
 
