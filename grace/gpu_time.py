@@ -1,6 +1,6 @@
 """Where a run's GPU-hours went: download (no GPU held), start, busy and idle; and planned download time.
 
-Each life of a model's server is kept in `<run>/<model>/server.json` (grace.serving.metrics.ServerLife, every
+Each life of a model's server is kept in `<run>/<model>/server.json` (grace.records.ServerLife, every
 attempt appended): how long it took to start (GPUs held, weights loading), how long it was up, and the time
 its requests spent running (vLLM's `request_inference_time_seconds`, read when it became ready and when it was
 stopped). Per model:
@@ -11,7 +11,7 @@ stopped). Per model:
   a stage's busy share (grace.serving.metrics); without a lifetime reading, the stages' wall time x busy share;
 - **idle**: up time minus busy (the batch's empty slots, preflight, gaps between stages, the teardown wait).
 
-GPU-hours are those times x the profile's GPU count (a CPU-only profile counts as one device, as grace.plan).
+GPU-hours are those times x the profile's GPU count (a CPU-only profile counts as one device, as grace.gpu_hours).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from typing import Any
 from grace.checkpoint import write_json_atomic
 from grace.config import ModelConfig
 from grace.paths import resolve
+from grace.records import ServerLife
 from grace.run import RunFolder, safe_name
-from grace.serving.metrics import ServerLife, read_utilization
+from grace.utilization import read_utilization
 
 SERVER_FILE = "server.json"
 DOWNLOAD_MB_S = 100.0  # assumed Hub -> model-cache PVC throughput for planning (MB/s); measure yours

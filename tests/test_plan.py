@@ -1,4 +1,4 @@
-"""Unit tests of the GPU-hour arithmetic in grace.plan and grace.gpu_time (pure: no server)."""
+"""Unit tests of the GPU-hour arithmetic in grace.gpu_hours and grace.gpu_time (pure: no server)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from grace.config import Config
-from grace.plan import (
+from grace.gpu_hours import (
     Measured,
     StudyLoad,
     actual_rows,
+    estimate_row,
     exp1_tokens,
     exp2_tokens,
     gpu_hours,
     load_with,
     measure_run,
-    plan_row,
     planned_hours,
     pooled,
     study_tokens,
@@ -55,9 +55,9 @@ def test_gpu_hours_scale_with_gpu_count_and_cpu_counts_as_one() -> None:
 
 
 def test_plan_row_without_throughput_has_no_hours() -> None:
-    row = plan_row("m", "a100", 2, None, [LOAD], startup_s=0)
+    row = estimate_row("m", "a100", 2, None, [LOAD], startup_s=0)
     assert row.hours is None and row.gpu_hours is None
-    row = plan_row("m", "a100", 2, 205 * 100 / 3600, [LOAD], prefill_weight=0.1, startup_s=0)
+    row = estimate_row("m", "a100", 2, 205 * 100 / 3600, [LOAD], prefill_weight=0.1, startup_s=0)
     assert row.hours == pytest.approx(1.0) and row.gpu_hours == pytest.approx(2.0)
 
 
@@ -110,8 +110,9 @@ def test_measure_and_actual_from_a_run_folder(tmp_path: Path) -> None:
 def test_gpu_split_from_server_lives_prefetch_and_stages(tmp_path: Path) -> None:
     """download (no GPU), start, busy (request time / batch slots over each life), idle (the rest of the time up)."""
     from grace.gpu_time import record_lives, split_model
+    from grace.records import ServerLife, Utilization
     from grace.run import RunFolder
-    from grace.serving.metrics import ServerLife, Utilization, record_utilization
+    from grace.utilization import record_utilization
 
     run = RunFolder(tmp_path)
     mdir = tmp_path / "m1"

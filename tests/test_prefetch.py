@@ -196,7 +196,7 @@ def test_vllm_serves_the_prefetched_commit_offline(cfg: Config, hub: FakeHub, hu
     the GPU pod does): `--revision <sha>` and `--download-dir` are all it needs; the records carry the commit."""
     from grace.query import run_exp1
     from grace.serving import LocalVLLMServer
-    from grace.studies import get_study
+    from grace.studies.registry import get_study
 
     marker = prefetch(hub_model(cfg))
     model = served(hub_model(cfg), marker)

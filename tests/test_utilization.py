@@ -11,18 +11,13 @@ import pytest
 
 from grace.config import Config, UtilizationConfig
 from grace.pipeline import run_stage, stage_summary
+from grace.records import Utilization
 from grace.report.checks import run_checks
-from grace.report.load import load_stage
+from grace.report.load import load_study
 from grace.serving import Endpoint, ExternalServer, ManagedServer
-from grace.serving.metrics import (
-    Snapshot,
-    Utilization,
-    parse_metrics,
-    read_utilization,
-    record_utilization,
-    summarize,
-)
-from grace.studies import get_study
+from grace.serving.metrics import Snapshot, parse_metrics, summarize
+from grace.studies.registry import get_study
+from grace.utilization import read_utilization, record_utilization
 
 PAGES = Path(__file__).parent / "fixtures" / "vllm-metrics"
 
@@ -102,7 +97,7 @@ def test_report_warns_about_a_low_stage(cfg: Config, tmp_path: Path) -> None:
     with (stage / "utilization.jsonl").open("a") as f:
         f.write('{"torn')
     assert read_utilization(stage) == {"exp1": low, "exp2": ok}
-    checks = run_checks(load_stage("toy", "study2", stage), set())
+    checks = run_checks(load_study("toy", get_study("study2"), stage), set())
     busy = {c.experiment: c for c in checks.checks if c.name == "server busy"}
     assert not busy["exp1"].passed and not busy["exp1"].fatal and "at most 1 requests in flight" in busy["exp1"].detail
     assert busy["exp2"].passed

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from grace.errors import ServerError
+from grace.records import ServerLife
 from grace.serving.base import Endpoint, probe
-from grace.serving.metrics import ServerLife, Snapshot, read_snapshot
+from grace.serving.metrics import Snapshot, read_snapshot
 
 log = logging.getLogger(__name__)
 Backend = AbstractContextManager[Endpoint]
@@ -20,7 +21,7 @@ Backend = AbstractContextManager[Endpoint]
 class ManagedServer:
     """Context manager around a backend factory; `ensure_alive()` restarts the server if it stopped answering.
 
-    Each start is kept in `lives` (grace.serving.metrics.ServerLife: how long it took, how long it was up, how
+    Each start is kept in `lives` (grace.records.ServerLife: how long it took, how long it was up, how
     much of that its batch ran requests), read from /metrics when it is ready and when it is stopped.
     """
 
@@ -68,11 +69,13 @@ class ManagedServer:
             backend.__exit__(None, None, None)
 
     def ensure_alive(self) -> Endpoint:
-        if self._endpoint is not None and probe(self._endpoint, timeout=30) is None:
+        """The endpoint, after one readiness probe; a server that fails it is restarted (a hung one costs one
+        probe's timeout, not two)."""
+        reason = probe(self._endpoint, timeout=30) if self._endpoint is not None else "not started"
+        if reason is None and self._endpoint is not None:
             return self._endpoint
         if self.restarts >= self.max_restarts:
-            raise ServerError(f"server restarted {self.restarts} times already; giving up")
-        reason = probe(self._endpoint, timeout=30) if self._endpoint else "not started"
+            raise ServerError(f"server restarted {self.restarts} times already; giving up ({reason})")
         log.warning("server not answering (%s): restarting it", reason)
         self.restarts += 1
         self._stop()

@@ -26,22 +26,19 @@ A stage whose busy share is below `min_busy_share` (the cluster's 40%) is flagge
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import BaseModel, ConfigDict
+
+from grace.records import Utilization
 
 log = logging.getLogger(__name__)
-
-UTILIZATION_FILE = "utilization.jsonl"
 
 # sample name (as exposed) -> Snapshot field; histogram sums and counters are cumulative, gauges are not
 SAMPLES = {
@@ -83,27 +80,6 @@ def parse_metrics(text: str, t: float = 0.0) -> Snapshot | None:
     if "running" not in values:
         return None
     return Snapshot(t=t, **values)
-
-
-class Utilization(BaseModel):
-    """The server's load during one stage (written to run.json, done.json and the stage folder)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    wall_s: float  # from the first reading to the last
-    samples: int
-    active_s: float  # time with requests running
-    running_mean: float  # requests running, time-averaged (Little's law)
-    waiting_mean: float
-    kv_cache_mean: float | None = None  # readings inside the stage (None: the stage ended before the first)
-    kv_cache_max: float | None = None
-    generation_tokens_per_s: float
-    prompt_tokens_per_s: float
-    batch_slots: int | None = None
-    busy_share: float | None = None  # running_mean / batch_slots (None: slots unknown)
-    min_busy_share: float = 0.40
-    low: bool = False
-    cause: str | None = None
 
 
 def _delta(snaps: list[Snapshot], field: str) -> float:
@@ -217,58 +193,3 @@ class MetricsSampler:
 
     def summary(self, **kw: Any) -> Utilization | None:
         return summarize(self.snapshots, **kw)
-
-
-def record_utilization(out_dir: Path, experiment: str, u: Utilization) -> None:
-    """Append the stage's Utilization to its folder's utilization.jsonl (one line per stage call)."""
-    path = Path(out_dir) / UTILIZATION_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps({"experiment": experiment, **u.model_dump(mode="json")}) + "\n")
-
-
-def read_utilization(out_dir: Path) -> dict[str, Utilization]:
-    """The latest Utilization per experiment of a stage folder (a torn or foreign line is skipped)."""
-    out: dict[str, Utilization] = {}
-    path = Path(out_dir) / UTILIZATION_FILE
-    if not path.exists():
-        return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-            experiment = str(row.pop("experiment"))
-            out[experiment] = Utilization.model_validate(row)
-        except (ValueError, KeyError):
-            continue
-    return out
-
-
-def columns(u: Utilization | None) -> dict[str, Any]:
-    """The stage summary's utilization fields (run.json, done.json, the stages artifact)."""
-    if u is None:
-        return {"busy_share": None, "low_utilization": None}
-    return {"busy_share": u.busy_share, "running_mean": u.running_mean, "waiting_mean": u.waiting_mean,
-            "active_s": u.active_s, "kv_cache_mean": u.kv_cache_mean, "generation_tokens_per_s":
-            u.generation_tokens_per_s, "prompt_tokens_per_s": u.prompt_tokens_per_s, "batch_slots": u.batch_slots,
-            "low_utilization": u.low, "utilization_cause": u.cause}
-
-
-class ServerLife(BaseModel):
-    """One life of a model's server, for the GPU-hour split (`grace plan --run`): its start (the GPUs held while
-    it loads), the time it was up, and how much of that its batch ran requests (Little's law over the life)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    started_at: str  # ISO time the backend was asked to start
-    start_s: float  # asked -> ready (a failed start: until it gave up)
-    up_s: float = 0.0  # ready -> teardown
-    request_s: float | None = None  # time requests spent running while up (None: /metrics unreadable)
-    batch_slots: int | None = None
-    ready: bool = True
-
-    @property
-    def busy_s(self) -> float | None:
-        """Batch-slot seconds in use / slots: the up time the whole batch would have needed for the same work."""
-        if self.request_s is None or not self.batch_slots:
-            return None
-        return min(self.up_s, self.request_s / self.batch_slots)
