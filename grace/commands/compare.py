@@ -29,7 +29,7 @@ def compare(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     rep = compare_run(args.run_dir, args.human, cfg=cfg, out_dir=args.out, n_boot=args.bootstrap, seed=args.seed,
                       alpha=args.alpha, plots=not args.no_plots)
-    print("\n".join(table_lines(rep.ranking)))
+    print("\n".join(table_lines(rep.ranking, rep.references)))
     for note in rep.notes:
         print(f"note: {note}")
     out = Path(args.out) if args.out else Path(args.run_dir) / "compare"

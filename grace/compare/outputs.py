@@ -9,9 +9,10 @@ response: trial_id, replicate, status, method and the schema fields, either at t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -22,6 +23,7 @@ from grace.records import Exp2Record
 from grace.studies import STUDIES, Study, get_study
 
 STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
+T = TypeVar("T")
 TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
 
 
@@ -40,6 +42,14 @@ class StageOutputs:
     exp1_present: bool = False
     unknown_trials: int = 0  # trial ids whose condition was found nowhere (left out, reported)
     notes: list[str] = field(default_factory=list)
+    derived: dict[str, Any] = field(default_factory=dict)  # a study's per-trial data, computed once (see `once`)
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """`make()`, computed on the first call for this key and kept: the comparison and every paired
+        difference of this model read the same per-trial data."""
+        if key not in self.derived:
+            self.derived[key] = make()
+        return cast(T, self.derived[key])
 
 
 def extracted_row(line: dict[str, Any]) -> dict[str, Any]:
