@@ -209,7 +209,7 @@ def test_human_figures_as_a_model_reproduce_every_finding_with_js_0(tmp_path: Pa
         if f["key"] in PUBLISHED:
             assert f["effect_ci"] == pytest.approx(PUBLISHED[f["key"]][3], abs=0.015), f["key"]
             assert f["human_ci"] == pytest.approx(PUBLISHED[f["key"]][3], abs=0.015), f["key"]
-            assert f["human_source"].startswith("2,000 bootstrap resamples of the participants")
+            assert f["human_source"] == "2,000 bootstrap resamples of the 203 participants"
     # Exp 2's trials within a cell are identical: no spread within a cell, decided by the sign, and said so
     assert all("no variance" in f["note"] for f in exp2["findings"] if f["key"].endswith(":literal"))
     ranking = {r["source"]: r for r in rep["ranking"]}

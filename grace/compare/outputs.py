@@ -42,7 +42,9 @@ class StageOutputs:
     exp1_present: bool = False
     unknown_trials: int = 0  # trial ids whose condition was found nowhere (left out, reported)
     notes: list[str] = field(default_factory=list)
-    derived: dict[str, Any] = field(default_factory=dict)  # a study's per-trial data, computed once (see `once`)
+    # a study's per-trial data, computed once (see `once`); not copied by dataclasses.replace (a subset, e.g. one
+    # prompt variant's records, computes its own)
+    derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def once(self, key: str, make: Callable[[], T]) -> T:
         """`make()`, computed on the first call for this key and kept: the comparison and every paired

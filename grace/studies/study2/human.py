@@ -21,7 +21,7 @@ import numpy as np
 
 from grace.compare.human import Table, number, where
 from grace.errors import DataError
-from grace.studies.study2.ceiling import Ceiling, Participants, finding_intervals, noise_ceiling
+from grace.studies.study2.ceiling import FINDINGS_BOOT, Ceiling, Participants, finding_intervals, noise_ceiling
 from grace.studies.study2.findings import FINDINGS, counts_effect
 from grace.studies.study2.goals import LABELS
 from grace.studies.study2.study import QUALITIES, STATES, UTTERANCES, goal_label
@@ -75,15 +75,14 @@ class Study2Human:
         counts = {c: self.cells[c] * (self.n.get(c) or 1) for c in f.cells}
         first, second, diff = (float(x) for x in counts_effect(f, counts))
         if key in self.finding_cis:
+            people = len(self.participants.ids) if self.participants else 0
             return HumanFinding(first, second, diff, self.finding_cis[key],
-                                f"{FINDINGS_NOTE} of {len(self.participants.ids) if self.participants else 0}")
+                                f"{FINDINGS_BOOT:,} bootstrap resamples of the {people} participants")
         pub = self.published.get(key)
         if pub is not None:
             return HumanFinding(first, second, diff, pub.ci, "published")
         return HumanFinding(first, second, diff, None, "no interval: no participant ids")
 
-
-FINDINGS_NOTE = "2,000 bootstrap resamples of the participants"
 
 
 def _goal(t: Table, line: int, value: str) -> str:
