@@ -240,10 +240,10 @@ def _measures(cells: dict[Cell, Moments], compared: list[Cell], h: np.ndarray, t
 
 
 def paired_study2(a: StageOutputs, b: StageOutputs, human: Study2Human, alpha: float, n_boot: int,
-                  rng: np.random.Generator, names: tuple[str, str] | None = None) -> list[Difference]:
+                  rng: np.random.Generator) -> list[Difference]:
     """Per source both have: the paired bootstrap difference a - b of JS, r and the findings reproduced, on the
     trials both answered (the same trials resampled for both; replicates within trials apart)."""
-    model, other = names or (a.model, b.model)
+    model, other = a.model, b.model
     out: list[Difference] = []
     human_cells = [c for c in CELLS if c in human.cells]
     h_all = {c: human.cells[c] for c in human_cells}
