@@ -374,11 +374,11 @@ def test_quantized_variant_against_its_base(tmp_path: Path, cfg, study2_trials) 
     run = tmp_path / "run"
     write_exp2(run / "gemma2-27b" / "study2", "gemma2-27b", "study2",
                study2_exp2_rows(study2_trials[:600], lambda t: dists[t["trial_id"]]))
-    write_exp2(run / "gemma2-27b-awq" / "study2", "gemma2-27b-awq", "study2",
-               study2_exp2_rows(study2_trials[:600], lambda t: 0.5 * dists[t["trial_id"]] + 0.5 / 8))
+    write_exp2(run / "gemma2-27b-awq" / "study2", "gemma2-27b-awq", "study2",  # 120 trials fewer: compared on 480
+               study2_exp2_rows(study2_trials[120:600], lambda t: 0.5 * dists[t["trial_id"]] + 0.5 / 8))
     rep = compare_run(run, cfg=cfg, n_boot=200, plots=False)
     (js,) = [d for d in rep.differences if d.measure == "js"]
-    assert (js.model, js.other, js.variant_pair) == ("gemma2-27b-awq", "gemma2-27b", True)
+    assert (js.model, js.other, js.variant_pair, js.n_trials) == ("gemma2-27b-awq", "gemma2-27b", True, 480)
     assert js.difference > 0 and js.distinguishable and js.better == "gemma2-27b"
     md = (run / "compare" / "compare.md").read_text()
     line = next(x for x in md.splitlines() if x.startswith("| gemma2-27b-awq | gemma2-27b |"))

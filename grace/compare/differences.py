@@ -10,10 +10,17 @@ are tied, not ordered.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
 import numpy as np
 
 from grace.compare.metrics import interval
+from grace.compare.resample import Moments, Trials, common, draw, indices, paired_draw
 from grace.compare.schema import Difference, RankedRow
+
+K = TypeVar("K", bound=Hashable)
+Measures = Callable[[dict[K, Moments], Trials[K]], dict[str, np.ndarray]]  # (moments, their trials) -> by name
 
 HIGHER_IS_BETTER = {"js": False, "r": True, "findings": True}
 RECENTRED = {"js": 1.0, "r": 2.0}  # plug-in measures (largest |difference|): the interval re-centred as theirs
@@ -44,6 +51,59 @@ def difference(study: str, source: str, model: str, other: str, measure: str, n_
         ahead = (row.difference > 0) == HIGHER_IS_BETTER.get(measure, True)
         row.better = model if ahead else other
     return row
+
+
+def _value(x: np.ndarray) -> float | None:
+    return None if np.isnan(x[0]) else float(x[0])
+
+
+def paired_differences(study: str, source: str, models: list[tuple[str, Trials[K]]], pairs: list[tuple[int, int]],
+                       names: tuple[str, ...], measures: Measures[K], thin_note: Callable[[Trials[K]], str],
+                       n_boot: int, rng: np.random.Generator) -> list[Difference]:
+    """For each pair (i, j) of models: the paired bootstrap difference i - j of each measure in `names`, on the
+    trials both answered (`measures` computes them over resamples' moments; `thin_note` says why a set of trials
+    gives no interval, "" when it does).
+
+    When every model answered the same trials (the usual run), all pairs share one set of resampled trial indices,
+    so each model is resampled once (its replicates apart) rather than once per pair; otherwise each pair is
+    resampled on its common trials."""
+    shared = len({tuple((k, tuple(t.ids[k])) for k in t.strata) for _, t in models}) == 1
+    first = models[0][1]
+    note0 = thin_note(first) if shared else ""
+    idx = indices(first, n_boot, rng) if shared and n_boot and first.strata and not note0 else None
+    cache: dict[int, tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]] = {}
+
+    def once(i: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        if i not in cache:
+            t = models[i][1]
+            cache[i] = (measures(t.point(), t), measures(draw(t, n_boot, rng, idx), t) if idx is not None else None)
+        return cache[i]
+
+    out = []
+    for i, j in pairs:
+        (a, ta), (b, tb) = models[i], models[j]
+        if shared:
+            ca, note = ta, note0
+        else:
+            ca, cb = common(ta, tb)
+            note = thin_note(ca) if ca.strata else ""
+        n = sum(ca.n(k) for k in ca.strata)
+        if not ca.strata:
+            out += [difference(study, source, a, b, m, 0, (None, None), None, "no trial that both models answered")
+                    for m in names]
+            continue
+        if shared:
+            (pa, ba), (pb, bb) = once(i), once(j)
+        else:
+            pa, pb = measures(ca.point(), ca), measures(cb.point(), cb)
+            ba = bb = None
+            if n_boot and not note:
+                da, db = paired_draw(ca, cb, n_boot, rng)
+                ba, bb = measures(da, ca), measures(db, cb)
+        for m in names:
+            out.append(difference(study, source, a, b, m, n, (_value(pa[m]), _value(pb[m])),
+                                  (ba[m], bb[m]) if ba is not None and bb is not None else None, note))
+    return out
 
 
 def group_ranks(rows: list[RankedRow], diffs: list[Difference], primary: dict[str, str]) -> list[RankedRow]:

@@ -57,10 +57,11 @@ class Comparison(ABC):
                 rng: np.random.Generator) -> list[Any]:
         """One result (a pydantic model of the study's) per source, exp2 and exp1, of one model's outputs."""
 
-    def paired(self, a: StageOutputs, b: StageOutputs, human: Any, alpha: float, n_boot: int,
-               rng: np.random.Generator) -> list[Difference]:
-        """The paired bootstrap differences a - b of its ranking measures, per source both models have (the same
-        trials resampled for both: grace/compare/resample.py)."""
+    def paired(self, outs: list[StageOutputs], pairs: list[tuple[int, int]], human: Any, alpha: float,
+               n_boot: int, rng: np.random.Generator) -> list[Difference]:
+        """For each pair (i, j) of these models' outputs, the paired bootstrap differences outs[i] - outs[j] of
+        its ranking measures, per source both have (the same trials resampled for both:
+        grace/compare/differences.py)."""
         return []
 
     def references(self, human: Any) -> list[Reference]:

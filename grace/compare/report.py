@@ -209,14 +209,17 @@ def differences(stages: list[StageOutputs], human: HumanData, alpha: float, n_bo
             continue
         mine = sorted((st for st in stages if st.study.name == study.name), key=lambda st: st.model)
         bases = {st.model: variant_of(st.model) for st in mine}
+        index = {st.model: i for i, st in enumerate(mine)}
+        pairs, variant = [], set()
         for a, b in combinations(mine, 2):
-            if a.model == b.model:
-                continue
-            first, _, is_variant = pair_order(a.model, b.model, bases)
-            x, y = (a, b) if first == a.model else (b, a)
-            for d in part.paired(x, y, human[study.name], alpha, n_boot, rng):
-                d.variant_pair = is_variant
-                out.append(d)
+            if a.model != b.model:
+                first, second, is_variant = pair_order(a.model, b.model, bases)
+                pairs.append((index[first], index[second]))
+                if is_variant:
+                    variant.add((first, second))
+        for d in part.paired(mine, pairs, human[study.name], alpha, n_boot, rng) if pairs else []:
+            d.variant_pair = (d.model, d.other) in variant
+            out.append(d)
     return out
 
 

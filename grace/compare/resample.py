@@ -29,7 +29,6 @@ import numpy as np
 from grace.ui_format import interval as interval_text
 
 MIN_TRIALS = 2  # fewer trials than this in a stratum: no interval (the point value is shown with its n)
-_CHUNK_VALUES = 4_000_000  # floats gathered at once for replicate resampling (about 32 MB)
 K = TypeVar("K", bound=Hashable)  # a stratum: a goal x state cell, an (access, observe) condition
 
 
@@ -42,8 +41,8 @@ class Trials(Generic[K]):
 
     @classmethod
     def collect(cls, rows: Iterable[tuple[K, str, np.ndarray]]) -> Trials[K]:
-        """From (stratum, trial id, one replicate's values (d,)) rows; a trial's replicates are gathered in order.
-        A trial id seen under two strata keeps the first."""
+        """From (stratum, trial id, one replicate's values (d,)) rows; a trial's replicates are gathered in order,
+        trials ordered by id within a stratum. A trial id seen under two strata keeps the first."""
         where: dict[str, K] = {}
         reps: dict[str, list[np.ndarray]] = {}
         for key, tid, v in rows:
@@ -51,8 +50,8 @@ class Trials(Generic[K]):
             if where[tid] == key:
                 reps.setdefault(tid, []).append(np.asarray(v, dtype=float))
         out: Trials[K] = cls()
-        for tid, key in where.items():
-            out.ids.setdefault(key, []).append(tid)
+        for tid, key in sorted(where.items(), key=lambda kv: kv[0]):  # by trial id: the order records came in
+            out.ids.setdefault(key, []).append(tid)  # (requests finish in any order) changes no resample
             out.values.setdefault(key, []).append(np.stack(reps[tid]))
         return out
 
@@ -154,24 +153,37 @@ def indices(trials: Trials[K], n_boot: int, rng: np.random.Generator) -> dict[K,
     return {k: rng.integers(0, len(ids), size=(n_boot, len(ids))) for k, ids in trials.ids.items()}
 
 
-def _replicates(values: list[np.ndarray], idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(B, n, d): for every resampled trial (idx[b, j]) the mean of its replicates resampled with replacement."""
+def _two_stage(values: list[np.ndarray], idx: np.ndarray, rng: np.random.Generator) -> Moments:
+    """The moments of resamples whose trials are idx (B, n) and whose every drawn trial (each copy apart) has its R
+    replicates resampled with replacement: a copy's value is (c . V) / R with c ~ Multinomial(R, 1/R). Summed
+    over copies, the first moments need the per-trial sums of c and the second the per-trial sums of c c^T, so
+    each is one matrix product with the replicates' values (trials grouped by their number of replicates)."""
+    n_boot, d = idx.shape[0], values[0].shape[1]
     counts = np.array([len(v) for v in values])
-    d = values[0].shape[1]
-    top = int(counts.max())
-    padded = np.zeros((len(values), top, d))
-    for i, v in enumerate(values):
-        padded[i, : len(v)] = v
-    out = np.empty((*idx.shape, d))
-    rows = max(1, _CHUNK_VALUES // max(1, idx.shape[1] * top * d))
-    for s in range(0, idx.shape[0], rows):
-        t = idx[s : s + rows]  # (b, n)
-        r = counts[t]  # replicates of each drawn trial
-        pick = np.floor(rng.random((*t.shape, top)) * r[..., None]).astype(int)  # (b, n, top), < r
-        used = np.arange(top) < r[..., None]  # only the first r draws of a trial count
-        got = padded[t[..., None], pick]  # (b, n, top, d)
-        out[s : s + rows] = (got * used[..., None]).sum(axis=2) / r[..., None]
-    return out
+    s1, s2 = np.zeros((n_boot, d)), np.zeros((n_boot, d, d))
+    for r in np.unique(counts):
+        members = np.flatnonzero(counts == r)
+        v = np.stack([values[i] for i in members])  # (m, r, d)
+        m = len(members)
+        where = np.full(len(values), -1)
+        where[members] = np.arange(m)
+        b_i, j_i = np.nonzero(where[idx] >= 0)
+        key = b_i * m + where[idx][b_i, j_i]  # (copies,): resample and trial of each copy
+        draws = rng.integers(0, r, size=(len(key), r))  # each copy's r replicate draws
+        c = (draws[:, :, None] == np.arange(r)).sum(axis=1).astype(float)  # (copies, r) ~ Multinomial(r, 1/r)
+        iu, ju = np.triu_indices(r)
+        pairs = c[:, iu] * c[:, ju]  # c c^T, upper triangle
+        flat = np.bincount((key[:, None] * len(iu) + np.arange(len(iu))).ravel(), pairs.ravel(),
+                           n_boot * m * len(iu)).reshape(n_boot * m, len(iu))
+        second = np.zeros((n_boot * m, r, r))
+        second[:, iu, ju] = flat
+        second[:, ju, iu] = flat
+        first = second.sum(axis=-1) / r  # sum over r' of c_r c_r' = c_r r
+        second = second.reshape(n_boot * m, r * r)
+        s1 += first.reshape(n_boot, m * r) @ v.reshape(m * r, d) / r
+        outer = np.einsum("mrd,mse->mrsde", v, v).reshape(m * r * r, d * d)
+        s2 += (second.reshape(n_boot, m * r * r) @ outer).reshape(n_boot, d, d) / r**2
+    return Moments(idx.shape[1], s1, s2)
 
 
 def draw(trials: Trials[K], n_boot: int, rng: np.random.Generator,
@@ -190,7 +202,7 @@ def draw(trials: Trials[K], n_boot: int, rng: np.random.Generator,
             outer = (x[:, :, None] * x[:, None, :]).reshape(n, -1)
             out[k] = Moments(n, w @ x, (w @ outer).reshape(len(i), x.shape[1], x.shape[1]))
         else:
-            out[k] = Moments.of(_replicates(values, i, rng))
+            out[k] = _two_stage(values, i, rng)
     return out
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from grace.compare.differences import difference
+from grace.compare.differences import paired_differences
 from grace.compare.human import Table
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, interval, one_sample_greater, paired_greater
 from grace.compare.outputs import StageOutputs
 from grace.compare.plugin import Comparison
-from grace.compare.resample import Moments, Trials, common, draw, mean_var, no_interval, paired_draw, shown, thin
+from grace.compare.resample import Moments, Trials, draw, mean_var, no_interval, shown, thin
 from grace.compare.schema import Difference, RankedRow
 from grace.studies.study1 import human as human_data
 from grace.studies.study1.human import Finding, Study1Human
@@ -248,30 +248,24 @@ def compare_study1(out: StageOutputs, human: Study1Human, alpha: float = 0.05, n
     return results
 
 
-def paired_study1(a: StageOutputs, b: StageOutputs, human: Study1Human, alpha: float, n_boot: int,
-                  rng: np.random.Generator) -> list[Difference]:
-    """Per source both have: the paired bootstrap difference a - b of the findings reproduced, on the trials both
-    answered (the same trials resampled for both)."""
-    out = []
+def paired_study1(outs: list[StageOutputs], pairs: list[tuple[int, int]], human: Study1Human, alpha: float,
+                  n_boot: int, rng: np.random.Generator) -> list[Difference]:
+    """Per source, for each pair (i, j) of models that both have it: the paired bootstrap difference i - j of the
+    findings reproduced, on the trials both answered (the same trials resampled for both)."""
     conds = sorted({(f.access, f.observe) for f in human.findings})
+
+    def measures(draws: dict[Condition, Moments], trials: Trials[Condition]) -> dict[str, np.ndarray]:
+        return {"findings": reproduced_count(draws, human.findings, trials, alpha)}
+
+    out: list[Difference] = []
     for source in SOURCES:
-        if not ((a.exp2_present and b.exp2_present) if source == "exp2" else (a.exp1_present and b.exp1_present)):
-            continue
-        bets = [exp2_bets(x) if source == "exp2" else exp1_bets(x) for x in (a, b)]
-        ta, tb = common(bets[0].posterior.restrict(conds), bets[1].posterior.restrict(conds))
-        n = sum(ta.n(c) for c in ta.strata)
-        if not ta.strata:
-            out.append(difference("study1", source, a.model, b.model, "findings", 0, (None, None), None,
-                                  "no trial that both models answered"))
-            continue
-        pa, pb = (float(reproduced_count(t.point(), human.findings, ta, alpha)[0]) for t in (ta, tb))
-        few = thin(ta, conds)
-        boot = None
-        if not few and n_boot:
-            da, db = paired_draw(ta, tb, n_boot, rng)
-            boot = (reproduced_count(da, human.findings, ta, alpha), reproduced_count(db, human.findings, ta, alpha))
-        out.append(difference("study1", source, a.model, b.model, "findings", n, (pa, pb), boot,
-                              no_interval(few, len(conds), "conditions") if few else ""))
+        have = [i for i, o in enumerate(outs) if (o.exp2_present if source == "exp2" else o.exp1_present)]
+        mine = [(have.index(i), have.index(j)) for i, j in pairs if i in have and j in have]
+        if mine:
+            models = [(outs[i].model, (exp2_bets if source == "exp2" else exp1_bets)(outs[i]).posterior.restrict(conds))
+                      for i in have]
+            out += paired_differences("study1", source, models, mine, ("findings",), measures,
+                                      lambda t: no_interval(thin(t, conds), len(conds), "conditions"), n_boot, rng)
     return out
 
 
@@ -350,9 +344,9 @@ class Study1Comparison(Comparison):
                 rng: np.random.Generator) -> list[Study1Result]:
         return compare_study1(out, human, alpha, n_boot, rng)
 
-    def paired(self, a: StageOutputs, b: StageOutputs, human: Study1Human, alpha: float, n_boot: int,
-               rng: np.random.Generator) -> list[Difference]:
-        return paired_study1(a, b, human, alpha, n_boot, rng)
+    def paired(self, outs: list[StageOutputs], pairs: list[tuple[int, int]], human: Study1Human, alpha: float,
+               n_boot: int, rng: np.random.Generator) -> list[Difference]:
+        return paired_study1(outs, pairs, human, alpha, n_boot, rng)
 
     def rank(self, results: list[Study1Result], variant_of: Callable[[str], str | None]) -> list[RankedRow]:
         """Per source (exp2, then exp1), by findings reproduced, most first."""

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from grace.compare.differences import difference
+from grace.compare.differences import paired_differences
 from grace.compare.human import Table
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, distribution_measures, interval
 from grace.compare.outputs import StageOutputs
 from grace.compare.plugin import Comparison
-from grace.compare.resample import Moments, Trials, common, draw, no_interval, paired_draw, shown, thin
+from grace.compare.resample import Moments, Trials, draw, no_interval, shown, thin
 from grace.compare.schema import Difference, RankedRow, Reference
 from grace.studies.study2 import human as human_data
 from grace.studies.study2.findings import FINDINGS, Finding, decide, effect
@@ -239,36 +239,25 @@ def _measures(cells: dict[Cell, Moments], compared: list[Cell], h: np.ndarray, t
     return {"js": js, "r": r, "findings": reproduced_count(cells, trials, alpha)}
 
 
-def paired_study2(a: StageOutputs, b: StageOutputs, human: Study2Human, alpha: float, n_boot: int,
-                  rng: np.random.Generator) -> list[Difference]:
-    """Per source both have: the paired bootstrap difference a - b of JS, r and the findings reproduced, on the
-    trials both answered (the same trials resampled for both; replicates within trials apart)."""
-    model, other = a.model, b.model
-    out: list[Difference] = []
+def paired_study2(outs: list[StageOutputs], pairs: list[tuple[int, int]], human: Study2Human, alpha: float,
+                  n_boot: int, rng: np.random.Generator) -> list[Difference]:
+    """Per source, for each pair (i, j) of models that both have it: the paired bootstrap difference i - j of JS,
+    r and the findings reproduced, on the trials both answered (the same trials resampled for both; replicates
+    within trials apart)."""
     human_cells = [c for c in CELLS if c in human.cells]
-    h_all = {c: human.cells[c] for c in human_cells}
+
+    def measures(cells: dict[Cell, Moments], trials: Trials[Cell]) -> dict[str, np.ndarray]:
+        h = np.stack([human.cells[c] for c in trials.strata])
+        return _measures(cells, trials.strata, h, trials, alpha)
+
+    out: list[Difference] = []
     for source in SOURCES:
-        if not (_present(a, source) and _present(b, source)):
-            continue
-        ta, tb = common(_trials(a, source).restrict(human_cells), _trials(b, source).restrict(human_cells))
-        compared = ta.strata
-        n = sum(ta.n(c) for c in compared)
-        if not compared:
-            out += [difference("study2", source, model, other, m, 0, (None, None), None,
-                               "no trial that both models answered") for m in ("js", "r", "findings")]
-            continue
-        h = np.stack([h_all[c] for c in compared])
-        pa, pb = (_measures(t.point(), compared, h, ta, alpha) for t in (ta, tb))
-        few = thin(ta)
-        boot = None
-        if not few and n_boot:
-            da, db = paired_draw(ta, tb, n_boot, rng)
-            boot = (_measures(da, compared, h, ta, alpha), _measures(db, compared, h, ta, alpha))
-        for m in ("js", "r", "findings"):
-            va, vb = (None if np.isnan(p[m][0]) else float(p[m][0]) for p in (pa, pb))
-            out.append(difference("study2", source, model, other, m, n, (va, vb),
-                                  (boot[0][m], boot[1][m]) if boot else None,
-                                  no_interval(few, len(compared)) if few else ""))
+        have = [i for i, o in enumerate(outs) if _present(o, source)]
+        mine = [(have.index(i), have.index(j)) for i, j in pairs if i in have and j in have]
+        if mine:
+            models = [(outs[i].model, _trials(outs[i], source).restrict(human_cells)) for i in have]
+            out += paired_differences("study2", source, models, mine, ("js", "r", "findings"), measures,
+                                      lambda t: no_interval(thin(t), len(t.strata)), n_boot, rng)
     return out
 
 
@@ -372,9 +361,9 @@ class Study2Comparison(Comparison):
                 rng: np.random.Generator) -> list[Study2Result]:
         return compare_study2(out, human, n_boot, rng, alpha)
 
-    def paired(self, a: StageOutputs, b: StageOutputs, human: Study2Human, alpha: float, n_boot: int,
-               rng: np.random.Generator) -> list[Difference]:
-        return paired_study2(a, b, human, alpha, n_boot, rng)
+    def paired(self, outs: list[StageOutputs], pairs: list[tuple[int, int]], human: Study2Human, alpha: float,
+               n_boot: int, rng: np.random.Generator) -> list[Difference]:
+        return paired_study2(outs, pairs, human, alpha, n_boot, rng)
 
     def references(self, human: Study2Human) -> list[Reference]:
         return references(human)
