@@ -438,7 +438,7 @@ def test_one_trial_shows_its_value_and_no_interval(tmp_path: Path, cfg, study2_t
     assert not ZERO_WIDTH.search(md), ZERO_WIDTH.search(md)
     rows = ranking_rows(rep.ranking, rep.references)
     thin_row = next(r for r in rows if r["model"] == "thin" and r["study"] == "study2")
-    assert thin_row["human-likeness [95% CI]"].endswith("n=1 in 12 of 12 cells, no interval")
+    assert thin_row["human-likeness [95% CI]"].endswith("(n=1 in 12 of 12 cells, no interval)")
     assert not any(ZERO_WIDTH.search(v) for r in rows for v in r.values())
     data = json.loads((run / "compare" / "compare.json").read_text())
     assert data["study2"][0]["js_ci"] is None or data["study2"][1]["js_ci"] is None

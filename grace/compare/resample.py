@@ -214,13 +214,14 @@ def paired_draw(a: Trials[K], b: Trials[K], n_boot: int, rng: np.random.Generato
 
 
 def shown(ci: tuple[float, float] | None, n: int | None = None, note: str = "", fmt: str | None = None) -> str:
-    """An interval as "[a, b]" (3 significant digits, or `fmt`: ".0f" for counts); withheld, the reason: `note`,
-    or "n=1, no interval" for fewer than 2 trials; else "" (no interval to show, e.g. r undefined). An interval
+    """An interval as "[a, b]" (3 significant digits, or `fmt`: ".0f" for counts); withheld, the reason in
+    parentheses: `note`, or "(n=1, no interval)" for fewer than 2 trials; else "" (no interval to show, e.g. r
+    undefined). An interval
     shown always comes from at least 2 trials per cell, so "[1.00, 1.00]" is a narrow one, not a lone trial."""
     if ci is not None:
         return interval_text(ci) if fmt is None else f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
     if note:
-        return note
+        return f"({note})"
     if n is not None and n < MIN_TRIALS:
-        return f"n={n}, no interval"
+        return f"(n={n}, no interval)"
     return ""
