@@ -174,7 +174,7 @@ def score_findings(bets: Bets, findings: list[Finding], alpha: float, draws: dic
     if not findings or draws is None:
         return results, None, ""
     if untestable:
-        return results, None, f"{len(untestable)} not testable (n<2), no interval"
+        return results, None, f"{len(untestable)} not testable: n<2, no interval"
     return results, interval(reproduced_count(draws, findings, bets.posterior, alpha)), ""
 
 

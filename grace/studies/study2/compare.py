@@ -144,7 +144,7 @@ def score_findings(res: Study2Result, trials: Trials[Cell], human: Study2Human, 
     res.findings_total = len(FINDINGS)
     res.reproduced = sum(f.reproduced for f in res.findings)
     if untestable:
-        res.findings_no_interval = f"{len(untestable)} not testable (n<2), no interval"
+        res.findings_no_interval = f"{len(untestable)} not testable: n<2, no interval"
     elif draws is not None:
         res.reproduced_ci = interval(reproduced_count(draws, trials, alpha))
 
