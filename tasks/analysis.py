@@ -52,7 +52,7 @@ def report_task(run_dir: Path) -> Path:
 @task(name="compare", task_run_name="compare-{run_dir.name}", cache_policy=NO_CACHE)
 def compare_task(run_dir: Path) -> Path:
     report = compare_run(run_dir, STUDIES.values())
-    rows = ranking_rows(report.ranking, STUDIES.values())
+    rows = ranking_rows(report.ranking, STUDIES.values(), report.references)
     if rows:
         create_table_artifact(key=artifact_key("grace", "compare"), table=rows,
                               description="Grace: how human-like is each model (ranked)")
