@@ -6,11 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
+from grace.analysis import write_analysis
 from grace.report import build_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="data-quality report of a run folder (Markdown, JSON, PNG)")
+    p = sub.add_parser("report", help="data-quality report of a run folder (Markdown, JSON, PNG) and its all-models "
+                                      "tables for the lab's analysis (RUN_DIR/analysis/)")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="results/<run-id>")
     p.set_defaults(func=report)
 
@@ -25,4 +27,8 @@ def report(args: argparse.Namespace) -> int:
     print(f"report: {path}")
     for p in sorted(path.parent.glob("*.png")):
         print(f"plot: {p}")
+    tables = write_analysis(args.run_dir)
+    print(tables.line())
+    for note in tables.notes:
+        print(f"note: {note}")
     return 0
