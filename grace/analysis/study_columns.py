@@ -51,12 +51,14 @@ def stimulus_columns(study: Study, trials: Trials) -> list[Column]:
     taken = fixed_names()
     out = []
     for name in trials.columns:
-        kind = ("a required" if name in study.required_columns else
-                "an optional" if name in study.optional_columns else "an extra")
+        # the stage tables already keep an input column named like one of theirs as input_<name> (grace.stage)
+        original = name[len("input_"):] if name.startswith("input_") and name[len("input_"):] in taken else name
+        kind = ("a required" if original in study.required_columns else
+                "an optional" if original in study.optional_columns else "an extra")
         what = f"{kind} column of the {study.name} input CSV, as in the file"
-        shown = f"input_{name}" if name in taken else name
-        if shown != name:
-            what += f" (named {name!r} there; renamed: Grace has a column of that name)"
+        shown = f"input_{original}" if original in taken else original
+        if shown != original:
+            what += f" (named {original!r} there; renamed: Grace has a column of that name)"
         get = _trial_getter(name)
         out.append(Column(shown, infer_type(t.get(name, "") for t in trials.rows.values()), what, exp1=get, exp2=get))
     return out

@@ -96,3 +96,16 @@ def make_run(run_dir: Path, cfg: Config, inputs: dict[Study, list[Trial]], model
                         replicates=replicates)
     return run_dir
 
+
+
+def made_run(run_dir: Path, cfg: Config, inputs: dict[Study, list[Trial]], models: tuple[str, ...]) -> Path:
+    """make_run, then what the end of a run does: the report, the comparison (no plots), the analysis tables."""
+    from grace.analysis import write_analysis
+    from grace.compare import compare_run
+    from grace.report.build import build_report
+
+    make_run(run_dir, cfg, inputs, models)
+    build_report(run_dir)
+    compare_run(run_dir, cfg=cfg, plots=False)
+    write_analysis(run_dir)
+    return run_dir
