@@ -30,7 +30,8 @@ def study1_reply(rng: np.random.Generator, i: int) -> str:
     if kind == 5:
         return "I'd rather not guess about this one."
     if kind == 6:
-        return AWKWARD[i % len(AWKWARD)] + "\nno idea"
+        text = AWKWARD[i % len(AWKWARD)]
+        return text if text == "NA" else text + "\nno idea"  # a bare "NA": text, not a missing value
     bets = rng.multinomial(100, rng.dirichlet([1, 1, 1, 1])) if kind != 4 else [25, 25, 25, 25]
     know = "yes" if rng.random() < 0.5 else "no"
     body = (f"Initial Answer: {rng.integers(0, 4)}\nProbabilities: 0: {bets[0]}%, 1: {bets[1]}%, 2: {bets[2]}%, "
