@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -19,27 +18,14 @@ import pandas as pd
 import pytest
 from frictionless import validate
 
-from grace.analysis.figures import disagreements, python_figures, r_figures
+from grace.analysis.figures import disagreements, python_figures
 from grace.config import Config, load_config
 from grace.studies import get_study
 from tests.support.analysis_run import made_run
+from tests.support.rscript import grace_r, rscript
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY1, STUDY2 = get_study("study1"), get_study("study2")
-RSCRIPT = shutil.which("Rscript") or "/usr/bin/Rscript"
-
-
-def rscript(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Rscript, failing the test with R's own message (R is installed by scripts/setup.sh: no silent skip)."""
-    assert Path(RSCRIPT).exists(), "Rscript not found: scripts/setup.sh installs R from Debian (r-base-core)"
-    out = subprocess.run([RSCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"Rscript {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
-    return out
-
-
-def grace_r(run: Path) -> dict:
-    rscript(str(run / "analysis" / "grace.R"))
-    return r_figures(run / "analysis" / "grace_r_figures.csv")
 
 
 def check_figures(run: Path) -> dict:
