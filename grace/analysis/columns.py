@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from grace.config import ModelConfig, ScoringPath
+from grace.config import ModelConfig, Profile, ScoringPath, is_profile
 from grace.records import Exp1Record, Exp2Record, ExtractedRecord, ExtractionMethod, OptionScores
 from grace.statuses import Exp1Status, Exp2Status, ExtractionStatus
 
@@ -38,10 +38,10 @@ class ModelMeta:
         prof = self._profile()
         return None if prof is None else prof.dtype
 
-    def _profile(self) -> Any:
-        if self.config is None or self.profile is None:
+    def _profile(self) -> Profile | None:
+        if self.config is None or self.profile is None or not is_profile(self.profile):
             return None
-        return self.config.profiles.get(self.profile)  # type: ignore[call-overload]  # profile names are checked
+        return self.config.profiles.get(self.profile)
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,9 @@ class Column:
     def value(self, row: Exp1Row | Exp2Row) -> Any:
         if self.meta is not None:
             return self.meta(row.meta)
-        get = self.exp1 if isinstance(row, Exp1Row) else self.exp2
-        return None if get is None else get(row)  # type: ignore[arg-type]  # the getter of the row's own table
+        if isinstance(row, Exp1Row):
+            return None if self.exp1 is None else self.exp1(row)
+        return None if self.exp2 is None else self.exp2(row)
 
 
 @dataclass(frozen=True)

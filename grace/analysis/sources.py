@@ -109,10 +109,9 @@ def read_stage(folder: Path, study: Study, notes: list[str]) -> StageRecords:
     st.exp1 = _load(folder / "exp1.jsonl", Exp1Record, notes)
     st.exp2 = _load(folder / "exp2.jsonl", Exp2Record, notes)
     st.extracted = _load(folder / "extracted.jsonl", ExtractedRecord, notes)
-    for recs in (st.exp1, st.exp2, st.extracted):
-        for r in recs.values():
-            st.model = r.model
-            return st
+    first = next((r for recs in (st.exp1, st.exp2, st.extracted) for r in recs.values()), None)
+    if first is not None:
+        st.model = first.model
     return st
 
 
