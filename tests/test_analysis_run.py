@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from frictionless import validate
+from prefect.client.orchestration import get_client
 
 from grace.analysis.figures import disagreements, python_figures
 from grace.checkpoint import Checkpoint
@@ -17,6 +18,7 @@ from grace.cli import main
 from grace.records import Exp1Record, Exp2Record
 from grace.serving import Endpoint
 from tests.conftest import SampleRun
+from tests.support.prefect_runs import run_tree, task_runs_of
 from tests.support.rscript import grace_r, rscript
 
 MODELS = ("toy", "gemma2-tiny")
@@ -106,3 +108,6 @@ def test_the_flows_run_leaves_the_analysis_folder(sample_run: SampleRun) -> None
     assert {n: len(pd.read_parquet(a / f"{n}.parquet")) for n in TABLES} == expected_rows(rd, ("toy",))
     e2 = pd.read_parquet(a / "study1_exp2_all_models.parquet")
     assert (e2.model_name == "toy").all() and (e2.model_profile == "local").all()  # the run's profile (run.json)
+    with get_client(sync_client=True) as client:  # the flow's own task, after the report and the comparison
+        tasks = {t.name: t.state.name for t in task_runs_of(client, run_tree(client, sample_run.flow_run.id))}
+    assert tasks.get("analysis-tables") == "Completed", tasks
