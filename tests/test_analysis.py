@@ -64,9 +64,10 @@ def test_the_run_leaves_four_tables_the_codebook_and_grace_r(run: Path) -> None:
     readme = (a / "README.md").read_text()
     assert readme.startswith((ROOT / "analysis" / "README.md").read_text())
     assert "### `study1_exp1_all_models.csv` (120 rows)" in readme  # 2 models x 30 trials x 2 replicates
-    # the human files compare.json names as read (study 2's noise ceiling among them)
+    # the human files compare.json names as read (study 2's published findings and noise ceiling among them)
     assert sorted(p.name for p in (a / "human").iterdir()) == ["study1_findings.csv", "study1_knowledgeability.csv",
-                                                              "study2_ceiling.csv", "study2_production.csv"]
+                                                              "study2_ceiling.csv", "study2_findings.csv",
+                                                              "study2_production.csv"]
 
 
 def test_columns_are_the_declared_ones_in_order_with_the_inputs_own_names(run: Path) -> None:

@@ -351,6 +351,8 @@ class Study2Comparison(Comparison):
 
     def sources(self, human: Study2Human) -> dict[str, str]:
         out = {"study2": human.source}
+        if human.published:
+            out["study2 published findings"] = human.published_source
         if human.ceiling is not None:
             out["study2 noise ceiling"] = human.ceiling.source
         return out

@@ -64,6 +64,7 @@ class Study2Human:
     ceiling: Ceiling | None = None
     ceiling_note: str = ""  # why there is no ceiling
     published: dict[str, HumanFinding] = field(default_factory=dict)  # finding key -> published figures
+    published_source: str = ""  # the file the published findings' figures were read from
     finding_cis: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # from the participants
 
     def finding(self, key: str) -> HumanFinding | None:
@@ -193,6 +194,7 @@ def _findings(t: Table, current: Study2Human | None) -> Study2Human:
         published[row["finding"]] = HumanFinding(first, second, number(t, line, "difference", row["difference"],
                                                                        -1.0, 1.0), _bounds(t, line, row), "published")
     current.published = published
+    current.published_source = str(t.path)
     return current
 
 
