@@ -18,8 +18,6 @@ from tests.conftest import SampleRun, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
 
-pytestmark = pytest.mark.prefect
-
 
 def wait_final(flow_run_id: UUID, timeout: float = 600) -> FlowRun:
     deadline = time.monotonic() + timeout
