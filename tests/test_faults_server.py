@@ -192,7 +192,7 @@ def test_dark_server_is_waited_through_in_the_same_task_run(
         t.start()
         state = grace(models=["toy"], studies=["study2"], experiments=["exp1"], sample=False, limit=n, max_tokens=8,
                       concurrency=4, endpoint=proxy.url, out=str(tmp_path), run_id=rid, extract_llm=False,
-                      return_state=True)
+                      preflight=False, return_state=True)
         t.join(timeout=10)
     assert state.is_completed(), state.message
     assert proxy.injected["down"] > 0
