@@ -76,7 +76,6 @@ def run_the_job(hub: FakeHub, config: Path, cache: Path) -> Any:
     return outcome
 
 
-@pytest.mark.timeout(900)
 def test_weights_before_gpus_and_the_next_model_fetched_while_one_is_served(
     prefect_server: str, cluster_config: Path, toy_server: Endpoint, hub: FakeHub, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
