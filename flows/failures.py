@@ -25,6 +25,7 @@ from prefect.client.schemas.sorting import TaskRunSort
 from prefect.states import State
 
 from grace.errors import ServerError
+from grace.serving.prefetch import PrefetchError
 
 log = logging.getLogger(__name__)
 MODEL_LABEL = "grace.model"
@@ -33,7 +34,8 @@ _PREFECT_PREFIX = re.compile(r"^(Flow|Task) run encountered an exception: ")
 
 def failed_stage(state: State[Any]) -> str:
     """The stage a model subflow failed at: its failed task run's name, or `serve` when the model's server
-    could not be brought up (no task failed), or `setup` for anything else before the first stage."""
+    could not be brought up (no task failed), `prefetch` when its weights could not be made ready (fetched
+    ahead in the previous model's subflow), or `setup` for anything else before the first stage."""
     child = state.state_details.flow_run_id
     names: list[str] = []
     if child is not None:
@@ -50,6 +52,8 @@ def failed_stage(state: State[Any]) -> str:
     if names:
         return ", ".join(dict.fromkeys(names))
     exc = state.result(raise_on_failure=False)
+    if isinstance(exc, PrefetchError):
+        return "prefetch"
     return "serve" if isinstance(exc, ServerError) else "setup"
 
 

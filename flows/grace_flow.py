@@ -1,6 +1,7 @@
-"""Flow `grace`: per model, one at a time - serve, preflight, run each study's experiments, always tear down;
-then the extraction model (when it is not the model under test), the data-quality report, the comparison with
-the human data, the all-models tables for the lab's analysis (RUN/analysis/), and the verdict.
+"""Flow `grace`: per model, one at a time - its weights fetched (ahead: while the previous model was served),
+serve, preflight, run each study's experiments, always tear down; then the extraction model (when it is not
+the model under test), the data-quality report, the comparison with the human data, the all-models tables for
+the lab's analysis (RUN/analysis/), and the verdict.
 
 Deployed as `grace/full-study` (prefect.yaml). A retry of a failed run resumes: finished models are skipped
 (their done.json), finished rows are skipped (the checkpoints), and only the rest is asked again. A named
@@ -21,9 +22,10 @@ from prefect.runtime import flow_run as current_run
 from prefect.states import Completed, Failed
 
 from flows.failures import describe, failure_message, label_current_model, reason
-from grace.config import Config, ExtractionConfig, load_config
+from grace.config import Config, ExtractionConfig, ModelConfig, load_config
 from grace.errors import UserInputError
 from grace.extract.extractor import external_endpoint
+from grace.gpu_time import record_lives
 from grace.named_study import NOTHING_LEFT, check_same_plan, nothing_left, study_folder
 from grace.params import (
     FIELDS,
@@ -47,12 +49,15 @@ from grace.pipeline import (
     own_server_extraction,
     plan_key,
 )
+from grace.prefetching import provenance, read_record, served_model
 from grace.report.verdict import read_verdicts, verdict_message
 from grace.run import RunFolder, safe_name
 from grace.serving import Endpoint, ManagedServer, stop_stale_servers
+from grace.serving.prefetch import PrefetchError
 from tasks.analysis import compare_task, extract_task, report_task, tables_task
 from tasks.artifacts import publish_run, publish_stages
 from tasks.experiments import experiment_task
+from tasks.prefetch import prefetch_task
 from tasks.preflight import preflight_task
 
 
@@ -84,9 +89,24 @@ def key_of(cfg: Config, params: RunParams) -> dict[str, Any]:
                     limit=params.limit, max_tokens=params.max_tokens, profile=params.profile)
 
 
+def weights_for(run: RunFolder, mcfg: ModelConfig, profile: str, run_id: str) -> ModelConfig:
+    """The model's weights, ready before its server (and its GPUs) are asked for: fetched ahead while the previous
+    model was served (this attempt's record), else now. A failed prefetch stops the model here with its reason;
+    the model is served at the commit its prefetch resolved."""
+    record = read_record(run, mcfg.name)
+    if record is None or record.attempt != run.attempt:
+        prefetch_task(mcfg.name, profile, str(run.root), run_id, run.attempt, return_state=True)
+        record = read_record(run, mcfg.name)
+    if record is None or not record.ok:
+        raise PrefetchError(record.reason if record and record.reason else f"{mcfg.name}: no prefetch result")
+    return served_model(run, mcfg)
+
+
 @flow(name="grace-model", flow_run_name="{model}", log_prints=True)
-def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[dict[str, Any]]:
-    """One model: start its server, preflight it, run every stage, stop the server (success, failure, cancel)."""
+def model_run(model: str, params: RunParams, run_dir: str, run_id: str, next_model: str | None = None
+              ) -> list[dict[str, Any]]:
+    """One model: its weights, start its server, preflight it, run every stage, stop the server (success, failure,
+    cancel). While it is served, `next_model`'s weights are fetched (its prefetch needs no GPU)."""
     cfg = load_config()
     plan = plan_of(cfg, params, [model])
     run = RunFolder(Path(run_dir))
@@ -95,22 +115,33 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
         print(f"{model}: already complete in {run.root}, skipped")
         return run.done_stages(model)
     stop_stale_servers(run_id=run_id)  # a server left by a crashed earlier attempt of this run
-    mcfg = plan.models[0]
+    mcfg = plan.models[0] if params.endpoint else weights_for(run, plan.models[0], params.profile, run_id)
     factory = backend_factory(mcfg, params.profile, run_id=run_id, endpoint=params.endpoint,
                               seed=plan.server_seed(cfg), log_dir=run.root / "logs")
     here = own_server_extraction(extraction_settings(cfg, params.extract_llm))
     task = experiment_task.with_options(retries=params.task_retries)
     summaries: list[dict[str, Any]] = []
-    with ManagedServer(factory) as server:
-        ep = server.endpoint
-        print(f"{model}: server ready at {ep.base_url} (vLLM {ep.server_version}, system message {ep.chat_form})")
-        if params.preflight:
-            preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()},
-                           list(params.experiments), run.root / safe_name(model) / "preflight", here, plan)
-        for job in plan.stage_jobs(cfg, run, model):
-            summaries.append(task(server, mcfg, job.study, job.trials, job.exp, job.out_dir))
-        for x in plan.extraction_jobs(cfg, run, model):
-            extract_task.with_options(retries=params.task_retries)(server, model, x.study, x.study_dir, here, x.retry)
+    managed = ManagedServer(factory)
+    ahead = None
+    try:
+        with managed as server:
+            ep = server.endpoint
+            print(f"{model}: server ready at {ep.base_url} (vLLM {ep.server_version}, system message {ep.chat_form})")
+            if next_model and not params.endpoint:  # the next model's weights, while this one answers
+                ahead = prefetch_task.submit(next_model, params.profile, run_dir, run_id, run.attempt)
+            if params.preflight:
+                preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()},
+                               list(params.experiments), run.root / safe_name(model) / "preflight", here, plan)
+            for job in plan.stage_jobs(cfg, run, model):
+                summaries.append(task(server, mcfg, job.study, job.trials, job.exp, job.out_dir,
+                                      cfg.experiments_file.utilization))
+            for x in plan.extraction_jobs(cfg, run, model):
+                extract_task.with_options(retries=params.task_retries)(server, model, x.study, x.study_dir, here,
+                                                                       x.retry, cfg.experiments_file.utilization)
+    finally:
+        record_lives(run, model, managed.lives)
+        if ahead is not None:
+            ahead.wait()
     run.mark_model_done(model, key, summaries)
     publish_stages(model, summaries)
     return summaries
@@ -123,7 +154,8 @@ def _extractor(cfg: Config, params: RunParams, extraction: ExtractionConfig, run
         block = extraction.endpoint.api_key_block
         key = Secret.load(block).get() if block else None  # type: ignore[union-attr]  # a sync load here
         return extraction.endpoint.model, nullcontext(external_endpoint(extraction, key))
-    mcfg = cfg.model(extraction.llm_model or "", where="extraction.llm_model")
+    mcfg = weights_for(run, cfg.model(extraction.llm_model or "", where="extraction.llm_model"), params.profile,
+                       run_id)
     factory = backend_factory(mcfg, params.profile, run_id=run_id, seed=None, log_dir=run.root / "logs")
     return mcfg.name, ManagedServer(factory)
 
@@ -147,7 +179,7 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
             for study in params.study_objects(cfg):
                 out.append(extract_task.with_options(retries=params.task_retries)(
                     source, m, study, run.study_dir(m, study.name), extraction,
-                    cfg.experiment(study.name, "exp1").retry))
+                    cfg.experiment(study.name, "exp1").retry, cfg.experiments_file.utilization))
             run.mark_extraction_done(m, name)
     return out
 
@@ -196,9 +228,13 @@ def grace(
     summaries: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
     finished: list[str] = []
-    for m in names:
+    key = key_of(cfg, params)
+    for i, m in enumerate(names):
         label_current_model(current_run.id, m)
-        state = model_run(m, params, str(run.root), rid, return_state=True)
+        following = next((n for n in names[i + 1:] if not run.model_done(n, key)), None)
+        state = model_run(m, params, str(run.root), rid, following, return_state=True)
+        if (fetched := read_record(run, m)) is not None:
+            run.note_weights(m, provenance(fetched))
         if state.is_completed():
             summaries += state.result()
             finished.append(m)

@@ -12,6 +12,7 @@ from grace.errors import GraceError
 COMMAND_MODULES = [
     "grace.commands.checks",
     "grace.commands.serve",
+    "grace.commands.prefetch",
     "grace.commands.preflight",
     "grace.commands.query",
     "grace.commands.score",

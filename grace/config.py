@@ -175,6 +175,9 @@ class ModelConfig(Strict):
     # Sent with every chat request: e.g. Llama-3's end-of-turn <|eot_id|> where a checkpoint's generation
     # config lacks it (it would generate to max_tokens).
     stop_token_ids: list[Annotated[int, Field(ge=0)]] = []
+    # Size of the weights the server loads (GiB), for `grace plan`'s download time; None: unknown (local models
+    # are measured on disk).
+    weights_gib: Annotated[float, Field(gt=0)] | None = None
     profiles: dict[ProfileName, Profile]
 
     @field_validator("profiles")
@@ -329,10 +332,20 @@ class ExtractionConfig(Strict):
         return self.llm_fallback and bool(self.llm_model or self.endpoint)
 
 
+class UtilizationConfig(Strict):
+    """How Grace measures the server's load during each stage (grace.serving.metrics): /metrics is read every
+    `sample_every_s`, and a stage is flagged when the server's batch was in use less than `min_busy_share` of
+    its slots on average (mean requests running / batch slots; the cluster flags GPUs below 40%)."""
+
+    sample_every_s: Annotated[float, Field(gt=0, le=600)] = 15.0
+    min_busy_share: Annotated[float, Field(ge=0, le=1)] = 0.40
+
+
 class ExperimentsFile(Strict):
     studies: dict[str, StudyFiles]
     experiments: list[ExperimentConfig]
     extraction: ExtractionConfig = ExtractionConfig()
+    utilization: UtilizationConfig = UtilizationConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentsFile:

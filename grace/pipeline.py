@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from grace.config import (
     EXPERIMENTS,
+    SERVER_PATHS,
     Config,
     ExperimentConfig,
     ExperimentName,
@@ -23,6 +24,7 @@ from grace.config import (
     ModelConfig,
     Retry,
     ScoringPath,
+    UtilizationConfig,
 )
 from grace.errors import ConfigError, GraceError
 from grace.extract.engine import ExtractSummary, extract_stage
@@ -34,8 +36,10 @@ from grace.scoring import run_exp2, run_exp2_inprocess
 from grace.server_waits import read_waits, summarize_waits
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer, ManagedServer
 from grace.serving.managed import Backend
+from grace.serving.metrics import MetricsSampler
 from grace.stage import StageResult
 from grace.studies import Study, Trial
+from grace.utilization import columns, record_utilization
 
 
 class StageIncomplete(GraceError):
@@ -184,10 +188,23 @@ STAGES: dict[tuple[ExperimentName, ScoringPath], StageRunner] = {
 
 def run_stage(
     server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
-    out_dir: Path, progress: Progress | None = None,
+    out_dir: Path, progress: Progress | None = None, utilization: UtilizationConfig | None = None,
 ) -> StageResult:
-    """One model x study x experiment, resumable; raises StageIncomplete when rows failed for good."""
-    result = STAGES[exp.experiment, exp.scoring_path](server, model, study, trials, exp, out_dir, progress)
+    """One model x study x experiment, resumable; raises StageIncomplete when rows failed for good. A served
+    stage records the server's load while it ran (grace.serving.metrics; `result.utilization`)."""
+    runner = STAGES[exp.experiment, exp.scoring_path]
+    if exp.scoring_path not in SERVER_PATHS:
+        result = runner(server, model, study, trials, exp, out_dir, progress)
+    else:
+        watch = utilization or UtilizationConfig()
+        with MetricsSampler(lambda: server.endpoint.base_url, watch.sample_every_s) as sampler:
+            result = runner(server, model, study, trials, exp, out_dir, progress)
+        result.utilization = sampler.summary(
+            batch_slots=server.endpoint.batch_slots, min_busy_share=watch.min_busy_share,
+            rows=result.total - result.skipped, concurrency=result.concurrency or None,
+            unit="requests" if exp.experiment == "exp1" else "trials")
+        if result.utilization is not None:
+            record_utilization(out_dir, exp.experiment, result.utilization)
     if result.failed:
         raise StageIncomplete(
             f"{exp.key} for {model.name}: {result.failed} of {result.total} rows failed after retries "
@@ -210,16 +227,27 @@ def own_server_extraction(extraction: ExtractionConfig) -> ExtractionConfig:
 
 
 def run_extraction(source: ManagedServer | Endpoint | None, study: Study, study_dir: Path,
-                   settings: ExtractionConfig, retry: Retry, progress: Progress | None = None
-                   ) -> tuple[ExtractSummary, Endpoint | None]:
+                   settings: ExtractionConfig, retry: Retry, progress: Progress | None = None,
+                   utilization: UtilizationConfig | None = None) -> tuple[ExtractSummary, Endpoint | None]:
     """One model x study's extraction: the rules, then, when `settings` enable it, the LLM stage on `source` (the
     model's own server, restarted if it died; the extraction model's server; an external endpoint). Returns
-    the summary and the endpoint the LLM stage used (None: the rules alone)."""
+    the summary and the endpoint the LLM stage used (None: the rules alone). When the LLM stage asked the
+    server anything, the server's load is kept in the stage folder's utilization.jsonl (as `extract`)."""
     endpoint = None
     if source is not None and settings.llm_fallback:
         endpoint = source.ensure_alive() if isinstance(source, ManagedServer) else source
-    summary = extract_stage(study_dir, study, endpoint, concurrency=settings.concurrency,
-                            max_tokens=settings.max_tokens, retry=retry, progress=progress)
+    if endpoint is None:
+        return extract_stage(study_dir, study, None, concurrency=settings.concurrency, max_tokens=settings.max_tokens,
+                             retry=retry, progress=progress), None
+    watch = utilization or UtilizationConfig()
+    current = (lambda: source.endpoint.base_url) if isinstance(source, ManagedServer) else (lambda: endpoint.base_url)
+    with MetricsSampler(current, watch.sample_every_s) as sampler:
+        summary = extract_stage(study_dir, study, endpoint, concurrency=settings.concurrency,
+                                max_tokens=settings.max_tokens, retry=retry, progress=progress)
+    load = sampler.summary(batch_slots=endpoint.batch_slots, min_busy_share=watch.min_busy_share,
+                           rows=summary.llm_requests, concurrency=settings.concurrency, unit="replies")
+    if load is not None and summary.llm_requests:
+        record_utilization(study_dir, "extract", load)
     return summary, endpoint
 
 
@@ -235,6 +263,7 @@ def stage_summary(model: str, result: StageResult) -> dict[str, Any]:
         "other": json.dumps(result.other), "wall_s": round(result.wall_s, 2), "rows_per_s": round(result.rps, 2),
         "requests_sent": result.sent, "concurrency": result.concurrency, "checkpoint": str(d["checkpoint"]),
         **summarize_waits(read_waits(Path(result.checkpoint).parent, result.experiment)),
+        **columns(result.utilization),
     }
 
 

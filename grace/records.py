@@ -1,4 +1,5 @@
-"""Pydantic records written to disk, one per stage, one JSONL line per key; and the server waits of a stage.
+"""Pydantic records written to disk, one per stage, one JSONL line per key; the server waits of a stage, its
+server's load (Utilization) and a server's lives (ServerLife).
 
 Every record carries the trial key, model and revision, study, experiment, prompt version, a status (`ok`
 or a named failure), the attempt count and timestamps; then its stage's fields. Exp 1 and Exp 2 records also
@@ -128,3 +129,54 @@ class ServerWait(BaseModel):
     def as_dict(self) -> dict[str, Any]:
         """The wait as a stage's summary lists it (the summary names the stage)."""
         return self.model_dump(exclude={"experiment"})
+
+
+class Utilization(BaseModel):
+    """The server's load during one stage, from its /metrics (grace.serving.metrics): in run.json, done.json and
+    the study folder's utilization.jsonl (grace.utilization)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wall_s: float  # from the first reading to the last
+    samples: int
+    active_s: float  # time with requests running
+    running_mean: float  # requests running, time-averaged (Little's law)
+    waiting_mean: float
+    kv_cache_mean: float | None = None  # readings inside the stage (None: the stage ended before the first)
+    kv_cache_max: float | None = None
+    generation_tokens_per_s: float
+    prompt_tokens_per_s: float
+    batch_slots: int | None = None
+    busy_share: float | None = None  # running_mean / batch_slots (None: slots unknown)
+    min_busy_share: float = 0.40
+    low: bool = False
+    cause: str | None = None
+
+
+class UtilizationLine(Utilization):
+    """A line of the study folder's utilization.jsonl: a stage's Utilization and the stage (exp1, exp2,
+    extract)."""
+
+    experiment: str
+
+
+class ServerLife(BaseModel):
+    """One life of a model's server (grace.serving.managed), for the GPU-hour split (`grace plan --run`,
+    grace.gpu_time): its start (the GPUs held while it loads), the time it was up, and how much of that its batch
+    ran requests (Little's law over the life); a list of them is a model's server.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    started_at: str  # ISO time the backend was asked to start
+    start_s: float  # asked -> ready (a failed start: until it gave up)
+    up_s: float = 0.0  # ready -> teardown
+    request_s: float | None = None  # time requests spent running while up (None: /metrics unreadable)
+    batch_slots: int | None = None
+    ready: bool = True
+
+    @property
+    def busy_s(self) -> float | None:
+        """Batch-slot seconds in use / slots: the up time the whole batch would have needed for the same work."""
+        if self.request_s is None or not self.batch_slots:
+            return None
+        return min(self.up_s, self.request_s / self.batch_slots)

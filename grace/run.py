@@ -128,6 +128,17 @@ class RunFolder:
         meta["attempts"] += 1
         write_json_atomic(self.run_json, meta)
 
+    @property
+    def attempt(self) -> int:
+        """This run's attempt (run.json `attempts`, counted by `begin`)."""
+        return int(self.read().get("attempts") or 1)
+
+    def note_weights(self, model: str, weights: dict[str, Any]) -> None:
+        """Record which weights a model was served from (its prefetch: hub id, revision asked, commit)."""
+        meta = self.read()
+        meta.setdefault("weights", {})[model] = weights
+        write_json_atomic(self.run_json, meta)
+
     def end(self, status: RunStatus, summary: dict[str, Any] | None = None) -> None:
         meta = self.read()
         meta["status"] = status

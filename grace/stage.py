@@ -33,7 +33,7 @@ from grace.checkpoint import Checkpoint, LoadReport, atomic_path, drain, write_t
 from grace.client import make_client
 from grace.config import Retry
 from grace.progress import Progress
-from grace.records import Record
+from grace.records import Record, Utilization
 from grace.server_waits import record_waits
 from grace.serving.base import Endpoint
 from grace.serving.gate import Gate, StageStopped
@@ -61,6 +61,7 @@ class StageResult:
     tables: list[Path] = field(default_factory=list)
     load_report: LoadReport | None = None
     waits: list[dict[str, Any]] = field(default_factory=list)  # this call's pauses for the server (watch.Wait)
+    utilization: Utilization | None = None  # the server's load during this call (grace.serving.metrics)
 
     @property
     def waited_s(self) -> float:

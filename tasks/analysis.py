@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from grace.analysis import write_analysis
 from grace.checkpoint import Checkpoint
 from grace.compare.report import compare_run, ranking_rows
-from grace.config import ExtractionConfig, Retry
+from grace.config import ExtractionConfig, Retry, UtilizationConfig
 from grace.pipeline import run_extraction
 from grace.records import Exp1Record
 from grace.report.build import build_report
@@ -29,12 +29,13 @@ from tasks.progress import ArtifactProgress
 @task(name="extract", task_run_name="extract-{model}-{study.name}", retries=2, retry_delay_seconds=[10, 60],
       retry_condition_fn=retry_unless_rejected, cache_policy=NO_CACHE)
 def extract_task(source: ManagedServer | Endpoint | None, model: str, study: Study, study_dir: Path,
-                 settings: ExtractionConfig, retry: Retry) -> dict[str, Any]:
+                 settings: ExtractionConfig, retry: Retry, utilization: UtilizationConfig | None = None
+                 ) -> dict[str, Any]:
     """Rules first; what they cannot settle goes to the LLM stage (when enabled) on `source`: the model's own
     server, the extraction model's server, or an external endpoint."""
     total = len(Checkpoint(study_dir / "exp1.jsonl", Exp1Record).load(trim=False))
     progress = ArtifactProgress(model, f"{study.name}-extract", total)
-    summary, endpoint = run_extraction(source, study, study_dir, settings, retry, progress)
+    summary, endpoint = run_extraction(source, study, study_dir, settings, retry, progress, utilization)
     progress.finish()
     print(f"extract {model} {study.name}: {summary.line()}")
     return {"model": model, "study": study.name, "total": summary.total, "status": summary.status,

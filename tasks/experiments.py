@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from grace.config import ExperimentConfig, ModelConfig
+from grace.config import ExperimentConfig, ModelConfig, UtilizationConfig
 from grace.pipeline import run_stage, stage_summary
 from grace.serving import ManagedServer
 from grace.serving.gate import RequestsRejected
@@ -33,16 +33,19 @@ def retry_unless_rejected(task: Any, task_run: Any, state: Any) -> bool:
 )
 def experiment_task(
     server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
-    out_dir: Path,
+    out_dir: Path, utilization: UtilizationConfig | None = None,
 ) -> dict[str, Any]:
     total = len(trials) * (exp.sampling.replications if exp.experiment == "exp1" else 1)
     progress = ArtifactProgress(model.name, f"{exp.study}-{exp.experiment}", total)
-    result = run_stage(server, model, study, trials, exp, out_dir, progress=progress)
+    result = run_stage(server, model, study, trials, exp, out_dir, progress=progress, utilization=utilization)
     progress.finish()
     summary = stage_summary(model.name, result)
     print(
         f"{summary['model']} {exp.key}: {result.ok} ok, {result.failed} failed, other {result.other}, "
         f"{result.total - result.skipped} done now in {result.wall_s:.1f}s, {result.skipped} resumed"
         + (f"; waited {summary['waited_s']} s for the server: {summary['wait_reasons']}" if summary["waited_s"] else "")
+        + (f"; server busy {summary['busy_share']:.0%} of its batch slots" if summary["busy_share"] is not None
+           else "")
+        + (f" - LOW: {summary['utilization_cause']}" if summary["low_utilization"] else "")
     )
     return summary

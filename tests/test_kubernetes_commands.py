@@ -16,7 +16,8 @@ from grace.manifests.settings import load_cluster_settings
 from tests.fake_kube import FakeKube
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = {"Deployment": "apis/apps/v1", "Job": "apis/batch/v1", "Service": "api/v1", "PersistentVolumeClaim": "api/v1"}
+PATHS = {"Deployment": "apis/apps/v1", "Job": "apis/batch/v1", "CronJob": "apis/batch/v1", "Service": "api/v1",
+         "PersistentVolumeClaim": "api/v1"}
 
 
 @pytest.fixture()
@@ -59,7 +60,8 @@ def test_cleanup_run_then_all(kube: FakeKube, cfg: Config, tmp_path: Path, capsy
     assert not any("jdoe-r1-" in n for n in left), left
     assert "Deployment/jdoe-r2-gemma2-2b-vllm" in left and "Deployment/asmith-r1-gemma2-2b-vllm" in left
     assert "PersistentVolumeClaim/jdoe-grace-results" in left
-    assert "deleted 6 objects of run r1" in out  # 4 Jobs, Deployment (its Pod goes with it), Service
+    # 4 runner Jobs and the prefetch Job (their pods go with them), the Deployment (its Pod too), the Service
+    assert "deleted 7 objects of run r1" in out
     assert main(["cleanup", "--all", "--include-pvcs"]) == 0
     assert {n for n in names(kube) if "jdoe" in n} == set()
     assert any(n.startswith("PersistentVolumeClaim/asmith") for n in names(kube))

@@ -42,8 +42,6 @@ def rendered_job() -> dict:
 def test_base_job_template_renders_valid_policy_clean_job() -> None:
     settings = load_cluster_settings(ROOT / "config" / "cluster.yaml")
     job = rendered_job()
-    job["spec"]["template"]["spec"].pop("completions")  # the worker drops these pod-level keys of
-    job["spec"]["template"]["spec"].pop("parallelism")  # Prefect's default template (they are Job fields)
     assert schema_errors(job, settings.kubernetes_version) == []
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["resources"]["requests"] == c["resources"]["limits"]  # Guaranteed QoS, within the 20% rule

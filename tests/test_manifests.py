@@ -37,10 +37,11 @@ def test_full_set_valid_and_policy_clean(cfg: Config, settings: ClusterSettings,
     models = cfg.models_for(profile)
     kinds = [o["kind"] for o in objs]
     assert kinds.count("Deployment") == kinds.count("Service") == len(models)
-    assert kinds.count("Job") == len(models) * len(cfg.experiments)
+    assert kinds.count("Job") == len(models) * (len(cfg.experiments) + 1)  # + each model's prefetch Job
     assert kinds.count("PersistentVolumeClaim") == 2
     assert kinds.count("ServiceAccount") == kinds.count("Role") == kinds.count("RoleBinding") == 1
-    assert len(objs) >= 39
+    assert kinds.count("CronJob") == 1
+    assert len(objs) >= 46
     assert validate_objects(objs, settings.kubernetes_version) == []
     assert errors(check_objects(objs, settings)) == []
     for o in objs:
@@ -64,7 +65,8 @@ def test_runner_rbac_binds_the_account_the_runners_use(cfg: Config, settings: Cl
     assert template["variables"]["properties"]["service_account_name"]["default"] == settings.service_account
     # no cluster-wide rights, no secrets: the Role only manages the vLLM server and reads why it fails
     resources = {r for rule in by_kind["Role"]["rules"] for r in rule["resources"]}
-    assert "secrets" not in resources and resources <= {"deployments", "services", "pods", "pods/log", "events"}
+    assert "secrets" not in resources and resources <= {"deployments", "services", "jobs", "pods", "pods/log",
+                                                        "events"}
     # the namespace's default account is bound, not created
     default = build_all(cfg, "a100", settings.model_copy(update={"service_account": "default"}), "run-2026")
     assert [o["kind"] for o in default].count("ServiceAccount") == 0
@@ -90,6 +92,34 @@ def test_deployment_contents(cfg: Config, settings: ClusterSettings) -> None:
     # the 4-GPU profile is covered by its exception: a warning, not an error
     vs = check_object(dep, settings)
     assert [v.severity for v in vs] == ["warning"] and "exception" in vs[0].message
+
+
+def test_prefetch_job_and_cleanup_cronjob(cfg: Config, settings: ClusterSettings) -> None:
+    """Before any GPU: the prefetch Job (CPU only, the token from its Secret, the model cache); the server reads
+    what it fetched, offline. And the janitor that deletes servers whose lease ran out."""
+    objs = build_all(cfg, "a100", settings, "r1", ["gemma2-27b"])
+    job = next(o for o in objs if o["kind"] == "Job" and o["metadata"]["name"].endswith("-prefetch"))
+    c = container(job)
+    assert c["command"] == ["grace", "prefetch", "--model", "gemma2-27b", "--revision", "main", "--cache-dir",
+                            "/models/hf/hub", "--termination-log", "/dev/termination-log"]
+    assert GPU not in c["resources"]["limits"] and "affinity" not in job["spec"]["template"]["spec"]
+    assert c["image"] == settings.images.runner and c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert c["env"][0]["valueFrom"]["secretKeyRef"]["name"] == settings.hf_token_secret.name
+    assert job["spec"]["activeDeadlineSeconds"] == settings.prefetch.deadline_s
+    assert job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"].endswith("model-cache")
+    dep = container(next(o for o in objs if o["kind"] == "Deployment"))
+    assert dep["args"][dep["args"].index("--download-dir") + 1] == "/models/hf/hub"
+    assert {"name": "HF_HUB_OFFLINE", "value": "1"} in dep["env"]
+    cron = next(o for o in objs if o["kind"] == "CronJob")
+    spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert spec["containers"][0]["command"] == ["grace", "cleanup", "--expired"]
+    assert spec["serviceAccountName"] == settings.service_account and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cron["spec"]["schedule"] == settings.lease.cleanup_schedule
+    assert schema_errors(job, "1.30") == schema_errors(cron, "1.30") == []
+    assert errors(check_object(job, settings)) == errors(check_object(cron, settings)) == []
+    long = copy.deepcopy(cron)
+    long["metadata"]["name"] = "jdoe-" + "x" * 50
+    assert any("longer than 52" in v.message for v in check_object(long, settings))
 
 
 def test_jobs_guaranteed_qos(cfg: Config, settings: ClusterSettings) -> None:

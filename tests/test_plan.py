@@ -1,4 +1,4 @@
-"""Unit tests of the GPU-hour arithmetic in grace.gpu_hours (pure: no server, no config)."""
+"""Unit tests of the GPU-hour arithmetic in grace.gpu_hours and grace.gpu_time (pure: no server)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from grace.config import Config
 from grace.gpu_hours import (
     Measured,
     StudyLoad,
@@ -104,3 +105,43 @@ def test_measure_and_actual_from_a_run_folder(tmp_path: Path) -> None:
     assert row.stage_s == 36 and row.output_tokens == 80
     assert row.gpu_hours == pytest.approx(36 / 3600 * 2)
     assert row.tokens_per_s == pytest.approx(80 / 36)
+
+
+def test_gpu_split_from_server_lives_prefetch_and_stages(tmp_path: Path) -> None:
+    """download (no GPU), start, busy (request time / batch slots over each life), idle (the rest of the time up)."""
+    from grace.gpu_time import record_lives, split_model
+    from grace.records import ServerLife, Utilization
+    from grace.run import RunFolder
+    from grace.utilization import record_utilization
+
+    run = RunFolder(tmp_path)
+    mdir = tmp_path / "m1"
+    (mdir / "study1").mkdir(parents=True)
+    (mdir / "prefetch.json").write_text(json.dumps({"seconds": 720.0}))
+    record_lives(run, "m1", [ServerLife(started_at="t", start_s=300, up_s=3600, request_s=128 * 1800,
+                                        batch_slots=128)])
+    record_lives(run, "m1", [ServerLife(started_at="t", start_s=60, ready=False)])  # a failed restart, appended
+    g = split_model(mdir, "a100", 2, stage_wall_s=3000)
+    assert (g.download_s, g.start_s, g.busy_s, g.idle_s) == (720, 360, 1800, 1800)
+    assert g.gpu_hours(g.start_s) == pytest.approx(0.2) and g.total_gpu_hours == pytest.approx((360 + 3600) * 2 / 3600)
+    assert g.busy_share == pytest.approx(0.5) and g.source == "server lifetime (/metrics)"
+    assert g.as_dict()["download_h"] == 0.2 and g.as_dict()["busy_gpu_h"] == 1.0
+
+    # no lifetime readings: the stages' own (wall x busy share), the rest of their wall time idle
+    other = tmp_path / "m2"
+    record_utilization(other / "study1", "exp1", Utilization(
+        wall_s=100, samples=5, active_s=100, running_mean=32, waiting_mean=0, generation_tokens_per_s=1,
+        prompt_tokens_per_s=1, batch_slots=128, busy_share=0.25))
+    g = split_model(other, "local", 0, stage_wall_s=100)
+    assert (g.download_s, g.start_s, g.busy_s, g.idle_s, g.devices) == (0, 0, 25, 75, 1)
+    assert g.source == "stages (/metrics)"
+
+
+def test_planned_download_is_apart_from_gpu_hours(cfg: Config) -> None:
+    from grace.gpu_time import planned_download_h
+
+    assert planned_download_h(cfg.model("toy")) == 0.0, "a local model is built, not downloaded"
+    big = cfg.model("gemma2-27b")
+    assert big.weights_gib is not None
+    assert planned_download_h(big, mb_per_s=100) == pytest.approx(big.weights_gib * 2**30 / 100e6 / 3600)
+    assert planned_download_h(big.model_copy(update={"weights_gib": None})) is None

@@ -79,6 +79,12 @@ def service_url(settings: ClusterSettings, model: ModelConfig, run_id: str) -> s
     return f"http://{server_name(settings, model, run_id)}.{settings.namespace}.svc.cluster.local:{settings.vllm_port}"
 
 
+def hub_cache_path(settings: ClusterSettings) -> str:
+    """The Hugging Face cache on the model-cache PVC: the prefetch Job fills it, the server reads it (HF_HOME/hub,
+    also its --download-dir, so weights, config and tokenizer are found in one place)."""
+    return f"{settings.model_cache_mount}/hf/hub"
+
+
 def _gpu_affinity(profile_name: str) -> Obj:
     products = GPU_PRODUCTS.get(profile_name)
     if not products:
@@ -100,7 +106,7 @@ def vllm_deployment(model: ModelConfig, profile_name: str, settings: ClusterSett
     lab = labels(settings, run_id, "vllm", model=model.name) | {L_FAMILY: label_value(model.family)}
     res = prof.resources
     args = vllm_args(model, prof, weights=model.hf_id, port=settings.vllm_port, host="0.0.0.0", seed=seed,
-                     cpu=False, download_dir=f"{settings.model_cache_mount}/hub", hardware=profile_name)
+                     cpu=False, download_dir=hub_cache_path(settings), hardware=profile_name)
     probe = {"httpGet": {"path": "/v1/models", "port": "http"}, "periodSeconds": settings.startup.probe_period_s}
     annotations = {"grace/profile": profile_name, "grace/hf-id": model.hf_id, "grace/revision": model.revision}
     if prof.exception:
@@ -127,6 +133,9 @@ def vllm_deployment(model: ModelConfig, profile_name: str, settings: ClusterSett
                             {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
                                 "name": settings.hf_token_secret.name, "key": settings.hf_token_secret.key}}},
                             {"name": "HF_HOME", "value": f"{settings.model_cache_mount}/hf"},
+                            # the prefetch Job fetched the weights: the GPU pod never downloads (a missing file
+                            # fails its start at once instead of holding the GPUs through a download)
+                            {"name": "HF_HUB_OFFLINE", "value": "1"},
                             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
                             *({"name": k, "value": v} for k, v in sorted(server_env(model, prof).items())),
                         ],
@@ -262,10 +271,14 @@ def pvcs(settings: ClusterSettings, run_id: str) -> list[Obj]:
 
 
 # What the flow runner does in its namespace, and nothing more (grace/serving/kubernetes.py): create, watch and
-# delete the vLLM Deployment and Service, read pods and events to explain a server that does not come up.
+# delete the vLLM Deployment and Service and renew their lease (patch); create, read and delete a model's
+# prefetch Job (grace/serving/prefetch_job.py); read pods (its own, for the owner reference; the prefetch pod's
+# result) and events to explain a server that does not come up. The cleanup CronJob's `grace cleanup --expired`
+# needs only list and delete of Deployments and Services.
 RUNNER_RULES: list[Obj] = [
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "delete"]},
-    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "create", "delete"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "create", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "create", "patch", "delete"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "create", "delete"]},
     {"apiGroups": [""], "resources": ["pods", "pods/log", "events"], "verbs": ["get", "list", "watch"]},
 ]
 
@@ -289,14 +302,106 @@ def rbac(settings: ClusterSettings, run_id: str) -> list[Obj]:
     return objs
 
 
+def prefetch_job_name(settings: ClusterSettings, model: ModelConfig, run_id: str) -> str:
+    return dns_name(settings.name_prefix, run_id, model.name, "prefetch")
+
+
+def prefetch_job(model: ModelConfig, settings: ClusterSettings, run_id: str, revision: str | None = None) -> Obj:
+    """The CPU-only Job that fills the model cache with `revision` (default: the config's) before any GPU is
+    requested (`grace prefetch`, grace.serving.prefetch). Its container's termination message is the marker
+    (the commit and the files' sizes), which the flow reads from the pod's status; on failure the log's tail."""
+    name = prefetch_job_name(settings, model, run_id)
+    lab = labels(settings, run_id, "prefetch", model=model.name)
+    jr = settings.jobs.resources
+    amount = {"cpu": cpu_quantity(jr.cpu), "memory": memory_quantity(jr.memory_gib)}
+    command = ["grace", "prefetch", "--model", model.name, "--revision", revision or model.revision,
+               "--cache-dir", hub_cache_path(settings), "--termination-log", "/dev/termination-log"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": settings.namespace, "labels": lab,
+                     "annotations": {"grace/hf-id": model.hf_id, "grace/revision": revision or model.revision}},
+        "spec": {
+            "backoffLimit": settings.jobs.backoff_limit,  # a retried download resumes where it stopped
+            "ttlSecondsAfterFinished": settings.jobs.ttl_seconds_after_finished,
+            "activeDeadlineSeconds": settings.prefetch.deadline_s,
+            "template": {"metadata": {"labels": lab}, "spec": {
+                "restartPolicy": "Never",
+                "serviceAccountName": settings.service_account,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+                "containers": [{
+                    "name": "prefetch",
+                    "image": settings.images.runner,
+                    "command": command,
+                    "env": [
+                        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
+                            "name": settings.hf_token_secret.name, "key": settings.hf_token_secret.key,
+                            "optional": True}}},
+                        {"name": "HF_HOME", "value": f"{settings.model_cache_mount}/hf"},
+                        {"name": "HF_HUB_DISABLE_PROGRESS_BARS", "value": "1"},
+                    ],
+                    "resources": {"requests": dict(amount), "limits": dict(amount)},
+                    "securityContext": {"allowPrivilegeEscalation": False},
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "volumeMounts": [{"name": "model-cache", "mountPath": settings.model_cache_mount}],
+                }],
+                "volumes": [{"name": "model-cache",
+                             "persistentVolumeClaim": {"claimName": pvc_name(settings, "model_cache")}}],
+            }},
+        },
+    }
+
+
+CRONJOB_NAME_MAX = 52  # the CronJob controller appends 11 characters to name its Jobs
+
+
+def cleanup_cronjob(settings: ClusterSettings, run_id: str) -> Obj:
+    """The janitor that deletes your servers whose lease ran out (`grace cleanup --expired`): a run that was
+    killed outside the cluster cannot delete its own Deployment, and no owner reference ties it to anything."""
+    name = dns_name(settings.name_prefix, "grace-cleanup", max_len=CRONJOB_NAME_MAX)
+    lab = labels(settings, run_id, "cleanup")
+    amount = {"cpu": "500m", "memory": "512Mi"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": settings.namespace, "labels": lab},
+        "spec": {
+            "schedule": settings.lease.cleanup_schedule,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 300,
+            "successfulJobsHistoryLimit": 1,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"metadata": {"labels": lab}, "spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": 600,
+                "ttlSecondsAfterFinished": 3600,
+                "template": {"metadata": {"labels": lab}, "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.service_account,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
+                    "containers": [{
+                        "name": "cleanup",
+                        "image": settings.images.runner,
+                        "command": ["grace", "cleanup", "--expired"],
+                        "resources": {"requests": dict(amount), "limits": dict(amount)},
+                        "securityContext": {"allowPrivilegeEscalation": False},
+                    }],
+                }},
+            }},
+        },
+    }
+
+
 def build_all(cfg: Config, profile_name: str, settings: ClusterSettings, run_id: str,
               models: list[str] | None = None) -> list[Obj]:
-    """Every object of a run on one profile: RBAC, PVCs, then per model Deployment, Service and Jobs."""
+    """Every object of a run on one profile: RBAC, PVCs, the cleanup CronJob, then per model its prefetch Job,
+    Deployment, Service and runner Jobs."""
     chosen = cfg.models_for(profile_name, models)
     if not chosen:
         raise ConfigError(f"no enabled model has a {profile_name!r} profile")
-    objs = rbac(settings, run_id) + pvcs(settings, run_id)
+    objs = rbac(settings, run_id) + pvcs(settings, run_id) + [cleanup_cronjob(settings, run_id)]
     for m in chosen:
+        objs.append(prefetch_job(m, settings, run_id))
         objs.append(vllm_deployment(m, profile_name, settings, run_id))
         objs.append(vllm_service(m, settings, run_id))
         for exp in cfg.experiments:

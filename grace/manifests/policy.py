@@ -17,6 +17,7 @@ from typing import Any, Literal
 from kubernetes.utils import parse_quantity
 
 from grace.manifests.build import (
+    CRONJOB_NAME_MAX,
     GPU,
     GPU_EXCEPTION_ANNOTATION,
     L_EXP,
@@ -84,6 +85,9 @@ def _check_names(obj: dict[str, Any], ref: str) -> list[Violation]:
     elif obj.get("kind") in ("Service", "Deployment", "Job") and (len(name) > 63 or not DNS1035_LABEL.match(name)):
         out.append(Violation(ref, "dns-name", f"name {name!r} must be a DNS-1035 label (at most 63 characters, "
                                               "start with a letter, no '.')"))
+    elif obj.get("kind") == "CronJob" and len(name) > CRONJOB_NAME_MAX:
+        out.append(Violation(ref, "dns-name", f"CronJob name {name!r} is longer than {CRONJOB_NAME_MAX} characters "
+                                              "(the controller appends 11 to name its Jobs)"))
     return out
 
 

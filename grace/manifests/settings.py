@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from grace.config import Strict, parse_yaml_file
 from grace.paths import config_dir
@@ -60,6 +60,29 @@ class Startup(Strict):
     probe_failure_threshold: Annotated[int, Field(ge=1)] = 180
 
 
+class Lease(Strict):
+    """A server's lease (grace.serving.lease): renewed every `renew_s` while its run is alive; `grace cleanup
+    --expired` (the cleanup CronJob, every `cleanup_schedule`) deletes a server whose lease ran out."""
+
+    duration_s: Annotated[int, Field(ge=60, le=86400)] = 900
+    renew_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    cleanup_schedule: str = "*/10 * * * *"
+
+    @model_validator(mode="after")
+    def _renew_in_time(self) -> Lease:
+        if self.renew_s * 3 > self.duration_s:
+            raise ValueError(f"renew_s {self.renew_s} must be at most a third of duration_s {self.duration_s}, "
+                             "so that a late renewal or two do not let a live server's lease run out")
+        return self
+
+
+class Prefetch(Strict):
+    """The Job that fills the model cache before a server is created (grace.serving.prefetch_job)."""
+
+    deadline_s: Annotated[int, Field(gt=0)] = 21600  # the Job's activeDeadlineSeconds: a stuck download fails
+    poll_s: Annotated[float, Field(gt=0)] = 5.0
+
+
 class ClusterSettings(Strict):
     namespace: str
     name_prefix: str
@@ -77,6 +100,8 @@ class ClusterSettings(Strict):
     policy_ratio: Annotated[float, Field(ge=1.0)] = 1.2
     jobs: Jobs = Jobs()
     startup: Startup = Startup()
+    lease: Lease = Lease()
+    prefetch: Prefetch = Prefetch()
 
     @field_validator("namespace", "name_prefix")
     @classmethod

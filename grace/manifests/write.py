@@ -11,7 +11,7 @@ from grace.checkpoint import atomic_path
 from grace.errors import UserInputError
 
 KIND_ORDER = {"ServiceAccount": 0, "Role": 1, "RoleBinding": 2, "PersistentVolumeClaim": 3, "Service": 4,
-              "Deployment": 5, "Job": 6}
+              "Deployment": 5, "Job": 6, "CronJob": 7}
 
 
 class _NoAliases(yaml.SafeDumper):

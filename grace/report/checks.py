@@ -16,6 +16,7 @@ from grace.records import Exp2Record, ServerWait
 from grace.report.load import StudyData
 from grace.report.plugin import ReportPart, report_part
 from grace.server_waits import summarize_waits
+from grace.utilization import read_utilization
 
 MAX_ERROR_RATE = 0.01  # Exp 1 / Exp 2 requests that failed for good
 MAX_TRUNCATION_RATE = 0.20  # Exp 1 replies cut by max_tokens
@@ -216,7 +217,24 @@ def run_checks(data: StudyData, expected_trials: set[str], min_option_mass: floa
     if "extracted" in data.records and "exp2" in data.records:
         agreement(sc, data, part)
     server_waits(sc, data)
+    server_load(sc, data)
     return sc
+
+
+def server_load(sc: StudyChecks, data: StudyData) -> None:
+    """How busy each stage kept its server (grace.utilization; measured by grace.serving.metrics): below the
+    configured share it is a warning with the likely cause, not a verdict on the data."""
+    loads = read_utilization(data.path)
+    for exp, u in sorted(loads.items()):
+        if u.busy_share is None:
+            continue
+        detail = (f"busy {u.busy_share:.1%} of {u.batch_slots} batch slots (mean {u.running_mean:.1f} requests "
+                  f"running, {u.waiting_mean:.1f} waiting; {u.generation_tokens_per_s:.0f} output tok/s)")
+        if u.low:
+            detail += f"; below {u.min_busy_share:.0%}: {u.cause}"
+        sc.add("extracted" if exp == "extract" else exp, "server busy", not u.low, detail, fatal=False)
+    if loads:
+        sc.metrics["utilization"] = {exp: u.model_dump(mode="json") for exp, u in sorted(loads.items())}
 
 
 def server_waits(sc: StudyChecks, data: StudyData) -> None:

@@ -13,6 +13,9 @@ backend and the YAML files are one code path. (prefect-kubernetes uses its async
 
 Base URL: `base_url` (or GRACE_K8S_BASE_URL) when given; else the Service's cluster DNS name when Grace runs
 inside the cluster (KUBERNETES_SERVICE_HOST is set); else a `kubectl port-forward` to the Service.
+
+No GPU outlives its run (grace.serving.lease): the Deployment and Service are owned by the flow-run Job when
+Grace runs in a pod of one, and always carry a lease that a background thread renews until teardown.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from grace.manifests.build import (
 from grace.manifests.settings import ClusterSettings
 from grace.serving.base import UP, Endpoint, Health, wait_ready
 from grace.serving.inspect import inspect_endpoint
+from grace.serving.lease import LeaseRenewer, flow_run_owner, holder, lease_annotations
 from grace.serving.local import free_port
 from grace.serving.watch import probed
 
@@ -123,6 +127,8 @@ class KubernetesServer:
         self._forward_port = 0
         self._started = 0.0
         self.endpoint: Endpoint | None = None
+        self.owner: dict[str, Any] | None = None  # the flow-run Job's ownerReference, when in one
+        self.renewer: LeaseRenewer | None = None
 
     # -- API ---------------------------------------------------------------------------------------------
     @property
@@ -159,11 +165,30 @@ class KubernetesServer:
             self.stop(raise_errors=False)
             raise
 
+    def _claim(self) -> None:
+        """Tie the server to this run: the flow-run Job as its owner (in the cluster) and a lease (always). The
+        lease goes on the objects' own metadata only: in the pod template a renewal would roll the pods."""
+        self.owner = flow_run_owner(self.core, self.namespace)
+        lease = lease_annotations(self.settings.lease.duration_s, holder=holder())
+        for body in (self.service, self.deployment):
+            meta = body["metadata"]
+            meta["annotations"] = {**(meta.get("annotations") or {}), **lease}  # a new dict: the template's stays
+            if self.owner is not None:
+                meta["ownerReferences"] = [self.owner]
+
+    def _renew(self, annotations: dict[str, str]) -> None:
+        body = {"metadata": {"annotations": annotations}}
+        self.apps.patch_namespaced_deployment(self.name, self.namespace, body)
+        self.core.patch_namespaced_service(self.name, self.namespace, body)
+
     def _create(self) -> None:
+        self._claim()
         try:
             # the client's own validation of a dict body (its validate_call), made explicit and typed
             self.core.create_namespaced_service(self.namespace, client.V1Service.model_validate(self.service))
             self.apps.create_namespaced_deployment(self.namespace, client.V1Deployment.model_validate(self.deployment))
+            lease = self.settings.lease
+            self.renewer = LeaseRenewer(self._renew, lease.duration_s, lease.renew_s).start()
         except ApiException as e:
             hint = (f" (left over from an earlier run? `grace cleanup --run-id {self.run_id}`)"
                     if e.status == 409 else "")
@@ -273,6 +298,9 @@ class KubernetesServer:
     # -- stop --------------------------------------------------------------------------------------------
     def stop(self, raise_errors: bool = True) -> list[str]:
         """Delete every Deployment and Service of this server by label selector; the names deleted."""
+        if self.renewer is not None:
+            self.renewer.stop()
+            self.renewer = None
         if self._forward is not None:
             self._forward.terminate()
             try:

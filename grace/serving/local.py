@@ -27,6 +27,7 @@ from grace.paths import cache_dir, project_root, vllm_python
 from grace.serving.args import server_env, vllm_args
 from grace.serving.base import Endpoint, wait_ready
 from grace.serving.inspect import inspect_endpoint
+from grace.serving.prefetch import local_hub_cache
 from grace.serving.watch import ProcessWatch
 
 PR_SET_PDEATHSIG = 1
@@ -123,8 +124,10 @@ class LocalVLLMServer:
 
     @property
     def command(self) -> list[str]:
+        hub = self.weights == self.model.hf_id  # served from the Hugging Face cache the prefetch filled
         args = vllm_args(self.model, self.profile, weights=self.weights, port=self.port, host="127.0.0.1",
-                         seed=self.seed, cpu=self.profile.gpu_count == 0, hardware=self.profile_name)
+                         seed=self.seed, cpu=self.profile.gpu_count == 0, hardware=self.profile_name,
+                         download_dir=str(local_hub_cache()) if hub else None)
         return [str(vllm_python()), "-m", "vllm.entrypoints.openai.api_server", *args]
 
     def _env(self) -> dict[str, str]:
@@ -140,6 +143,7 @@ class LocalVLLMServer:
             "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
             "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
             "PYTHONUNBUFFERED": "1",
+            "HF_HUB_CACHE": str(local_hub_cache()),  # where `grace prefetch` put a hub model's pinned commit
         })
         # Never hand the project venv's variables to the server's interpreter.
         env.pop("VIRTUAL_ENV", None)

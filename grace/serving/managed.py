@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from types import TracebackType
 
 from grace.errors import ServerError
+from grace.records import ServerLife
 from grace.serving.base import Endpoint, probe
+from grace.serving.metrics import Snapshot, read_snapshot
 
 log = logging.getLogger(__name__)
 Backend = AbstractContextManager[Endpoint]
 
 
 class ManagedServer:
-    """Context manager around a backend factory; `ensure_alive()` restarts the server if it stopped answering."""
+    """Context manager around a backend factory; `ensure_alive()` restarts the server if it stopped answering.
+
+    Each start is kept in `lives` (grace.records.ServerLife: how long it took, how long it was up, how
+    much of that its batch ran requests), read from /metrics when it is ready and when it is stopped.
+    """
 
     def __init__(self, factory: Callable[[], Backend], max_restarts: int = 3) -> None:
         self.factory = factory
@@ -23,6 +31,9 @@ class ManagedServer:
         self.restarts = 0
         self._backend: Backend | None = None
         self._endpoint: Endpoint | None = None
+        self.lives: list[ServerLife] = []
+        self._up_since = 0.0
+        self._first: Snapshot | None = None
 
     @property
     def endpoint(self) -> Endpoint:
@@ -31,12 +42,29 @@ class ManagedServer:
         return self._endpoint
 
     def _start(self) -> Endpoint:
-        self._backend = self.factory()
-        self._endpoint = self._backend.__enter__()
+        asked, t0 = datetime.now(UTC).isoformat(), time.monotonic()
+        try:
+            self._backend = self.factory()
+            self._endpoint = self._backend.__enter__()
+        except BaseException:
+            self._backend = None
+            self.lives.append(ServerLife(started_at=asked, start_s=round(time.monotonic() - t0, 3), ready=False))
+            raise
+        self._up_since = time.monotonic()
+        self.lives.append(ServerLife(started_at=asked, start_s=round(self._up_since - t0, 3),
+                                     batch_slots=self._endpoint.batch_slots))
+        self._first = read_snapshot(self._endpoint.base_url)
         return self._endpoint
 
     def _stop(self) -> None:
-        backend, self._backend, self._endpoint = self._backend, None, None
+        backend, endpoint, self._backend, self._endpoint = self._backend, self._endpoint, None, None
+        if endpoint is not None and self.lives:
+            last = read_snapshot(endpoint.base_url)
+            ran = (last.request_s - self._first.request_s if last is not None and self._first is not None
+                   and last.request_s >= self._first.request_s else None)
+            life = self.lives[-1]
+            life.up_s = round(time.monotonic() - self._up_since, 3)
+            life.request_s = round(ran, 3) if ran is not None else None
         if backend is not None:
             backend.__exit__(None, None, None)
 
