@@ -9,7 +9,7 @@ response: trial_id, replicate, status, method and the schema fields, either at t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,12 @@ import pandas as pd
 from grace.checkpoint import Checkpoint
 from grace.config import Config
 from grace.errors import DataError, GraceError
-from grace.records import Exp2Record
+from grace.records import MAIN_VARIANT, Exp2Record, variant_key
+from grace.scoring.logprobs import pool
 from grace.studies import STUDIES, Study, get_study
 
 STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
+POOLED = "pooled"  # the prompt variant of outputs taken over every variant
 TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
 
 
@@ -40,6 +42,38 @@ class StageOutputs:
     exp1_present: bool = False
     unknown_trials: int = 0  # trial ids whose condition was found nowhere (left out, reported)
     notes: list[str] = field(default_factory=list)
+    prompt_variant: str = MAIN_VARIANT  # the wording these outputs answer: one variant's, or POOLED
+
+    def prompt_variants(self, source: str) -> list[str]:
+        """The prompt variants of one source's outputs (exp2: scored records; exp1: extracted replies), main first."""
+        seen = {r.prompt_variant for r in self.exp2} if source == "exp2" else \
+            {str(r["prompt_variant"]) for r in self.extracted}
+        return sorted(seen, key=lambda v: (v != MAIN_VARIANT, v))
+
+    def for_variant(self, variant: str) -> StageOutputs:
+        """These outputs in one prompt variant only (a source that did not run it is absent)."""
+        exp2 = [r for r in self.exp2 if r.prompt_variant == variant]
+        extracted = [r for r in self.extracted if r["prompt_variant"] == variant]
+        return replace(self, exp2=exp2, extracted=extracted, exp2_not_ok={},
+                       exp2_present=bool(exp2), exp1_present=bool(extracted), prompt_variant=variant)
+
+    def pooled(self) -> StageOutputs:
+        """These outputs over every prompt variant, each trial one unit: Exp 2's distributions averaged over the
+        variants a trial was scored in, Exp 1's replies taken together as the trial's (as its replicates are)."""
+        by_trial: dict[str, list[Exp2Record]] = {}
+        for r in self.exp2:
+            by_trial.setdefault(r.trial_id, []).append(r)
+        exp2 = [pool_variants(recs) for recs in by_trial.values()]
+        return replace(self, exp2=exp2, prompt_variant=POOLED)
+
+
+def pool_variants(records: list[Exp2Record]) -> Exp2Record:
+    """One trial's Exp 2 records in several prompt variants as one: each question's scores averaged over them."""
+    if len(records) == 1:
+        return records[0]
+    names = [q for q in records[0].questions if all(q in r.questions for r in records)]
+    questions = {q: pool([r.questions[q] for r in records], records[0].questions[q].options) for q in names}
+    return records[0].model_copy(update={"prompt_variant": POOLED, "questions": questions, "rotations": {}})
 
 
 def extracted_row(line: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +85,7 @@ def extracted_row(line: dict[str, Any]) -> dict[str, Any]:
         **top, **fields,
         "trial_id": str(line["trial_id"]),
         "replicate": int(line.get("replicate", 0)),
+        "prompt_variant": str(line.get("prompt_variant") or MAIN_VARIANT),
         "status": str(line.get("status", "ok")),
         "model": line.get("model"),
     }
@@ -68,7 +103,7 @@ def read_extracted(path: Path) -> list[dict[str, Any]]:
             if i == len(lines):  # a truncated last line (crash mid-write)
                 continue
             raise DataError(f"{path}: line {i}: not an extraction record (needs trial_id, status)") from None
-        rows[f"{row['trial_id']}#{row['replicate']}"] = row
+        rows[variant_key(f"{row['trial_id']}#{row['replicate']}", row["prompt_variant"])] = row
     return list(rows.values())
 
 

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from grace.checkpoint import atomic_path, write_json_atomic
+from grace.compare import variants
 from grace.compare.human import load_human
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from grace.compare.outputs import discover
 from grace.compare.plugin import comparisons
 from grace.compare.schema import CompareReport, RankedRow, VariantPair
+from grace.compare.variants import compare_variants, spread_and_flips, variant_rows
 from grace.config import Config
 from grace.errors import DataError
 from grace.run import safe_name
@@ -50,6 +52,14 @@ def _measures(study: str) -> tuple[str, ...]:
     return s.comparison.measures if s is not None and s.comparison is not None else ()
 
 
+def _worded(row: RankedRow, results: list[Any]) -> RankedRow:
+    """The row with the prompt variant of the result it ranks (one wording's, or pooled)."""
+    for r in results:
+        if r.model == row.model and getattr(r, "source", None) == row.source:
+            row.prompt_variant = str(getattr(r, "prompt_variant", row.prompt_variant))
+    return row
+
+
 def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
     """Quantized (or other) variants beside the model they are a variant of, when both are in the run."""
     by_key = {(r.model, r.study, r.source): r for r in ranking}
@@ -65,8 +75,8 @@ def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
 
 def table_lines(ranking: list[RankedRow]) -> list[str]:
     """The ranked table as Markdown lines (also printed by the command)."""
-    lines = ["| study | rank | model | source | JS divergence [95% CI] | r [95% CI] | findings [95% CI] | "
-             "unparseable | note |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| study | rank | model | source | prompt | JS divergence [95% CI] | r [95% CI] | findings [95% CI] | "
+             "unparseable | note |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ranking:
         model = r.model + (f" (variant of {r.variant_of})" if r.variant_of else "")
         m = _measures(r.study)
@@ -75,7 +85,8 @@ def table_lines(ranking: list[RankedRow]) -> list[str]:
         fi = f"{r.findings} {_ci(r.findings_ci, '.0f')}" if "findings" in m else ""
         un = "" if r.unparseable_share is None else percent(r.unparseable_share)
         note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
-        lines.append(f"| {r.study} | {r.rank} | {model} | {r.source} | {js} | {rr} | {fi} | {un} | {note} |")
+        lines.append(f"| {r.study} | {r.rank} | {model} | {r.source} | {r.prompt_variant} | {js} | {rr} | {fi} | {un} "
+                     f"| {note} |")
     return lines
 
 
@@ -95,7 +106,8 @@ def ranking_rows(ranking: list[RankedRow]) -> list[dict[str, str]]:
         rows.append({
             "study": r.study, "rank": str(r.rank),
             "model": r.model + (f" (variant of {r.variant_of})" if r.variant_of else ""),
-            "source": r.source, "status": r.status, "human-likeness [95% CI]": like, "r [95% CI]": corr,
+            "source": r.source, "prompt": r.prompt_variant, "status": r.status, "human-likeness [95% CI]": like,
+            "r [95% CI]": corr,
             "unparseable": "" if r.unparseable_share is None else percent(r.unparseable_share),
             "note": r.message,
         })
@@ -116,6 +128,7 @@ def markdown(rep: CompareReport, plots_drawn: bool = True) -> str:
         out += [f"| {v.model} | {v.base} | {v.study} | {v.source} | {_num(v.model_js)} | {_num(v.base_js)} | "
                 f"{v.model_findings} | {v.base_findings} |" for v in rep.variants]
         out.append("")
+    out += variants.markdown(rep.variant_spread, rep.ranking_flips)
     for study, part in comparisons():
         out += part.markdown(rep.results(study.name))
     if rep.notes:
@@ -141,6 +154,7 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
     rng = np.random.default_rng(seed)
     parts = comparisons()
     results: dict[str, list[Any]] = {study.name: [] for study, _ in parts}
+    by_variant: dict[str, list[Any]] = {study.name: [] for study, _ in parts}  # where a source ran several wordings
     notes: list[str] = []
     for st in stages:
         notes += [f"{st.model}/{st.study.name}: {n}" for n in st.notes]
@@ -151,7 +165,9 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
         if human.get(st.study.name) is None:
             notes.append(f"{st.model}/{st.study.name}: no human data loaded")
             continue
-        results[st.study.name] += part.compare(st, human[st.study.name], alpha, n_boot, rng)
+        headline, per_variant = compare_variants(part, st, human[st.study.name], alpha, n_boot, rng)
+        results[st.study.name] += headline
+        by_variant[st.study.name] += per_variant
     sources = {k: v for study, part in parts if human.get(study.name) is not None
                for k, v in part.sources(human[study.name]).items()}
     rep = CompareReport.model_validate({
@@ -161,8 +177,12 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
     def variant_of(model: str) -> str | None:
         return _variant_of(cfg, model)
 
-    rep.ranking = [row for study, part in parts for row in part.rank(results[study.name], variant_of)]
+    rep.ranking = [_worded(row, results[study.name]) for study, part in parts
+                   for row in part.rank(results[study.name], variant_of)]
     rep.variants = variant_pairs(rep.ranking)
+    rep.by_prompt_variant = [row for study, part in parts
+                             for row in variant_rows(part, results[study.name], by_variant[study.name], variant_of)]
+    rep.variant_spread, rep.ranking_flips = spread_and_flips(rep.by_prompt_variant, _measures)
     out_dir = Path(out_dir) if out_dir else run_dir / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
     t_plots = time.perf_counter()

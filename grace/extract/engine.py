@@ -201,14 +201,16 @@ class Extraction(LocalStage[Exp1Record, ExtractedRecord]):
             by = self.endpoint.model if (self.endpoint is not None and res.asked_llm) else None
             write(ExtractedRecord(
                 trial_id=rec.trial_id, replicate=rec.replicate, model=rec.model, model_revision=rec.model_revision,
-                study=self.study_name, prompt_version=PROMPT_VERSION, status=res.status, method=res.method,
+                study=self.study_name, prompt_version=PROMPT_VERSION, prompt_variant=rec.prompt_variant,
+                status=res.status, method=res.method,
                 extraction_model=by, fields=res.fields, started_at=started, finished_at=finished,
             ))
             self.rules_status[rec.key] = res.rules_status
         return self.summary.llm_requests
 
     def rows(self, record: ExtractedRecord) -> list[dict[str, Any]]:
-        return [{"trial_id": record.trial_id, "replicate": record.replicate, "model": record.model,
+        return [{"trial_id": record.trial_id, "replicate": record.replicate, "prompt_variant": record.prompt_variant,
+                 "model": record.model,
                  "status": record.status, "method": record.method, "rules_status": self.rules_status[record.key],
                  "extraction_model": record.extraction_model, **self.part.flatten(record.fields)}]
 

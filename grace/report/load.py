@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from grace.checkpoint import Checkpoint, LoadReport
-from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record
+from grace.records import MAIN_VARIANT, Exp1Record, Exp2Record, ExtractedRecord, Record, variant_key
 from grace.serving.watch import read_waits
 from grace.studies import STUDIES
 
@@ -69,6 +69,7 @@ def _done_lines(path: Path) -> dict[str, int]:
         key = str(d.get("trial_id"))
         if "replicate" in d:
             key += f"#{d['replicate']}"
+        key = variant_key(key, str(d.get("prompt_variant") or MAIN_VARIANT))
         counts[key] = counts.get(key, 0) + 1
     return counts
 

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Iterator, Mapping
 
 from grace.errors import ConfigError
-from grace.studies.base import Messages, Question, Study, Trial, load_csv
+from grace.studies.base import AS_WRITTEN, MAIN, Layout, Messages, PromptVariant, Question, Study, Trial, load_csv
 
 BUILTIN = ("grace.studies.study1", "grace.studies.study2")  # packages, each with its `STUDY`
 
@@ -77,5 +77,5 @@ def described() -> str:
     return text.replace("%", "%%")
 
 
-__all__ = ["STUDIES", "Messages", "Question", "Study", "Trial", "described", "get_study", "load_csv",
-           "register_study", "unregister_study"]
+__all__ = ["AS_WRITTEN", "MAIN", "STUDIES", "Layout", "Messages", "PromptVariant", "Question", "Study", "Trial",
+           "described", "get_study", "load_csv", "register_study", "unregister_study"]

@@ -143,7 +143,8 @@ def compare_study2(out: StageOutputs, human: Study2Human, n_boot: int = DEFAULT_
 
 def markdown(r2: Study2Result) -> list[str]:
     """One result's section of compare.md: per goal x state cell, its divergence and the top choices."""
-    out = [f"## Study 2: {r2.model} ({r2.source})", ""]
+    worded = "" if r2.prompt_variant == "main" else f", prompt {r2.prompt_variant}"
+    out = [f"## Study 2: {r2.model} ({r2.source}{worded})", ""]
     if r2.source == "exp1":
         share = MISSING if r2.unparseable_share is None else f"{100 * r2.unparseable_share:.1f}"
         out.append(f"{r2.n_responses} responses, {r2.unparseable} unparseable ({share}%); "
