@@ -119,7 +119,7 @@ def make_plan(
         study = get_study(name)
         path = cfg.study_file(name, sample=sample)
         for e in experiments:
-            cfg.experiment(name, e).chosen_variants(tuple(v.name for v in study.variants(e)))  # names it knows
+            study.chosen_variants(cfg.experiment(name, e))  # the prompt variants it names are the study's
         loaded[name] = (study, study.load(path, limit=limit), path)
     return Plan(chosen, loaded, list(experiments), profile,
                 {"max_tokens": max_tokens, "concurrency": concurrency})

@@ -112,7 +112,7 @@ class Exp1Stage(ServedStage[Exp1Item, Exp1Record]):
         super().__init__(study.name)
         self.endpoint, self.study, self.trials, self.exp = endpoint, study, trials, exp
         self.by_id = {t["trial_id"]: t for t in trials}
-        self.variants = exp.chosen_variants(tuple(v.name for v in study.variants("exp1")))
+        self.variants = study.chosen_variants(exp)
         self.orders = OrderPlan(study, trials, seed=exp.order_seed, ordering=exp.option_order,
                                 replications=exp.sampling.replications)
 

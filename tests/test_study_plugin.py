@@ -2,8 +2,9 @@
 extract, report and compare on the toy model, with no other file of Grace changed.
 
 "colours": a listener is told an object's colour and names it (Exp 1), or the three colour words are scored
-(Exp 2). Its own columns and validation, a CSV it writes, its prompts and options, its rules, schema and LLM
-task, a check of its answers and a plot; no human comparison (`comparison=None`).
+(Exp 2). Its own columns and validation, a CSV it writes, its prompts and options (the colour words a permutable
+list: counterbalanced in Exp 1, every rotation scored in Exp 2), its rules, schema and LLM task, a check of its
+answers and a plot; no human comparison (`comparison=None`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -34,7 +35,18 @@ from grace.report.load import StageData
 from grace.report.plots import save
 from grace.report.plugin import ReportPart, extracted_frame
 from grace.serving import Endpoint
-from grace.studies import STUDIES, Messages, Question, Study, Trial, get_study, register_study, unregister_study
+from grace.studies import (
+    AS_WRITTEN,
+    STUDIES,
+    Layout,
+    Messages,
+    Question,
+    Study,
+    Trial,
+    get_study,
+    register_study,
+    unregister_study,
+)
 from tests.conftest import ROOT
 
 # --- the plug-in ---------------------------------------------------------------------------------------
@@ -53,6 +65,7 @@ class Colours(Study):
     condition_columns: tuple[str, ...] = ("lighting",)
     prompt_version: str = "colours-exp1-v1"
     exp2_prompt_version: str = "colours-exp2-v1"
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"colour": COLOURS})
 
     def check_row(self, row: Trial) -> str | None:
         if row["colour"].strip() not in COLOURS:
@@ -65,14 +78,16 @@ class Colours(Study):
     def _scene(self, trial: Trial) -> str:
         return f"In {trial['lighting'].strip()} light you see a {trial['colour'].strip()} {trial['object'].strip()}."
 
-    def exp1_messages(self, trial: Trial) -> Messages:
+    def exp1_messages(self, trial: Trial, layout: Layout = AS_WRITTEN) -> Messages:
+        words = ", ".join(layout.order("colour", COLOURS))
         return [{"role": "system", "content": "Name colours."},
-                {"role": "user", "content": f"{self._scene(trial)} What colour is it? Reply with one word."}]
+                {"role": "user", "content": f"{self._scene(trial)} What colour is it ({words})? Reply with one word."}]
 
-    def exp2_questions(self, trial: Trial) -> list[Question]:
+    def exp2_questions(self, trial: Trial, layout: Layout = AS_WRITTEN) -> list[Question]:
+        order = layout.order("colour", COLOURS)
         msgs = [{"role": "system", "content": "Name colours."},
-                {"role": "user", "content": f"{self._scene(trial)} Answer with one of: red, green, blue."}]
-        return [Question("colour", msgs, COLOURS)]
+                {"role": "user", "content": f"{self._scene(trial)} Answer with one of: {', '.join(order)}."}]
+        return [Question("colour", msgs, order, order_of="colour")]
 
 
 class ColourFields(AnswerFields):
@@ -212,16 +227,23 @@ def test_the_third_study_runs_through_every_stage(colours: Study, stimuli: Path,
 
     exp1 = _lines(stage / "exp1.jsonl")
     assert {r["trial_id"] for r in exp1} == set(trials)
-    assert {r["study"] for r in exp1} == {"colours"} and {r["prompt_version"] for r in exp1} == {"colours-exp1-v1"}
+    assert {r["study"] for r in exp1} == {"colours"}
+    assert {r["prompt_version"] for r in exp1} == {"colours-exp1-v1+balanced"}, "its options counterbalanced"
     for r in exp1:
         assert r["messages"][-1]["content"].startswith(f"In {trials[r['trial_id']]['lighting']} light you see a")
+        order = r["option_order"]["colour"]
+        assert sorted(order) == sorted(COLOURS) and f"({', '.join(order)})" in r["messages"][-1]["content"]
     assert set(pd.read_parquet(stage / "exp1.parquet")["lighting"]) == {"day", "night"}
     exp2 = _lines(stage / "exp2.jsonl")
     assert {r["trial_id"] for r in exp2} == set(trials)
     for r in exp2:
         q = r["questions"]["colour"]
-        assert r["status"] == "ok" and q["options"] == list(COLOURS)
+        assert r["status"] == "ok" and q["options"] == list(COLOURS) and q["pooled_over"] == 3
+        assert r["prompt_version"] == "colours-exp2-v1+circular"
         assert sum(q["probs"].values()) == pytest.approx(1.0) and q["argmax"] in COLOURS
+        rotated = [x["options"] for x in r["rotations"]["colour"]]  # every rotation: each colour in each place once
+        assert len(rotated) == 3 and all(sorted(col) == sorted(COLOURS) for col in zip(*rotated, strict=True))
+        assert q["probs"]["red"] == pytest.approx(sum(x["probs"]["red"] for x in r["rotations"]["colour"]) / 3)
 
     assert main(["extract", "--study", "colours", "--stage", str(stage), "--llm-endpoint", toy_server.base_url,
                  "--llm-model", toy_server.model]) == 0, capsys.readouterr()

@@ -125,7 +125,7 @@ class _Exp2(Stage[Exp2Item, Exp2Record]):
         super().__init__(study.name)
         self.study, self.trials, self.exp = study, trials, exp
         self.by_id = {t["trial_id"]: t for t in trials}
-        self.variants = exp.chosen_variants(tuple(v.name for v in study.variants("exp2")))
+        self.variants = study.chosen_variants(exp)
         self.orders = OrderPlan(study, trials, seed=exp.order_seed, ordering=exp.option_order)
 
     def items(self) -> list[Exp2Item]:

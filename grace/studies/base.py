@@ -21,6 +21,7 @@ from grace.errors import DataError
 
 if TYPE_CHECKING:  # the stages' plug-in contracts (they import the registry, so not at run time)
     from grace.compare.plugin import Comparison
+    from grace.config import ExperimentConfig
     from grace.extract.plugin import Extraction
     from grace.report.plugin import ReportPart
 
@@ -121,6 +122,15 @@ class Study(ABC):
                 return v
         known = ", ".join(v.name for v in self.variants(experiment))
         raise ValueError(f"study {self.name} has no {experiment} prompt variant {name!r} (known: {known})")
+
+    def chosen_variants(self, exp: ExperimentConfig) -> tuple[str, ...]:
+        """The wordings an experiment's config runs (ConfigError for a name the study does not know)."""
+        return exp.chosen_variants(tuple(v.name for v in self.variants(exp.experiment)))
+
+    def stage_rows(self, exp: ExperimentConfig, trials: int) -> int:
+        """Records a stage of `trials` trials writes: trial x replicate (Exp 1) x prompt variant."""
+        reps = exp.sampling.replications if exp.experiment == "exp1" else 1
+        return trials * reps * len(self.chosen_variants(exp))
 
     def version_of(self, experiment: str, variant: str, ordering: Ordering) -> str:
         """The prompt version of what a record sent: the variant's, marked with how its options were ordered

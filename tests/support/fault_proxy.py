@@ -41,13 +41,17 @@ class Faults:
 
 
 class FaultProxy:
-    """`rewrite`, when given, turns each forwarded request body into another (e.g. an older server's view)."""
+    """`rewrite`, when given, turns each forwarded request body into another (e.g. an older server's view);
+    `answer`, when given, turns each upstream reply body into another, knowing the path and the request body
+    (e.g. a model that always picks the first option listed)."""
 
     def __init__(self, upstream: str, faults: Faults | None = None,
-                 rewrite: Callable[[str, bytes], bytes] | None = None, expect_bearer: str | None = None) -> None:
+                 rewrite: Callable[[str, bytes], bytes] | None = None, expect_bearer: str | None = None,
+                 answer: Callable[[str, bytes, bytes], bytes] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = faults or Faults()
         self.rewrite = rewrite
+        self.answer = answer
         self.expect_bearer = expect_bearer  # like a hosted API: 401 unless `Authorization: Bearer <key>`
         self.authorized: Counter[str] = Counter()  # path -> requests that carried the expected key
         self.counts: Counter[str] = Counter()  # path -> requests received
@@ -134,7 +138,10 @@ class FaultProxy:
         with self._lock:
             # structured-output requests (the extraction stage) are counted apart from the experiment's own
             self.forwarded[path + ("#structured" if b'"structured_outputs"' in body else "")] += 1
-        self._reply(h, r.status_code, r.content)
+        content = r.content
+        if self.answer is not None and r.status_code == 200:
+            content = self.answer(path, body, content)
+        self._reply(h, r.status_code, content)
 
     @staticmethod
     def _reply(h: BaseHTTPRequestHandler, code: int, body: bytes) -> None:
