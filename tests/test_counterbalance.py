@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from grace.cli import main
 from grace.config import Config, ExperimentConfig
 from grace.errors import ConfigError
 from grace.records import Exp1Record, Exp2Record, ExtractedRecord, OptionScores, variant_key
@@ -228,7 +230,8 @@ def test_position_bias_of_a_stage_reads_exp1_orders_and_exp2_rotations() -> None
 
 # --- config -----------------------------------------------------------------------------------------------
 
-def test_the_config_chooses_variants_and_refuses_unknown_ones(cfg: Config) -> None:
+def test_the_config_chooses_variants_and_refuses_unknown_ones(cfg: Config, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     known = ("main", "everyday", "observer")
     assert cfg.experiment("study2", "exp2").chosen_variants(known) == known, "default: every variant in Exp 2"
     assert cfg.experiment("study2", "exp1").chosen_variants(known) == ("main",), "default: the main one in Exp 1"
@@ -239,3 +242,10 @@ def test_the_config_chooses_variants_and_refuses_unknown_ones(cfg: Config) -> No
     with pytest.raises(ValueError, match="each once"):
         ExperimentConfig(study="study2", experiment="exp1", variants=["main", "main"])
     assert cfg.experiment("study2", "exp1").option_order == "balanced"
+    exps = yaml.safe_load((ROOT / "config" / "experiments.yaml").read_text())
+    exps["experiments"][1]["variants"] = ["main", "chatty"]
+    (tmp_path / "models.yaml").write_text((ROOT / "config" / "models.yaml").read_text())
+    (tmp_path / "experiments.yaml").write_text(yaml.safe_dump(exps))
+    assert main(["check-config", "--config-dir", str(tmp_path)]) == 2
+    assert "study2/exp1: variants: unknown prompt variant 'chatty' of study2 (known: main, everyday, observer)" in \
+        capsys.readouterr().err
