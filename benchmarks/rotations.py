@@ -22,7 +22,8 @@ from benchmarks.common import Row, log, median_row, ratio
 from grace.config import Config, ExperimentConfig
 from grace.scoring import run_exp2
 from grace.serving import Endpoint
-from grace.studies import Trial, get_study
+from grace.studies import Trial
+from grace.studies.registry import get_study
 
 BENCH = "rotations"
 CONTENDERS: dict[str, dict[str, object]] = {

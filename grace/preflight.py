@@ -42,8 +42,8 @@ from grace.report.checks import MIN_OPTION_MASS, option_mass_by_question
 from grace.scoring.engine import run_exp2
 from grace.scoring.render import harmony_renderer, renderer_for
 from grace.serving.base import Endpoint
+from grace.serving.gate import StageStopped
 from grace.serving.inspect import TemplateError, error_message, tokenize_chat
-from grace.serving.watch import StageStopped
 from grace.studies import Study, Trial
 
 PREFLIGHT_TRIALS = 2  # per study
@@ -138,7 +138,7 @@ async def _same_prompt(endpoint: Endpoint, study: Study, trial: Trial, exp: Expe
     return None
 
 
-def _stage_dir(root: Path, study: str) -> Path:
+def _study_dir(root: Path, study: str) -> Path:
     d = root / study
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -183,7 +183,7 @@ def _run_stages(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[
         statuses: Counter[str] = Counter()
         first_error = ""
         for name, (study, trials) in picked.items():
-            out = _stage_dir(folder, name)
+            out = _study_dir(folder, name)
             asyncio.run(run_exp1(endpoint, study, trials, exp_of(name, "exp1"), out))
             for rec in Checkpoint(out / "exp1.jsonl", Exp1Record).load(trim=False).values():
                 statuses[rec.status] += 1
@@ -216,7 +216,7 @@ def _exp2(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[Study,
     bad: list[str] = []
     masses: dict[str, float | None] = {}
     for name, (study, trials) in picked.items():
-        out = _stage_dir(folder, name)
+        out = _study_dir(folder, name)
         asyncio.run(run_exp2(endpoint, study, trials, exp_of(name, "exp2"), out))
         recs = list(Checkpoint(out / "exp2.jsonl", Exp2Record).load(trim=False).values())
         bad += [f"{r.trial_id} {r.status}: {r.error}" for r in recs if r.status != "ok"]
@@ -233,8 +233,8 @@ def _extract(endpoint: Endpoint, picked: dict[str, tuple[Study, list[Trial]]], f
              report: PreflightReport, extraction: ExtractionConfig | None) -> None:
     settings = extraction or ExtractionConfig()
     read, total, errors = 0, 0, 0
-    for name in picked:
-        summary = extract_stage(folder / name, name, endpoint if settings.llm_fallback else None,
+    for name, (study, _trials) in picked.items():
+        summary = extract_stage(folder / name, study, endpoint if settings.llm_fallback else None,
                                 concurrency=settings.concurrency, max_tokens=settings.max_tokens)
         total += summary.total
         read += summary.status.get("ok", 0)

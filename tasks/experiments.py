@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from grace.config import ExperimentConfig, ModelConfig
 from grace.pipeline import run_stage, stage_summary
 from grace.serving import ManagedServer
-from grace.serving.watch import RequestsRejected
+from grace.serving.gate import RequestsRejected
 from grace.studies import Study, Trial
 from tasks.progress import ArtifactProgress
 

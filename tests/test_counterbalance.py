@@ -16,11 +16,12 @@ from grace.cli import main
 from grace.config import Config, ExperimentConfig
 from grace.errors import ConfigError
 from grace.records import Exp1Record, Exp2Record, ExtractedRecord, OptionScores, variant_key
-from grace.report.load import StageData
+from grace.report.load import StudyData
 from grace.report.position import Observations, measure, position_bias
 from grace.scoring.logprobs import pool, score_options
-from grace.studies import AS_WRITTEN, Layout, get_study
+from grace.studies import AS_WRITTEN, Layout
 from grace.studies.orders import OrderPlan, base_order, rotations
+from grace.studies.registry import get_study
 from grace.studies.study1 import KNOWLEDGE, STATES
 from grace.studies.study2 import UTTERANCES
 from grace.studies.study2.rules import extract_study2
@@ -203,7 +204,7 @@ def test_position_bias_of_a_stage_reads_exp1_orders_and_exp2_rotations() -> None
     first position's lead)."""
     trials = STUDY2.load(ROOT / "data" / "study2_sample.csv")
     plan = OrderPlan(STUDY2, trials, seed=2026, replications=3)
-    data = StageData("m", "study2", Path("."))
+    data = StudyData("m", STUDY2, Path("."))
     exp1, extracted, exp2 = {}, {}, {}
     for t in trials:
         for r in range(3):

@@ -19,8 +19,8 @@ import yaml
 from grace.cli import main
 from grace.config import load_config
 from grace.serving import Endpoint
-from grace.studies import get_study
 from grace.studies.orders import OrderPlan
+from grace.studies.registry import get_study
 from grace.studies.study2 import UTTERANCES
 from tests.conftest import ROOT
 from tests.support.fault_proxy import FaultProxy

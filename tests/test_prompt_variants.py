@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 from grace.cli import main
-from grace.compare import compare_run
 from grace.compare.human import load_human
 from grace.compare.outputs import POOLED
+from grace.compare.report import compare_run
 from grace.config import Config
 from grace.records import Exp2Record, OptionScores
-from grace.studies import Layout, get_study
+from grace.studies import Layout
+from grace.studies.registry import STUDIES, get_study
 from grace.studies.study1.study import KNOWLEDGE, STATES
 from grace.studies.study2 import UTTERANCES, state_label
 from grace.studies.study2.goals import classify_goal
@@ -27,7 +28,7 @@ from grace.studies.text import clean, question, statement
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY1, STUDY2 = get_study("study1"), get_study("study2")
-HUMAN = load_human()
+HUMAN = load_human(STUDIES.values())
 
 
 def _instructions(text: str, cells: list[str]) -> str:
@@ -107,7 +108,7 @@ def test_per_variant_measures_spread_and_a_ranking_flip_made_on_purpose(tmp_path
     for model, by_variant in mixes.items():
         for variant, mix in by_variant.items():
             _write_variant(run / model / "study2", model, variant, trials, mix)
-    rep = compare_run(run, cfg=cfg, n_boot=100, plots=False)
+    rep = compare_run(run, STUDIES.values(), cfg=cfg, n_boot=100, plots=False)
 
     headline = {(r.model, r.source): r for r in rep.study2}
     assert {r.prompt_variant for r in rep.study2} == {POOLED} and len(rep.study2) == 2
@@ -136,7 +137,7 @@ def test_per_variant_measures_spread_and_a_ranking_flip_made_on_purpose(tmp_path
     for model, mix in (("a", 0.1), ("b", 0.6)):
         for variant in ("main", "everyday", "observer"):
             _write_variant(calm / model / "study2", model, variant, trials, mix + (0.1 if variant == "observer" else 0))
-    rep = compare_run(calm, cfg=cfg, n_boot=50, plots=False)
+    rep = compare_run(calm, STUDIES.values(), cfg=cfg, n_boot=50, plots=False)
     assert rep.ranking_flips == [] and "none: every pair of models keeps its order" in \
         (calm / "compare" / "compare.md").read_text()
 
@@ -144,7 +145,7 @@ def test_per_variant_measures_spread_and_a_ranking_flip_made_on_purpose(tmp_path
 def test_one_wording_is_compared_as_before(tmp_path: Path, cfg: Config) -> None:
     trials = STUDY2.load(ROOT / "data" / "study2.csv")[::24]
     _write_variant(tmp_path / "run" / "m" / "study2", "m", "main", trials, 0.0)
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=50, plots=False)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=50, plots=False)
     (res,) = rep.study2
     assert res.prompt_variant == "main" and res.js == pytest.approx(0.0, abs=1e-12)
     assert rep.by_prompt_variant == [] and rep.variant_spread == [] and rep.ranking_flips == []

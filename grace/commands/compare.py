@@ -8,6 +8,7 @@ from pathlib import Path
 from grace.commands.common import add_config_option, config_from
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from grace.compare.report import compare_run, table_lines
+from grace.studies.registry import STUDIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def compare(args: argparse.Namespace) -> int:
     cfg = config_from(args)
-    rep = compare_run(args.run_dir, args.human, cfg=cfg, out_dir=args.out, n_boot=args.bootstrap, seed=args.seed,
-                      alpha=args.alpha, plots=not args.no_plots)
-    print("\n".join(table_lines(rep.ranking)))
+    rep = compare_run(args.run_dir, STUDIES.values(), args.human, cfg=cfg, out_dir=args.out, n_boot=args.bootstrap,
+                      seed=args.seed, alpha=args.alpha, plots=not args.no_plots)
+    print("\n".join(table_lines(rep.ranking, STUDIES.values())))
     for note in rep.notes:
         print(f"note: {note}")
     out = Path(args.out) if args.out else Path(args.run_dir) / "compare"

@@ -4,6 +4,7 @@ the report, whose `ranking` is the ranked table (model, study, JS divergence, r,
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from grace.compare.variants import compare_variants, spread_and_flips, variant_r
 from grace.config import Config
 from grace.errors import DataError
 from grace.run import safe_name
-from grace.studies import STUDIES
+from grace.studies.base import Study
 from grace.ui_format import MISSING, interval, percent, shown_path, sig
 
 
@@ -46,10 +47,9 @@ def _num(x: float | None, fmt: str | None = None) -> str:
     return sig(x) if (x is None or fmt is None) else f"{x:{fmt}}"
 
 
-def _measures(study: str) -> tuple[str, ...]:
-    """The measures a study's ranking rows carry (its comparison's), none for a study no longer registered."""
-    s = STUDIES.get(study)
-    return s.comparison.measures if s is not None and s.comparison is not None else ()
+def _measures(studies: Iterable[Study]) -> dict[str, tuple[str, ...]]:
+    """The measures each study's ranking rows carry (its comparison's), by study name."""
+    return {s.name: s.comparison.measures for s in studies if s.comparison is not None}
 
 
 def _worded(row: RankedRow, results: list[Any]) -> RankedRow:
@@ -73,13 +73,14 @@ def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
     return pairs
 
 
-def table_lines(ranking: list[RankedRow]) -> list[str]:
-    """The ranked table as Markdown lines (also printed by the command)."""
+def table_lines(ranking: list[RankedRow], studies: Iterable[Study]) -> list[str]:
+    """The ranked table as Markdown lines (also printed by the command); `studies` say which measures a row has."""
+    measures = _measures(studies)
     lines = ["| study | rank | model | source | prompt | JS divergence [95% CI] | r [95% CI] | findings [95% CI] | "
              "unparseable | note |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ranking:
         model = r.model + (f" (variant of {r.variant_of})" if r.variant_of else "")
-        m = _measures(r.study)
+        m = measures.get(r.study, ())
         js = f"{_num(r.js)} {_ci(r.js_ci)}" if "js" in m else ""
         rr = f"{_num(r.r)} {_ci(r.r_ci)}" if "r" in m else ""
         fi = f"{r.findings} {_ci(r.findings_ci, '.0f')}" if "findings" in m else ""
@@ -90,13 +91,14 @@ def table_lines(ranking: list[RankedRow]) -> list[str]:
     return lines
 
 
-def ranking_rows(ranking: list[RankedRow]) -> list[dict[str, str]]:
+def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study]) -> list[dict[str, str]]:
     """The ranked table as rows for the UI's table artifact: the same columns in every row (the UI takes them
     from the first), 3 significant digits, intervals as "[a, b]"; one "human-likeness" column holds the
     study's own measure (JS divergence, lower is closer; else published findings reproduced)."""
+    measures = _measures(studies)
     rows = []
     for r in ranking:
-        m = _measures(r.study)
+        m = measures.get(r.study, ())
         like = MISSING
         if "js" in m:
             like = f"JS {sig(r.js)} {interval(r.js_ci)}".strip() if r.js is not None else MISSING
@@ -114,14 +116,16 @@ def ranking_rows(ranking: list[RankedRow]) -> list[dict[str, str]]:
     return rows
 
 
-def markdown(rep: CompareReport, plots_drawn: bool = True) -> str:
+def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = True) -> str:
+    studies = list(studies)
+    parts = comparisons(studies)
     out = [f"# Human comparison: run `{Path(rep.run_dir).name}`", "",
            f"Created {rep.created_at}; bootstrap {rep.n_boot} resamples of trials (seed {rep.seed}); "
            f"alpha {rep.alpha}; took {rep.seconds:.2f} s "
            f"({rep.seconds_plots:.2f} s of it for the plots).", "",
            "Human data: " + "; ".join(f"{k}: `{shown_path(v)}`" for k, v in rep.human_sources.items()), "",
-           " ".join(part.legend for _, part in comparisons() if part.legend), "",
-           "## Ranking", "", *table_lines(rep.ranking), ""]
+           " ".join(part.legend for _, part in parts if part.legend), "",
+           "## Ranking", "", *table_lines(rep.ranking, studies), ""]
     if rep.variants:
         out += ["## Quantized vs full precision", "", "| variant | base | study | source | JS variant | JS base | "
                 "findings variant | findings base |", "|---|---|---|---|---|---|---|---|"]
@@ -129,7 +133,7 @@ def markdown(rep: CompareReport, plots_drawn: bool = True) -> str:
                 f"{v.model_findings} | {v.base_findings} |" for v in rep.variants]
         out.append("")
     out += variants.markdown(rep.variant_spread, rep.ranking_flips)
-    for study, part in comparisons():
+    for study, part in parts:
         out += part.markdown(rep.results(study.name))
     if rep.notes:
         out += ["## Notes", "", *[f"- {n}" for n in rep.notes], ""]
@@ -139,20 +143,22 @@ def markdown(rep: CompareReport, plots_drawn: bool = True) -> str:
     return "\n".join(out)
 
 
-def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Config | None = None,
-                out_dir: Path | None = None, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
-                alpha: float = 0.05, plots: bool = True) -> CompareReport:
-    """Compare every model/study in RUN_DIR with the human data; write out_dir (default RUN_DIR/compare)."""
+def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path] | None = None,
+                cfg: Config | None = None, out_dir: Path | None = None, n_boot: int = DEFAULT_BOOTSTRAP,
+                seed: int = DEFAULT_SEED, alpha: float = 0.05, plots: bool = True) -> CompareReport:
+    """Compare every model/study in RUN_DIR (of these studies) with the human data; write out_dir (default
+    RUN_DIR/compare)."""
+    studies = list(studies)
     t0 = time.perf_counter()
     if n_boot < 1:
         raise DataError("--bootstrap must be at least 1")
     if not 0 < alpha < 1:
         raise DataError("--alpha must lie between 0 and 1")
     run_dir = Path(run_dir)
-    human = load_human(human_files)
-    stages = discover(run_dir, cfg)
+    human = load_human(studies, human_files)
+    stages = discover(run_dir, studies, cfg)
     rng = np.random.default_rng(seed)
-    parts = comparisons()
+    parts = comparisons(studies)
     results: dict[str, list[Any]] = {study.name: [] for study, _ in parts}
     by_variant: dict[str, list[Any]] = {study.name: [] for study, _ in parts}  # where a source ran several wordings
     notes: list[str] = []
@@ -182,7 +188,9 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
     rep.variants = variant_pairs(rep.ranking)
     rep.by_prompt_variant = [row for study, part in parts
                              for row in variant_rows(part, results[study.name], by_variant[study.name], variant_of)]
-    rep.variant_spread, rep.ranking_flips = spread_and_flips(rep.by_prompt_variant, _measures)
+    measures = _measures(studies)
+    rep.variant_spread, rep.ranking_flips = spread_and_flips(rep.by_prompt_variant,
+                                                             lambda s: measures.get(s, ()))
     out_dir = Path(out_dir) if out_dir else run_dir / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
     t_plots = time.perf_counter()
@@ -194,5 +202,5 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
     rep.seconds = time.perf_counter() - t0
     write_json_atomic(out_dir / "compare.json", rep.model_dump(mode="json"))
     with atomic_path(out_dir / "compare.md") as tmp:
-        tmp.write_text(markdown(rep, plots_drawn=plots), encoding="utf-8")
+        tmp.write_text(markdown(rep, studies, plots_drawn=plots), encoding="utf-8")
     return rep

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from grace.compare.outputs import POOLED, StageOutputs
+from grace.compare.outputs import POOLED, StudyOutputs
 from grace.compare.plugin import Comparison
 from grace.compare.schema import RankedRow, RankingFlip, VariantSpread
 from grace.records import MAIN_VARIANT
@@ -39,7 +39,7 @@ def _source(result: Any) -> str | None:
     return getattr(result, "source", None)
 
 
-def compare_variants(part: Comparison, out: StageOutputs, human: Any, alpha: float, n_boot: int,
+def compare_variants(part: Comparison, out: StudyOutputs, human: Any, alpha: float, n_boot: int,
                      rng: np.random.Generator) -> tuple[list[Any], list[Any]]:
     """The headline results of one model's outputs (per source: its one wording's, or pooled over its wordings)
     and the per-wording results of every source that ran several (empty when none did)."""

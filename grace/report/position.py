@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 
 from grace.records import variant_key
-from grace.report.load import StageData
-from grace.studies import STUDIES
+from grace.report.load import StudyData
 
 PERMUTATIONS = 1000
 ALPHA = 0.05
@@ -116,7 +115,7 @@ def measure(obs: Observations, *, permutations: int = PERMUTATIONS, seed: int = 
     return by_position, by_option, pos_tv, opt_tv, (hits + 1) / (permutations + 1), ""
 
 
-def observations(data: StageData, experiment: str, name: str, options: tuple[str, ...]) -> Observations:
+def observations(data: StudyData, experiment: str, name: str, options: tuple[str, ...]) -> Observations:
     """The observations of one list in one experiment of a model's stage (see the module's docstring)."""
     obs = Observations(options)
     if experiment == "exp1":
@@ -139,11 +138,9 @@ def observations(data: StageData, experiment: str, name: str, options: tuple[str
     return obs
 
 
-def position_bias(data: StageData, **kw: Any) -> list[PositionBias]:
+def position_bias(data: StudyData, **kw: Any) -> list[PositionBias]:
     """Every permutable list of the stage's study, in each experiment that has observations of it."""
-    study = STUDIES.get(data.study)
-    if study is None:
-        return []
+    study = data.study
     out = []
     for experiment in ("exp1", "exp2"):
         for name, options in study.permutable.items():
@@ -153,7 +150,7 @@ def position_bias(data: StageData, **kw: Any) -> list[PositionBias]:
             by_pos, by_opt, pos_tv, opt_tv, p, note = measure(obs, **kw)
             flagged = p is not None and pos_tv > opt_tv and p < kw.get("alpha", ALPHA)
             out.append(PositionBias(
-                model=data.model, study=data.study, experiment=experiment, question=name, options=list(options),
+                model=data.model, study=study.name, experiment=experiment, question=name, options=list(options),
                 n=len(obs.weights), records=obs.records, by_position=[round(float(x), 4) for x in by_pos],
                 by_option={o: round(float(x), 4) for o, x in zip(options, by_opt, strict=True)},
                 position_tv=round(pos_tv, 4), option_tv=round(opt_tv, 4), top_position=int(np.argmax(by_pos)) + 1,
