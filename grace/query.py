@@ -22,7 +22,7 @@ from grace.config import ExperimentConfig
 from grace.progress import Progress
 from grace.records import Exp1Record, now, variant_key
 from grace.serving.base import Endpoint, in_flight
-from grace.stage import ServedStage, StageResult, run_served
+from grace.stage import ServedStage, StageResult, input_columns, run_served
 from grace.statuses import Exp1Status
 from grace.studies import AS_WRITTEN, MAIN, Layout, Study, Trial
 from grace.studies.base import Ordering
@@ -132,13 +132,14 @@ class Exp1Stage(ServedStage[Exp1Item, Exp1Record]):
         """The input columns, the design cell, then the record (without what was sent) and its sampling; each
         permutable list's order as `option_order_<list>` ("a | b | ...")."""
         trial = self.by_id[record.trial_id]
-        row: dict[str, Any] = {**trial, **self.study.condition(trial)}
-        row.update(record.model_dump(mode="json", exclude={"messages", "sampling", "trial_id", "option_order"}))
+        own = record.model_dump(mode="json", exclude={"messages", "sampling", "trial_id", "option_order"})
+        sampling = {"temperature": record.sampling.get("temperature"), "max_tokens": record.sampling.get("max_tokens")}
+        orders = {f"option_order_{name}": " | ".join(order) for name, order in record.option_order.items()}
+        row: dict[str, Any] = {**input_columns(trial, {*own, *sampling, *orders}), **self.study.condition(trial)}
+        row.update(own)
         row["trial_id"] = record.trial_id
-        row["temperature"] = record.sampling.get("temperature")
-        row["max_tokens"] = record.sampling.get("max_tokens")
-        for name, order in record.option_order.items():
-            row[f"option_order_{name}"] = " | ".join(order)
+        row.update(sampling)
+        row.update(orders)
         return [row]
 
 

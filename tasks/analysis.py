@@ -1,5 +1,5 @@
 """Tasks after the experiments: extraction (per model x study), the data-quality report and the human
-comparison (per run), each published as a Prefect artifact."""
+comparison (per run), each published as a Prefect artifact; then the all-models tables for the lab's analysis."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from grace.analysis import write_analysis
 from grace.checkpoint import Checkpoint
 from grace.compare.report import compare_run, ranking_rows
 from grace.config import ExtractionConfig, Retry
@@ -52,7 +53,7 @@ def report_task(run_dir: Path) -> Path:
 @task(name="compare", task_run_name="compare-{run_dir.name}", cache_policy=NO_CACHE)
 def compare_task(run_dir: Path) -> Path:
     report = compare_run(run_dir, STUDIES.values())
-    rows = ranking_rows(report.ranking, STUDIES.values())
+    rows = ranking_rows(report.ranking, STUDIES.values(), report.references)
     if rows:
         create_table_artifact(key=artifact_key("grace", "compare"), table=rows,
                               description="Grace: how human-like is each model (ranked)")
@@ -62,3 +63,13 @@ def compare_task(run_dir: Path) -> Path:
                                  markdown=inline_images(md.read_text(), md.parent),
                                  description=f"Grace human comparison for {run_dir.name}")
     return run_dir / "compare"
+
+
+@task(name="analysis-tables", task_run_name="analysis-tables", cache_policy=NO_CACHE)
+def tables_task(run_dir: Path) -> Path:
+    """RUN_DIR/analysis/: every model's rows per study and experiment, the codebook and grace.R."""
+    summary = write_analysis(run_dir, STUDIES.values())
+    print(summary.line())
+    for note in summary.notes:
+        print(f"note: {note}")
+    return summary.folder

@@ -8,10 +8,10 @@ is (grace.checkpoint): a later line for a key replaces an earlier one, a torn la
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -24,6 +24,7 @@ from grace.studies import Study
 
 STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
 POOLED = "pooled"  # the prompt variant of outputs taken over every variant
+T = TypeVar("T")
 TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
 
 
@@ -43,6 +44,16 @@ class StudyOutputs:
     unknown_trials: int = 0  # trial ids whose condition was found nowhere (left out, reported)
     notes: list[str] = field(default_factory=list)
     prompt_variant: str = MAIN_VARIANT  # the wording these outputs answer: one variant's, or POOLED
+    # a study's per-trial data, computed once (see `once`); not copied by dataclasses.replace (a subset, e.g. one
+    # prompt variant's records, computes its own)
+    derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """`make()`, computed on the first call for this key and kept: the comparison and every paired
+        difference of this model read the same per-trial data."""
+        if key not in self.derived:
+            self.derived[key] = make()
+        return cast(T, self.derived[key])
 
     def prompt_variants(self, source: str) -> list[str]:
         """The prompt variants of one source's outputs (exp2: scored records; exp1: extracted replies), main first."""
@@ -59,12 +70,16 @@ class StudyOutputs:
 
     def pooled(self) -> StudyOutputs:
         """These outputs over every prompt variant, each trial one unit: Exp 2's distributions averaged over the
-        variants a trial was scored in, Exp 1's replies taken together as the trial's (as its replicates are)."""
-        by_trial: dict[str, list[Exp2Record]] = {}
-        for r in self.exp2:
-            by_trial.setdefault(r.trial_id, []).append(r)
-        exp2 = [pool_variants(recs) for recs in by_trial.values()]
-        return replace(self, exp2=exp2, prompt_variant=POOLED)
+        variants a trial was scored in, Exp 1's replies taken together as the trial's (as its replicates are).
+        Built once: the headline comparison and the paired differences between models read the same object
+        (and its per-trial data)."""
+        def make() -> StudyOutputs:
+            by_trial: dict[str, list[Exp2Record]] = {}
+            for r in self.exp2:
+                by_trial.setdefault(r.trial_id, []).append(r)
+            exp2 = [pool_variants(recs) for recs in by_trial.values()]
+            return replace(self, exp2=exp2, prompt_variant=POOLED)
+        return self.once("pooled", make)
 
 
 def pool_variants(records: list[Exp2Record]) -> Exp2Record:

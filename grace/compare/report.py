@@ -1,11 +1,13 @@
 """The comparison of a whole run folder: writes RUN_DIR/compare/ (compare.md, compare.json, PNGs) and returns
-the report, whose `ranking` is the ranked table (model, study, JS divergence, r, findings, with intervals)."""
+the report, whose `ranking` is the ranked table (model, study, JS divergence, r, findings, with intervals; tied
+models share a rank) and `differences` the paired bootstrap differences between every two models."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +15,19 @@ import numpy as np
 
 from grace.checkpoint import atomic_path, write_json_atomic
 from grace.compare import variants
-from grace.compare.human import load_human
+from grace.compare.differences import group_ranks, pair_order
+from grace.compare.human import HumanData, load_human
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from grace.compare.outputs import discover
+from grace.compare.outputs import StudyOutputs, discover
 from grace.compare.plugin import comparisons
-from grace.compare.schema import CompareReport, RankedRow, VariantPair
-from grace.compare.variants import compare_variants, spread_and_flips, variant_rows
+from grace.compare.resample import shown
+from grace.compare.schema import CompareReport, Difference, RankedRow, Reference, VariantPair
+from grace.compare.variants import compare_variants, headline_outputs, spread_and_flips, variant_rows
 from grace.config import Config
 from grace.errors import DataError
 from grace.run import safe_name
 from grace.studies.base import Study
-from grace.ui_format import MISSING, interval, percent, shown_path, sig
+from grace.ui_format import MISSING, interval, md_table, percent, shown_path, sig
 
 
 def _variant_of(cfg: Config | None, model: str) -> str | None:
@@ -73,47 +77,100 @@ def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
     return pairs
 
 
-def table_lines(ranking: list[RankedRow], studies: Iterable[Study]) -> list[str]:
-    """The ranked table as Markdown lines (also printed by the command); `studies` say which measures a row has."""
+def _rank(r: RankedRow) -> str:
+    return f"{r.rank} (tied)" if r.tied_with else str(r.rank)
+
+
+def _ceiling(x: float | None) -> str:
+    return "" if x is None else f"{sig(x)}x"
+
+
+def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None) \
+        -> list[str]:
+    """The ranked table as Markdown lines (also printed by the command); `studies` say which measures a row has;
+    a study's human references (the noise ceiling) after its rows."""
     measures = _measures(studies)
-    lines = ["| study | rank | model | source | prompt | JS divergence [95% CI] | r [95% CI] | findings [95% CI] | "
-             "unparseable | note |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in ranking:
+    lines = ["| study | rank | model | source | prompt | JS divergence [95% CI] | x ceiling | r [95% CI] | "
+             "findings [95% CI] | unparseable | note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    refs = references or []
+    for i, r in enumerate(ranking):
         model = r.model + (f" (variant of {r.variant_of})" if r.variant_of else "")
         m = measures.get(r.study, ())
-        js = f"{_num(r.js)} {_ci(r.js_ci)}" if "js" in m else ""
-        rr = f"{_num(r.r)} {_ci(r.r_ci)}" if "r" in m else ""
-        fi = f"{r.findings} {_ci(r.findings_ci, '.0f')}" if "findings" in m else ""
+        js = f"{_num(r.js)} {shown(r.js_ci, note=r.no_interval if r.js is not None else '')}".rstrip() \
+            if "js" in m else ""
+        rr = f"{_num(r.r)} {shown(r.r_ci, note=r.no_interval if r.r is not None else '')}".rstrip() if "r" in m else ""
+        fi = (f"{r.findings} {shown(r.findings_ci, note=r.findings_no_interval, fmt='.0f')}".rstrip()
+              if "findings" in m and r.findings else "")
         un = "" if r.unparseable_share is None else percent(r.unparseable_share)
         note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
-        lines.append(f"| {r.study} | {r.rank} | {model} | {r.source} | {r.prompt_variant} | {js} | {rr} | {fi} | {un} "
-                     f"| {note} |")
+        if r.tied_with:
+            note = "; ".join(filter(None, [f"tied with {', '.join(r.tied_with)}", note]))
+        lines.append(f"| {r.study} | {_rank(r)} | {model} | {r.source} | {r.prompt_variant} | {js} | "
+                     f"{_ceiling(r.js_vs_ceiling)} | {rr} | {fi} | {un} | {note} |")
+        last = i + 1 == len(ranking) or ranking[i + 1].study != r.study
+        if last:
+            for ref in (x for x in refs if x.study == r.study):
+                lines.append(f"| {ref.study} | — | {ref.label} | — | — | {_num(ref.js)} {_ci(ref.js_ci)} | "
+                             f"{'1x' if ref.js is not None else ''} | {_num(ref.r)} {_ci(ref.r_ci)} | | | {ref.note} |")
     return lines
 
 
-def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study]) -> list[dict[str, str]]:
+def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None) \
+        -> list[dict[str, str]]:
     """The ranked table as rows for the UI's table artifact: the same columns in every row (the UI takes them
-    from the first), 3 significant digits, intervals as "[a, b]"; one "human-likeness" column holds the
-    study's own measure (JS divergence, lower is closer; else published findings reproduced)."""
+    from the first), 3 significant digits, intervals as "[a, b]" (or why there is none: "n=1, no interval"); one
+    "human-likeness" column holds the study's own measure (JS divergence, lower is closer; else published
+    findings reproduced); `studies` say which measures a row has; a study's human references (the noise
+    ceiling) after its rows."""
     measures = _measures(studies)
     rows = []
-    for r in ranking:
+    refs = references or []
+    for i, r in enumerate(ranking):
         m = measures.get(r.study, ())
         like = MISSING
+        fi = f"{r.findings} findings {shown(r.findings_ci, note=r.findings_no_interval, fmt='.0f')}".strip() \
+            if r.findings \
+            else MISSING
         if "js" in m:
-            like = f"JS {sig(r.js)} {interval(r.js_ci)}".strip() if r.js is not None else MISSING
+            like = f"JS {sig(r.js)} {shown(r.js_ci, note=r.no_interval)}".strip() if r.js is not None else MISSING
         elif "findings" in m:
-            like = f"{r.findings} findings {_ci(r.findings_ci, '.0f')}".strip() if r.findings else MISSING
-        corr = (f"{sig(r.r)} {interval(r.r_ci)}".strip() if r.r is not None else MISSING) if "r" in m else ""
+            like = fi
+        corr = (f"{sig(r.r)} {shown(r.r_ci, note=r.no_interval)}".strip() if r.r is not None else MISSING) \
+            if "r" in m else ""
         rows.append({
-            "study": r.study, "rank": str(r.rank),
+            "study": r.study, "rank": _rank(r),
             "model": r.model + (f" (variant of {r.variant_of})" if r.variant_of else ""),
             "source": r.source, "prompt": r.prompt_variant, "status": r.status, "human-likeness [95% CI]": like,
-            "r [95% CI]": corr,
+            "x ceiling": _ceiling(r.js_vs_ceiling), "r [95% CI]": corr,
+            "findings [95% CI]": fi if "findings" in m else "",
             "unparseable": "" if r.unparseable_share is None else percent(r.unparseable_share),
-            "note": r.message,
+            "note": "; ".join(filter(None, [f"tied with {', '.join(r.tied_with)}" if r.tied_with else "",
+                                            r.message])),
         })
+        if i + 1 == len(ranking) or ranking[i + 1].study != r.study:
+            rows += [{"study": ref.study, "rank": MISSING, "model": ref.label, "source": MISSING, "prompt": MISSING,
+                      "status": "",
+                      "human-likeness [95% CI]": f"JS {sig(ref.js)} {interval(ref.js_ci)}".strip(), "x ceiling": "1x",
+                      "r [95% CI]": f"{sig(ref.r)} {interval(ref.r_ci)}".strip(), "findings [95% CI]": "",
+                      "unparseable": "", "note": ref.note} for ref in refs if ref.study == r.study]
     return rows
+
+
+def difference_lines(diffs: list[Difference]) -> list[str]:
+    """The paired differences as a Markdown table: one row per pair of models, source and measure."""
+    rows = []
+    for d in diffs:
+        verdict = f"{d.better} better" if d.distinguishable else "tied" if d.difference is not None else MISSING
+        fmt = ".0f" if d.measure == "findings" else None  # a count of findings
+        value = "" if d.difference is None else (f"{d.difference:+.0f}" if fmt else
+                                                 ("+" if d.difference >= 0 else "") + sig(d.difference))
+        diff = f"{value} {shown(d.ci, note=d.no_interval, fmt=fmt)}".strip() or MISSING
+        pair = f"{d.model} - {d.other}" + (" (variant - base)" if d.variant_pair else "")
+        rows.append([d.study, d.source, pair, d.measure, str(d.n_trials), _num(d.model_value, fmt),
+                     _num(d.other_value, fmt), diff, verdict])
+    return md_table(["study", "source", "model - other", "measure", "n trials", "model", "other",
+                     "difference [95% CI]", "verdict"], rows,
+                    empty="No two models in this run answered the same study: no differences to show.")
 
 
 def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = True) -> str:
@@ -125,13 +182,32 @@ def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = T
            f"({rep.seconds_plots:.2f} s of it for the plots).", "",
            "Human data: " + "; ".join(f"{k}: `{shown_path(v)}`" for k, v in rep.human_sources.items()), "",
            " ".join(part.legend for _, part in parts if part.legend), "",
-           "## Ranking", "", *table_lines(rep.ranking, studies), ""]
+           "## Ranking", "",
+           "Rank: 1 + the number of models (same study and source) whose difference from this one on the study's "
+           "primary measure (study 2: JS; study 1: findings) has a paired-bootstrap 95% interval excluding 0; "
+           "models that share a rank are tied. An interval needs at least 2 trials in every cell it is computed "
+           "from (else \"n=1, no interval\").", "",
+           *table_lines(rep.ranking, studies, rep.references), ""]
     if rep.variants:
+        primary = {study.name: part.primary for study, part in parts}
+        js_diff = {(d.model, d.other, d.study, d.source): d for d in rep.differences
+                   if d.variant_pair and d.measure == primary.get(d.study)}
         out += ["## Quantized vs full precision", "", "| variant | base | study | source | JS variant | JS base | "
-                "findings variant | findings base |", "|---|---|---|---|---|---|---|---|"]
-        out += [f"| {v.model} | {v.base} | {v.study} | {v.source} | {_num(v.model_js)} | {_num(v.base_js)} | "
-                f"{v.model_findings} | {v.base_findings} |" for v in rep.variants]
+                "findings variant | findings base | paired difference [95% CI] |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for v in rep.variants:
+            d = js_diff.get((v.model, v.base, v.study, v.source))
+            diff = "" if d is None or d.difference is None else \
+                f"{d.measure} {_num(d.difference)} {shown(d.ci, note=d.no_interval)}".strip()
+            out.append(f"| {v.model} | {v.base} | {v.study} | {v.source} | {_num(v.model_js)} | {_num(v.base_js)} | "
+                       f"{v.model_findings} | {v.base_findings} | {diff} |")
         out.append("")
+    if rep.differences:
+        out += ["## Differences between models (paired bootstrap)", "",
+                "Per pair of models, on the trials both answered: model - other for each ranking measure, with the "
+                "95% interval from resampling the same trials for both (within cells; Exp 1 replicates within "
+                "trials); where several prompt wordings ran, on the measures pooled over them (the headline). "
+                "\"tied\": the interval includes 0.", "", *difference_lines(rep.differences), ""]
     out += variants.markdown(rep.variant_spread, rep.ranking_flips)
     for study, part in parts:
         out += part.markdown(rep.results(study.name))
@@ -141,6 +217,29 @@ def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = T
                               or [("_No plots: no model output could be compared with the humans._" if plots_drawn
                                    else "_No plots: drawing them was turned off._")]), ""]
     return "\n".join(out)
+
+
+def differences(stages: list[StudyOutputs], studies: Iterable[Study], human: HumanData, alpha: float, n_boot: int,
+                rng: np.random.Generator, variant_of: Callable[[str], str | None]) -> list[Difference]:
+    """Every two models' paired differences, study by study (a variant first, before its base)."""
+    out: list[Difference] = []
+    for study, part in comparisons(studies):
+        if human.get(study.name) is None:
+            continue
+        mine = sorted((st for st in stages if st.study.name == study.name), key=lambda st: st.model)
+        bases = {st.model: variant_of(st.model) for st in mine}
+        index = {st.model: i for i, st in enumerate(mine)}
+        pairs, variant = [], set()
+        for a, b in combinations(mine, 2):
+            if a.model != b.model:
+                first, second, is_variant = pair_order(a.model, b.model, bases)
+                pairs.append((index[first], index[second]))
+                if is_variant:
+                    variant.add((first, second))
+        for d in part.paired(mine, pairs, human[study.name], alpha, n_boot, rng) if pairs else []:
+            d.variant_pair = (d.model, d.other) in variant
+            out.append(d)
+    return out
 
 
 def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path] | None = None,
@@ -174,6 +273,9 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
         headline, per_variant = compare_variants(part, st, human[st.study.name], alpha, n_boot, rng)
         results[st.study.name] += headline
         by_variant[st.study.name] += per_variant
+    for study, part in parts:
+        if human.get(study.name) is not None:
+            notes += part.notes(human[study.name])
     sources = {k: v for study, part in parts if human.get(study.name) is not None
                for k, v in part.sources(human[study.name]).items()}
     rep = CompareReport.model_validate({
@@ -183,8 +285,14 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
     def variant_of(model: str) -> str | None:
         return _variant_of(cfg, model)
 
-    rep.ranking = [_worded(row, results[study.name]) for study, part in parts
-                   for row in part.rank(results[study.name], variant_of)]
+    # the differences, like the headline, on each model's pooled outputs where several prompt wordings ran
+    rep.differences = differences([headline_outputs(st) for st in stages], studies, human, alpha, n_boot, rng,
+                                  variant_of)
+    ranked = [_worded(row, results[study.name]) for study, part in parts
+              for row in part.rank(results[study.name], variant_of)]
+    rep.ranking = group_ranks(ranked, rep.differences, {study.name: part.primary for study, part in parts})
+    rep.references = [ref for study, part in parts if human.get(study.name) is not None
+                      for ref in part.references(human[study.name])]
     rep.variants = variant_pairs(rep.ranking)
     rep.by_prompt_variant = [row for study, part in parts
                              for row in variant_rows(part, results[study.name], by_variant[study.name], variant_of)]

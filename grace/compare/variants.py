@@ -39,12 +39,23 @@ def _source(result: Any) -> str | None:
     return getattr(result, "source", None)
 
 
+def several_wordings(out: StudyOutputs) -> bool:
+    """Whether a source of these outputs ran more than one prompt wording."""
+    return any(len(out.prompt_variants(s)) > 1 for s in SOURCES)
+
+
+def headline_outputs(out: StudyOutputs) -> StudyOutputs:
+    """The outputs the headline measures (and the paired differences between models) are computed on: pooled over
+    the prompt wordings where a source ran several, else as they are."""
+    return out.pooled() if several_wordings(out) else out
+
+
 def compare_variants(part: Comparison, out: StudyOutputs, human: Any, alpha: float, n_boot: int,
                      rng: np.random.Generator) -> tuple[list[Any], list[Any]]:
     """The headline results of one model's outputs (per source: its one wording's, or pooled over its wordings)
     and the per-wording results of every source that ran several (empty when none did)."""
     wordings = {s: out.prompt_variants(s) for s in SOURCES}
-    if all(len(v) <= 1 for v in wordings.values()):
+    if not several_wordings(out):
         results = part.compare(out, human, alpha, n_boot, rng)
         return [_tag([r], (wordings.get(_source(r) or "") or [MAIN_VARIANT])[0])[0] for r in results], []
     every = sorted({v for vs in wordings.values() for v in vs}, key=lambda v: (v != MAIN_VARIANT, v))

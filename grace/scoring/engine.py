@@ -32,7 +32,7 @@ from grace.scoring.render import Renderer, adapted, renderer_for
 from grace.scoring.server import Counter, score_per_option, score_trie
 from grace.scoring.tokenize import EncodedQuestion, Tokenizer, encode_question, load_tokenizer, local_chat_form
 from grace.serving.base import Endpoint
-from grace.stage import LocalStage, ServedStage, Stage, StageResult, Write, run_local, run_served
+from grace.stage import LocalStage, ServedStage, Stage, StageResult, Write, input_columns, run_local, run_served
 from grace.studies import MAIN, Question, Study, Trial
 from grace.studies.base import Ordering
 from grace.studies.orders import OrderPlan
@@ -104,6 +104,12 @@ def assemble(study: Study, asked: list[Question], encoded: list[EncodedQuestion]
     return questions, rotations
 
 
+# The Exp 2 table's own columns (rows below); an input column of the same name is kept as input_<name>.
+TABLE_COLUMNS = ("trial_id", "model", "model_revision", "study", "prompt_version", "prompt_variant", "path", "status",
+                 "error", "question", "option", "n_tokens", "logprob", "prob", "prob_norm", "entropy", "argmax",
+                 "argmax_norm", "is_argmax", "option_mass", "rotations", "option_order", "position")
+
+
 @dataclass(frozen=True)
 class Exp2Item:
     """One Exp 2 record's work: a trial in one prompt variant."""
@@ -144,7 +150,7 @@ class _Exp2(Stage[Exp2Item, Exp2Record]):
         question x option (a trial without scores: one row, its status). `rotations`: how many orders of the list
         the row's numbers average (1: one order, `option_order`, the option at `position`, from 1)."""
         trial = self.by_id[record.trial_id]
-        head = {**trial, **self.study.condition(trial), "trial_id": record.trial_id,
+        head = {**input_columns(trial, TABLE_COLUMNS), **self.study.condition(trial), "trial_id": record.trial_id,
                 "model": record.model, "model_revision": record.model_revision, "study": record.study,
                 "prompt_version": record.prompt_version, "prompt_variant": record.prompt_variant,
                 "path": record.path, "status": record.status, "error": record.error}
