@@ -66,7 +66,7 @@ class Colours(Study):
     condition_columns: tuple[str, ...] = ("lighting",)
     prompt_version: str = "colours-exp1-v1"
     exp2_prompt_version: str = "colours-exp2-v1"
-    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"colour": COLOURS})
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"colour": COLOURS}, hash=False)
 
     def check_row(self, row: Trial) -> str | None:
         if row["colour"].strip() not in COLOURS:

@@ -88,7 +88,7 @@ class Study(ABC):
     comparison: Comparison | None = None  # the human baseline and how to compare with it (grace/compare/plugin.py)
     # Option lists that may be listed in any order, by name -> the options in the study's own order. The name is
     # also the Exp 2 question that lists them and the extracted field that answers them (position bias).
-    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)  # a dict: not hashed
     exp1_variants: tuple[PromptVariant, ...] = ()  # the wordings, "main" first; () : one, at prompt_version
     exp2_variants: tuple[PromptVariant, ...] = ()  # ... at exp2_prompt_version
 

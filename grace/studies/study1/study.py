@@ -98,7 +98,8 @@ class Study1(Study):
     prompt_version: str = "study1-exp1-v2"
     exp2_prompt_version: str = "study1-exp2-v2"
     description: str = "knowledge attribution (Goodman & Stuhlmüller 2013)"
-    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"knowledge": KNOWLEDGE})  # 0-3 stays
+    # yes/no may be listed either way; the 0-3 states keep their natural order
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"knowledge": KNOWLEDGE}, hash=False)
     exp1_variants: tuple[PromptVariant, ...] = (
         PromptVariant(MAIN, "study1-exp1-v2", "a psychology study; 'Question 1/2/3'"),
         PromptVariant("everyday", "study1-exp1-everyday-v1", "everyday statements; 'First/Second/Third question'"),

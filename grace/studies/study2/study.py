@@ -123,7 +123,7 @@ class Study2(Study):
     prompt_version: str = "study2-exp1-v2"
     exp2_prompt_version: str = "study2-exp2-v2"
     description: str = "politeness judgments (Yoon, Tessler, Goodman & Frank 2020)"
-    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"utterance": UTTERANCES})
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"utterance": UTTERANCES}, hash=False)
     exp1_variants: tuple[PromptVariant, ...] = (
         PromptVariant(MAIN, "study2-exp1-v2", "a psychology study; 'Choose exactly one of these utterances'"),
         PromptVariant("everyday", "study2-exp1-everyday-v1", "everyday conversation; 'The possible replies'"),
