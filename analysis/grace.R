@@ -15,6 +15,8 @@
 #   study 1  the published findings tested on the model's trials (one-sided paired t-test, bets on state a > b,
 #            t.test), whether each is reproduced and how many, the mean bets per condition, knowledgeability;
 #   both     Exp 1's stated answer against Exp 2's most probable option, per trial (report.json's agreement).
+# Prompt variants: where a trial was scored in several wordings (`prompt_variant`), its Exp 2 distribution is the
+# mean over them, and an Exp 1 trial's replies in every wording are taken together, as Grace's headline pools them.
 # Bootstrap intervals are not recomputed (they depend on the random number generator).
 # Needs R with the tidyverse (readr, dplyr, tidyr, purrr) and jsonlite; Debian: r-cran-tidyverse.
 
@@ -151,7 +153,7 @@ study2_exp2 <- function(exp2, human) {
     n_ok <- n_distinct(ok$trial_id)
     per_trial <- ok |> filter(question == "utterance", !is.na(goal), !is.na(state)) |>
       mutate(option = factor(option, levels = UTTERANCES)) |> filter(!is.na(option)) |>
-      select(trial_id, goal, state, option, prob) |>
+      group_by(trial_id, goal, state, option) |> summarise(prob = mean(prob), .groups = "drop") |>
       pivot_wider(names_from = option, values_from = prob, values_fill = 0, names_expand = TRUE) |>
       mutate(total = rowSums(across(all_of(UTTERANCES)))) |>
       filter(is.finite(total), total > 0) |>
@@ -219,7 +221,7 @@ study1_exp2 <- function(exp2, human, alpha) {
     ok <- d |> filter(status == "ok")
     known <- ok |> filter(!is.na(access), !is.na(observe))
     post <- known |> filter(question == "posterior", option %in% STATES1) |>
-      select(trial_id, access, observe, option, prob) |>
+      group_by(trial_id, access, observe, option) |> summarise(prob = mean(prob), .groups = "drop") |>
       pivot_wider(names_from = option, values_from = prob, values_fill = 0) |>
       mutate(across(any_of(STATES1), as.numeric))
     for (s in STATES1) if (!s %in% names(post)) post[[s]] <- 0
@@ -269,25 +271,30 @@ stated_answers <- function(exp1, study) {
       w <- which(!is.na(r) & abs(r - max(r, na.rm = TRUE)) < 1e-12)
       if (length(w) == 1) STATES1[w] else NA_character_  # a tie states no single answer
     })
-    exp1 |> transmute(model_name, trial_id, initial_answer = as.character(initial_answer),
+    exp1 |> transmute(model_name, trial_id, prompt_variant, initial_answer = as.character(initial_answer),
                       posterior_argmax = top, knowledge)
   } else {
-    exp1 |> transmute(model_name, trial_id, utterance)
+    exp1 |> transmute(model_name, trial_id, prompt_variant, utterance)
   }
 }
 
 agreement <- function(exp1, exp2, study) {
   # Over the extracted replies whose trial Exp 2 scored that question: how many state its most probable option
-  # (Exp 2's argmax of the summed log-probabilities, the first option on a tie).
+  # (Exp 2's argmax of the summed log-probabilities, the first option on a tie), the same trial in the same prompt
+  # wording (tables from before wordings: all `main`).
   if (is.null(exp1) || is.null(exp2)) return(NULL)
-  argmax <- exp2 |> filter(!is.na(question)) |> arrange(option_index) |> group_by(model_name, trial_id, question) |>
+  if (!"prompt_variant" %in% names(exp1)) exp1$prompt_variant <- "main"
+  if (!"prompt_variant" %in% names(exp2)) exp2$prompt_variant <- "main"
+  argmax <- exp2 |> filter(!is.na(question)) |> arrange(option_index) |>
+    group_by(model_name, trial_id, prompt_variant, question) |>
     summarise(argmax = option[which.max(logprob)], .groups = "drop")
   stated <- stated_answers(exp1 |> filter(!is.na(extraction_status)), study)
   both <- intersect(unique(stated$model_name), unique(exp2$model_name))
   map_dfr(AGREEMENT[[study]], function(pair) {
     key <- paste0(pair[1], "~", pair[2])
-    s <- stated |> filter(model_name %in% both) |> transmute(model_name, trial_id, answer = .data[[pair[1]]]) |>
-      inner_join(argmax |> filter(question == pair[2]), by = c("model_name", "trial_id")) |>
+    s <- stated |> filter(model_name %in% both) |>
+      transmute(model_name, trial_id, prompt_variant, answer = .data[[pair[1]]]) |>
+      inner_join(argmax |> filter(question == pair[2]), by = c("model_name", "trial_id", "prompt_variant")) |>
       filter(!is.na(answer))
     counts <- tibble(model_name = both) |>
       left_join(s |> group_by(model_name) |> summarise(pairs = n(), agree = sum(answer == argmax)),

@@ -37,7 +37,7 @@ def _row(model: str, study: str, contender: str, res: StageResult, wall: float, 
 def _server(ep: Endpoint, cfg: Config, study: str, trials: list[Trial], path: ScoringPath
             ) -> tuple[StageResult, float, str]:
     """One server-path run; the note gives the client's own CPU per trial (the rest of the 2 cores is vLLM's)."""
-    exp = cfg.experiment(study, "exp2")
+    exp = cfg.experiment(study, "exp2").model_copy(update={"variants": "main"})  # one record per trial
     with tempfile.TemporaryDirectory(prefix="grace-bench-") as d:
         t0, c0 = time.perf_counter(), cpu_s()
         res = asyncio.run(run_exp2(ep, get_study(study), trials, exp, Path(d), path=path))
@@ -49,8 +49,9 @@ def _inprocess(cfg: Config, model: str, study: str, trials: list[Trial], scorer:
                tok: object) -> tuple[StageResult, float]:
     with tempfile.TemporaryDirectory(prefix="grace-bench-") as d:
         t0 = time.perf_counter()
+        exp = cfg.experiment(study, "exp2").model_copy(update={"variants": "main"})
         res = run_exp2_inprocess(cfg.model(model).weights, get_study(study), trials, Path(d), model=model,
-                                 batch_size=scorer.batch_size, tokenizer=tok, scorer=scorer)
+                                 batch_size=scorer.batch_size, tokenizer=tok, scorer=scorer, exp=exp)
         return res, time.perf_counter() - t0
 
 

@@ -276,6 +276,12 @@ class StudyFiles(Strict):
     sample: str
 
 
+# How a run lists a study's permutable option lists (grace/studies/orders.py): counterbalanced over each design
+# cell's trials and replicates, or in the study's own order on every trial (the prompts of older runs).
+OptionOrder = Literal["balanced", "fixed"]
+DEFAULT_VARIANTS: dict[ExperimentName, Literal["all", "main"]] = {"exp1": "main", "exp2": "all"}
+
+
 class ExperimentConfig(Strict):
     study: str
     experiment: ExperimentName
@@ -283,16 +289,40 @@ class ExperimentConfig(Strict):
     concurrency: Annotated[int, Field(ge=1, le=4096)] | None = None  # None: the server's batch slots
     retry: Retry = Retry()
     scoring_path: ScoringPath = "server"  # exp2 only
+    # The study's prompt wordings this run crosses: "all", "main", or a list of names (the study's own). None:
+    # all for exp2 (about one request per trial each), the main wording for exp1.
+    variants: Literal["all", "main"] | list[str] | None = None
+    option_order: OptionOrder = "balanced"
+    order_seed: int = 2026  # the seed of each list's base order (the same orders on every rerun)
+    # exp2: a permutable list of at most this many options is scored under each of its rotations and the
+    # distributions averaged (CircularEval); a longer list, or 0 here, gets one counterbalanced order per trial.
+    rotations_up_to: Annotated[int, Field(ge=0, le=64)] = 8
 
     @model_validator(mode="after")
     def _path_of_exp2(self) -> ExperimentConfig:
         if self.experiment != "exp2" and self.scoring_path != "server":
             raise ValueError(f"scoring_path {self.scoring_path!r} is for exp2 only ({self.experiment} is served)")
+        if isinstance(self.variants, list) and (not self.variants or len(set(self.variants)) != len(self.variants)):
+            raise ValueError(f"variants: {self.variants} must name at least one variant, each once")
         return self
 
     @property
     def key(self) -> str:
         return f"{self.study}/{self.experiment}"
+
+    def chosen_variants(self, known: tuple[str, ...]) -> tuple[str, ...]:
+        """The variant names this experiment runs, of the study's `known` ones (main first); a ConfigError names
+        an unknown one."""
+        chosen = self.variants if self.variants is not None else DEFAULT_VARIANTS[self.experiment]
+        if chosen == "all":
+            return known
+        if chosen == "main":
+            return known[:1]
+        unknown = [v for v in chosen if v not in known]
+        if unknown:
+            raise ConfigError(f"{self.key}: variants: unknown prompt variant {unknown[0]!r} of {self.study} "
+                              f"(known: {', '.join(known)})")
+        return tuple(v for v in known if v in chosen)
 
 
 class ExtractionEndpoint(Strict):

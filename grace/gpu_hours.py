@@ -2,11 +2,13 @@
 
 Planned: every trial costs "decode-equivalent" tokens - its output tokens plus its prompt tokens weighted by
 `prefill_weight` (batched prefill is many times cheaper per token than decode) - for Exp 1 (times the
-replications) and for Exp 2 (one output token per prompt scored, one prefill of the prompt per question,
-the prefix cache serving the rest). Divided by the profile's `throughput_tokens_per_s` (output tokens/s of
-the whole server at Grace's concurrency, config/models.yaml), plus a fixed server start per model, times the
-profile's GPU count. Tokens per trial come from a measured run folder when one is given, else from the
-prompts (characters / 4) and `max_tokens` (an upper bound).
+replications and the prompt variants run) and for Exp 2 (per prompt variant: one output token per read, one
+prefill per prompt scored, a question under each rotation of its options being one prompt per rotation; the
+prefix cache serves the deeper reads, and in fact most of each rotation's prompt too: an upper bound).
+Divided by the profile's `throughput_tokens_per_s` (output tokens/s of the whole server at Grace's concurrency,
+config/models.yaml), plus a fixed server start per model, times the profile's GPU count. Tokens per trial come
+from a measured run folder when one is given, else from the prompts (characters / 4) and `max_tokens` (an upper
+bound).
 
 Actual: from a run folder, per model, the stages' wall time (done.json, else the records' timestamps)
 times the GPU count of the profile the run used, and the output tokens/s it reached.
@@ -38,9 +40,21 @@ class StudyLoad:
     replications: int
     prompt_tokens: float  # Exp 1 prompt tokens per request (the Exp 2 prompts are about as long)
     completion_tokens: float  # Exp 1 output tokens per request
-    exp2_questions: float  # Exp 2 questions per trial (one prompt prefill each)
-    exp2_reads: float  # Exp 2 prompts scored per trial (one output token each; a request batches several)
+    exp2_questions: float  # Exp 2 prompts per trial and variant: questions x rotations (one prompt prefill each)
+    exp2_reads: float  # Exp 2 reads per trial and variant (one output token each; a request batches several)
     source: str = "estimate"
+    exp1_variants: int = 1  # prompt wordings Exp 1 runs (each trial x replicate once per wording)
+    exp2_variants: int = 1  # prompt wordings Exp 2 scores
+
+    @property
+    def exp1_requests(self) -> int:
+        """Exp 1 chat requests of the whole study."""
+        return self.trials * self.replications * self.exp1_variants
+
+    @property
+    def exp2_prompts(self) -> float:
+        """Exp 2 prompts scored in the whole study (each one prefill; a request carries a trial's reads)."""
+        return self.trials * self.exp2_variants * self.exp2_questions
 
 
 @dataclass(frozen=True)
@@ -73,13 +87,14 @@ class ActualRow:
 
 
 def exp1_tokens(load: StudyLoad, prefill_weight: float = PREFILL_WEIGHT) -> float:
-    """Decode-equivalent tokens of one trial's Exp 1 requests."""
-    return load.replications * (load.completion_tokens + prefill_weight * load.prompt_tokens)
+    """Decode-equivalent tokens of one trial's Exp 1 requests (every replicate in every prompt variant)."""
+    return load.exp1_variants * load.replications * (load.completion_tokens + prefill_weight * load.prompt_tokens)
 
 
 def exp2_tokens(load: StudyLoad, prefill_weight: float = PREFILL_WEIGHT) -> float:
-    """Decode-equivalent tokens of one trial's Exp 2 scoring: a prefill per question, a token per request."""
-    return load.exp2_reads + prefill_weight * load.exp2_questions * load.prompt_tokens
+    """Decode-equivalent tokens of one trial's Exp 2 scoring, per prompt variant: a prefill per prompt (question x
+    rotation), a token per read."""
+    return load.exp2_variants * (load.exp2_reads + prefill_weight * load.exp2_questions * load.prompt_tokens)
 
 
 def study_tokens(load: StudyLoad, experiments: Iterable[str] = ("exp1", "exp2"),
@@ -139,6 +154,12 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _prompts(record: dict[str, Any]) -> int:
+    """Prompts an Exp 2 record scored: one per question, one per rotation of a rotated question."""
+    rotations = record.get("rotations") or {}
+    return sum(max(1, len(rotations.get(q) or [])) for q in record.get("questions") or {})
+
+
 def measure_study_dir(study_dir: Path) -> Measured:
     """Token and request means from <run>/<model>/<study>/exp1.jsonl and exp2.jsonl (ok-ish records only)."""
     e1 = [r for r in _jsonl(study_dir / "exp1.jsonl") if r.get("completion_tokens") is not None]
@@ -146,7 +167,7 @@ def measure_study_dir(study_dir: Path) -> Measured:
     return Measured(
         prompt_tokens=_mean([float(r.get("prompt_tokens") or 0) for r in e1]),
         completion_tokens=_mean([float(r["completion_tokens"]) for r in e1]),
-        exp2_questions=_mean([float(len(r.get("questions") or {})) for r in e2]),
+        exp2_questions=_mean([float(_prompts(r)) for r in e2]),
         exp2_reads=_mean([float(r.get("reads") or r.get("requests") or 0) for r in e2]),  # older: 1 read/request
         exp1_n=len(e1), exp2_n=len(e2),
     )
@@ -188,6 +209,7 @@ def load_with(base: StudyLoad, m: Measured | None, source: str) -> StudyLoad:
         m.exp2_questions if m.exp2_questions is not None else base.exp2_questions,
         m.exp2_reads if m.exp2_reads is not None else base.exp2_reads,
         source if m.exp1_n or m.exp2_n else base.source,
+        base.exp1_variants, base.exp2_variants,
     )
 
 

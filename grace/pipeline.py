@@ -126,7 +126,7 @@ def make_plan(
     for study in studies:
         path = cfg.study_file(study.name, sample=sample)
         for e in experiments:
-            cfg.experiment(study.name, e)
+            study.chosen_variants(cfg.experiment(study.name, e))  # the prompt variants it names are the study's
         loaded[study.name] = (study, study.load(path, limit=limit), path)
     return Plan(chosen, loaded, list(experiments), profile,
                 {"max_tokens": max_tokens, "concurrency": concurrency})
@@ -174,7 +174,7 @@ def _scored_in_process(server: ManagedServer, model: ModelConfig, study: Study, 
                        exp: ExperimentConfig, out_dir: Path, progress: Progress | None) -> StageResult:
     """transformers in this process (a GPU Job on the cluster): the server is not used."""
     return run_exp2_inprocess(model.weights, study, trials, out_dir, model=model.name, revision=model.revision,
-                              progress=progress, chat_form=model.system_prompt)
+                              progress=progress, chat_form=model.system_prompt, exp=exp)
 
 
 # Which stage runs an experiment on its path (ExperimentConfig.scoring_path; Exp 1 is always "server").

@@ -1,7 +1,9 @@
 """Experiment 1: free-text answers through /v1/chat/completions, async, bounded, resumable.
 
-Each (trial, replicate) becomes one request; results are appended to the JSONL checkpoint as they arrive, so
-a re-run skips what is done and a crash loses at most the requests in flight.
+Each (trial, replicate, prompt variant) becomes one request; results are appended to the JSONL checkpoint as they
+arrive, so a re-run skips what is done and a crash loses at most the requests in flight. The prompt lists each
+permutable option list in the trial and replicate's counterbalanced order (grace.studies.orders), kept in the
+record (`option_order`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -18,11 +20,13 @@ from grace.chat import adapt, versioned
 from grace.client import RequestFailed, post_json
 from grace.config import ExperimentConfig
 from grace.progress import Progress
-from grace.records import Exp1Record, now
+from grace.records import Exp1Record, now, variant_key
 from grace.serving.base import Endpoint, in_flight
 from grace.stage import ServedStage, StageResult, input_columns, run_served
 from grace.statuses import Exp1Status
-from grace.studies import Study, Trial
+from grace.studies import AS_WRITTEN, MAIN, Layout, Study, Trial
+from grace.studies.base import Ordering
+from grace.studies.orders import OrderPlan
 
 
 def sampling_payload(exp: ExperimentConfig, replicate: int, endpoint: Endpoint | None = None) -> dict[str, Any]:
@@ -56,15 +60,16 @@ def reasoning_of(message: dict[str, Any]) -> str | None:
 
 
 async def _query_one(client: httpx.AsyncClient, endpoint: Endpoint, study: Study, exp: ExperimentConfig, trial: Trial,
-                     replicate: int) -> Exp1Record:
-    messages = adapt(study.exp1_messages(trial), endpoint.chat_form)
+                     replicate: int, layout: Layout = AS_WRITTEN, ordering: Ordering = "fixed") -> Exp1Record:
+    messages = adapt(study.exp1_messages(trial, layout), endpoint.chat_form)
     sampling = sampling_payload(exp, replicate, endpoint)
     started = now()
     t0 = time.perf_counter()
     record = partial(  # what every outcome's record carries
         Exp1Record, trial_id=trial["trial_id"], replicate=replicate, model=endpoint.model,
-        model_revision=endpoint.revision, study=study.name,
-        prompt_version=versioned(study.prompt_version, endpoint.chat_form),
+        model_revision=endpoint.revision, study=study.name, prompt_variant=layout.variant,
+        prompt_version=versioned(study.version_of("exp1", layout.variant, ordering), endpoint.chat_form),
+        option_order={name: list(layout.order(name, options)) for name, options in study.permutable.items()},
         messages=messages, sampling={**exp.sampling.model_dump(), **sampling}, started_at=started,
     )
     try:
@@ -88,8 +93,16 @@ async def _query_one(client: httpx.AsyncClient, endpoint: Endpoint, study: Study
     )
 
 
-class Exp1Stage(ServedStage[tuple[Trial, int], Exp1Record]):
-    """Exp 1 in the stage skeleton (grace.stage): one chat request per trial x replicate."""
+class Exp1Item(NamedTuple):
+    """One Exp 1 request: a trial, its replicate, the prompt variant."""
+
+    trial: Trial
+    replicate: int
+    variant: str = MAIN
+
+
+class Exp1Stage(ServedStage[Exp1Item, Exp1Record]):
+    """Exp 1 in the stage skeleton (grace.stage): one chat request per trial x replicate x prompt variant."""
 
     experiment = "exp1"
     file = "exp1.jsonl"
@@ -99,25 +112,34 @@ class Exp1Stage(ServedStage[tuple[Trial, int], Exp1Record]):
         super().__init__(study.name)
         self.endpoint, self.study, self.trials, self.exp = endpoint, study, trials, exp
         self.by_id = {t["trial_id"]: t for t in trials}
+        self.variants = study.chosen_variants(exp)
+        self.orders = OrderPlan(study, trials, seed=exp.order_seed, ordering=exp.option_order,
+                                replications=exp.sampling.replications)
 
-    def items(self) -> list[tuple[Trial, int]]:
-        return [(t, r) for t in self.trials for r in range(self.exp.sampling.replications)]
+    def items(self) -> list[Exp1Item]:
+        return [Exp1Item(t, r, v) for v in self.variants for t in self.trials
+                for r in range(self.exp.sampling.replications)]
 
-    def key(self, item: tuple[Trial, int]) -> str:
-        return f"{item[0]['trial_id']}#{item[1]}"
+    def key(self, item: Exp1Item) -> str:
+        return variant_key(f"{item.trial['trial_id']}#{item.replicate}", item.variant)
 
-    async def record(self, client: httpx.AsyncClient, item: tuple[Trial, int]) -> Exp1Record:
-        return await _query_one(client, self.endpoint, self.study, self.exp, *item)
+    async def record(self, client: httpx.AsyncClient, item: Exp1Item) -> Exp1Record:
+        layout = self.orders.layout(item.variant, item.trial["trial_id"], item.replicate)
+        return await _query_one(client, self.endpoint, self.study, self.exp, item.trial, item.replicate, layout,
+                                self.orders.ordering)
 
     def rows(self, record: Exp1Record) -> list[dict[str, Any]]:
-        """The input columns, the design cell, then the record (without what was sent) and its sampling."""
+        """The input columns, the design cell, then the record (without what was sent) and its sampling; each
+        permutable list's order as `option_order_<list>` ("a | b | ...")."""
         trial = self.by_id[record.trial_id]
-        own = record.model_dump(mode="json", exclude={"messages", "sampling", "trial_id"})
+        own = record.model_dump(mode="json", exclude={"messages", "sampling", "trial_id", "option_order"})
         sampling = {"temperature": record.sampling.get("temperature"), "max_tokens": record.sampling.get("max_tokens")}
-        row: dict[str, Any] = {**input_columns(trial, {*own, *sampling}), **self.study.condition(trial)}
+        orders = {f"option_order_{name}": " | ".join(order) for name, order in record.option_order.items()}
+        row: dict[str, Any] = {**input_columns(trial, {*own, *sampling, *orders}), **self.study.condition(trial)}
         row.update(own)
         row["trial_id"] = record.trial_id
         row.update(sampling)
+        row.update(orders)
         return [row]
 
 

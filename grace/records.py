@@ -17,6 +17,13 @@ from grace.config import ScoringPath
 from grace.statuses import Exp1Status, Exp2Status, ExtractionStatus, RecordStatus, WaitOutcome
 
 ExtractionMethod = Literal["rules", "llm"]  # what settled an extracted record: the rules alone, or an LLM value too
+MAIN_VARIANT = "main"  # a study's main prompt wording (grace.studies.MAIN)
+
+
+def variant_key(key: str, prompt_variant: str) -> str:
+    """A record's checkpoint key in its prompt variant: the main wording's keys are those of runs before variants
+    (`trial_id`, `trial_id#replicate`), another wording's carry `@variant`."""
+    return key if prompt_variant == MAIN_VARIANT else f"{key}@{prompt_variant}"
 
 
 def now() -> datetime:
@@ -31,6 +38,7 @@ class Record(BaseModel):
     model_revision: str
     study: str
     prompt_version: str
+    prompt_variant: str = MAIN_VARIANT  # the study's wording of the prompt (Study.variants), part of the key
     status: RecordStatus = "ok"  # "ok" or a named failure, "error" redone on resume (each stage's in grace.statuses)
     error: str | None = None
     attempts: int = 1
@@ -39,7 +47,7 @@ class Record(BaseModel):
 
     @property
     def key(self) -> str:
-        return self.trial_id
+        return variant_key(self.trial_id, self.prompt_variant)
 
     @property
     def done(self) -> bool:
@@ -51,6 +59,7 @@ class Exp1Record(Record):
     status: Exp1Status = "ok"
     replicate: int = 0
     messages: list[dict[str, str]]
+    option_order: dict[str, list[str]] = {}  # permutable list -> the order the prompt listed it (grace.studies.orders)
     sampling: dict[str, Any]
     served_model: str = ""
     response: str | None = None
@@ -63,7 +72,7 @@ class Exp1Record(Record):
 
     @property
     def key(self) -> str:
-        return f"{self.trial_id}#{self.replicate}"
+        return variant_key(f"{self.trial_id}#{self.replicate}", self.prompt_variant)
 
 
 class OptionScores(BaseModel):
@@ -86,12 +95,17 @@ class OptionScores(BaseModel):
     # the prompt ends where an answer begins; small when the scoring position is wrong (e.g. before a channel or
     # role header the model emits first), where `probs` still sums to 1 but means nothing.
     option_mass: float | None = None
+    # >1: these scores are the mean over the list's rotations (Exp2Record.rotations holds each as sent): probs,
+    # probs_norm, logprobs and option_mass averaged, entropy and argmax of the averages, options in the study's own
+    # order, prompt and token ids those of the first rotation.
+    pooled_over: int = 1
 
 
 class Exp2Record(Record):
     status: Exp2Status = "ok"
     path: ScoringPath = "server"
-    questions: dict[str, OptionScores] = {}
+    questions: dict[str, OptionScores] = {}  # what the analysis reads: a rotated question's pooled scores
+    rotations: dict[str, list[OptionScores]] = {}  # a question scored under each rotation of its list: each as sent
     requests: int = 0  # server requests (or forward passes) this trial cost
     reads: int = 0  # prompts the server scored, one generated token each (a request carries several)
     sequences: int = 0  # token sequences scored (in-process: prompt+option rows in the forward batches)
@@ -110,7 +124,7 @@ class ExtractedRecord(Record):
 
     @property
     def key(self) -> str:
-        return f"{self.trial_id}#{self.replicate}"
+        return variant_key(f"{self.trial_id}#{self.replicate}", self.prompt_variant)
 
 
 class ServerWait(BaseModel):

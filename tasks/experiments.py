@@ -35,7 +35,7 @@ def experiment_task(
     server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
     out_dir: Path, utilization: UtilizationConfig | None = None,
 ) -> dict[str, Any]:
-    total = len(trials) * (exp.sampling.replications if exp.experiment == "exp1" else 1)
+    total = study.stage_rows(exp, len(trials))
     progress = ArtifactProgress(model.name, f"{exp.study}-{exp.experiment}", total)
     result = run_stage(server, model, study, trials, exp, out_dir, progress=progress, utilization=utilization)
     progress.finish()

@@ -26,6 +26,7 @@ from grace.cli import main
 from grace.config import Config, load_config
 from grace.records import Exp1Record, Exp2Record
 from grace.studies.registry import STUDIES, get_study
+from grace.studies.study2 import UTTERANCES
 from tests.support.analysis_run import AWKWARD, made_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,3 +276,19 @@ def test_disagreements_name_what_differs_or_is_missing() -> None:
     assert disagreements(py, {**py, ("m", "study2", "exp2", "js", ""): 0.25 + 5e-7}) == []
     out = disagreements(py, {("m", "study2", "exp2", "js", ""): 0.2501, ("m", "study2", "exp1", "js", ""): 0.1})
     assert len(out) == 3 and "only in Grace's JSON" in out[0] and "only in grace.R's" in out[1] and "0.2501" in out[2]
+
+
+def test_rows_name_their_wording_and_the_option_order_as_sent(run: Path) -> None:
+    """Exp 1 rows: `prompt_variant` and `option_order`, the listed options' indices in the study's own list (the
+    record's order, read back through UTTERANCES); Exp 2 rows: `prompt_variant`, `rotations`, `listed_position`."""
+    e1 = pd.read_parquet(run / "analysis" / "study2_exp1_all_models.parquet")
+    sent = {(r.model, r.trial_id, r.replicate): r.option_order["utterance"] for r in records(run, "study2", "exp1")}
+    assert (e1.prompt_variant == "main").all()
+    for row in e1.itertuples():
+        listed = [UTTERANCES[int(i)] for i in row.option_order.split("|")]
+        assert listed == sent[(row.model_name, row.trial_id, row.replicate)]
+    assert e1.option_order.nunique() == len(UTTERANCES)  # the rotations the records hold, each its own order
+    e2 = pd.read_parquet(run / "analysis" / "study2_exp2_all_models.parquet")
+    ok = e2[e2.status == "ok"]
+    assert (ok.prompt_variant == "main").all() and (ok.rotations == 1).all()
+    assert (ok.listed_position == ok.option_index).all()

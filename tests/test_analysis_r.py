@@ -63,6 +63,22 @@ def test_grace_r_recomputes_the_comparison_to_1e6(run: Path) -> None:
     assert {f["p_value"] is None for res in compare["study1"] for f in res["findings"]} == {False}
 
 
+def test_grace_r_pools_the_wordings_as_grace_does(tmp_path: Path, cfg: Config) -> None:
+    """Exp 2 scored in every prompt wording (different scores in each): grace.R, reading the tables' rows of all
+    three, recomputes compare.json's pooled headline (each trial's distribution the mean over its wordings)."""
+    inputs = {STUDY1: STUDY1.load(ROOT / "data" / "study1.csv", limit=60),
+              STUDY2: STUDY2.load(ROOT / "data" / "study2.csv", limit=48)}
+    wordings = tuple(v.name for v in STUDY2.variants("exp2"))
+    run = made_run(tmp_path / "run", cfg, inputs, ("toy", "gemma2-tiny"), exp2_variants=wordings)
+    e2 = pd.read_parquet(run / "analysis" / "study2_exp2_all_models.parquet")
+    assert sorted(e2.prompt_variant.unique()) == sorted(wordings)
+    compare = json.loads((run / "compare" / "compare.json").read_text())
+    assert {r["prompt_variant"] for r in compare["study2"] if r["source"] == "exp2"} == {"pooled"}
+    assert {s["n_variants"] for s in compare["variant_spread"] if s["source"] == "exp2"} == {len(wordings)}
+    r = check_figures(run)
+    assert ("toy", "study2", "exp2", "js", "") in r and ("gemma2-tiny", "study1", "exp2", "reproduced", "") in r
+
+
 def test_grace_r_reads_the_table_it_is_checked_on(run: Path, tmp_path: Path) -> None:
     """One probability changed in the CSV: grace.R's study 2 figures move away from compare.json's (the check can
     fail, and grace.R reads the table, not Grace's JSON)."""

@@ -85,7 +85,10 @@ def test_two_model_run_leaves_the_tables_the_codebook_and_grace_r(two_model_run:
     assert e1.response.notna().all() and e1.extraction_status.notna().all()
     gemma = e1[e1.model_name == "gemma2-tiny"].iloc[0]
     assert (gemma.model_family, gemma.model_dtype, gemma.model_profile, gemma.prompt_version) == \
-        ("gemma2", "bfloat16", "local", "study2-exp1-v2+fold")
+        ("gemma2", "bfloat16", "local", "study2-exp1-v2+balanced+fold")  # the utterances counterbalanced
+    assert (e1.prompt_variant == "main").all() and e1.option_order.str.fullmatch(r"[0-7](\|[0-7]){7}").all()
+    e2 = pd.read_parquet(a / "study2_exp2_all_models.parquet")
+    assert set(e2.prompt_variant) == {"main", "everyday", "observer"} and (e2[e2.status == "ok"].rotations == 8).all()
 
 
 @pytest.mark.server

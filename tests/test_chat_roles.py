@@ -26,6 +26,8 @@ from grace.scoring.tokenize import EncodedQuestion, encode_question, load_tokeni
 from grace.serving import Endpoint, ExternalServer
 from grace.studies import Question
 from grace.studies.registry import STUDIES, get_study
+from grace.studies.study1.study import WORDINGS as study1_wordings
+from grace.studies.study2.study import WORDINGS as study2_wordings
 from tests.conftest import ROOT, vllm_processes
 from tests.support.fault_proxy import FaultProxy
 
@@ -59,11 +61,13 @@ def test_gemma2_model_runs_every_stage_with_the_instructions_folded(gemma2_serve
             assert rec.messages[0]["content"].startswith("You are taking part in a psychology study")
             assert rec.prompt_version.endswith("+fold")
         exp2 = Checkpoint(stage / "exp2.jsonl", Exp2Record).load()
-        assert {r.status for r in exp2.values()} == {"ok"} and len(exp2) == 10
+        wordings = study1_wordings if study == "study1" else study2_wordings
+        assert {r.status for r in exp2.values()} == {"ok"} and len(exp2) == 10 * len(wordings)  # every wording
         for rec in exp2.values():
             assert rec.prompt_version.endswith("+fold")
+            system = wordings[rec.prompt_variant].system
             for q in rec.questions.values():  # the prompt is the server's own rendering of the folded turn
-                assert "<start_of_turn>user\nYou are taking part" in q.prompt and q.option_mass is not None
+                assert f"<start_of_turn>user\n{system}" in q.prompt and q.option_mass is not None
         assert main(["extract", "--study", study, "--input", str(stage / "exp1.jsonl"), "--output",
                      str(stage / "extracted.jsonl"), "--llm-endpoint", gemma2_server.base_url,
                      "--llm-model", "gemma2-tiny"]) == 0
@@ -153,7 +157,7 @@ def test_option_mass_is_flagged_when_the_scoring_position_is_wrong(smollm2_serve
     right = run_exp2_sync(smollm2_server, study, trials, exp, tmp_path / "right")
     wrong = run_exp2_sync(smollm2_server, study, trials, exp, tmp_path / "wrong",
                           renderer=_BeforeTheAssistantTurn(load_tokenizer(cfg.model("smollm2"))))
-    assert right.ok == wrong.ok == 3
+    assert right.ok == wrong.ok == 3 * len(study.variants("exp2"))  # 3 trials in every wording
     masses = {}
     for name in ("right", "wrong"):
         recs = list(Checkpoint(tmp_path / name / "exp2.jsonl", Exp2Record).load().values())

@@ -104,7 +104,7 @@ def exp_settings(cfg: Config, study: str, experiment: str, concurrency: int = 4)
     exp = cfg.experiment(study, experiment)
     retry = Retry(attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5, request_timeout_s=60)
     return exp.model_copy(update={"sampling": exp.sampling.model_copy(update={"max_tokens": 8}), "retry": retry,
-                                  "concurrency": concurrency})
+                                  "concurrency": concurrency, "variants": "main"})  # one record per trial
 
 
 def test_sigkill_mid_exp1_stops_the_cli_in_seconds_and_a_rerun_resumes(

@@ -183,7 +183,7 @@ def test_smollm2_answers_every_sample_trial(cfg: Config, smollm2_server: Endpoin
     res = asyncio.run(run_exp1(smollm2_server, study, trials, exp, tmp_path))
     rows = [json.loads(x) for x in (tmp_path / "exp1.jsonl").read_text().splitlines()]
     assert res.failed == 0 and len(rows) == 10 and len({r["trial_id"] for r in rows}) == 10
-    assert all(r["response"] and r["model"] == "smollm2" and r["prompt_version"] == study.prompt_version
+    assert all(r["response"] and r["model"] == "smollm2" and r["prompt_version"] == study.prompt_version + "+balanced"
                for r in rows)
     assert sum(len(r["response"].split()) for r in rows) > 50, "real text, not empty answers"
 

@@ -235,8 +235,8 @@ def test_query_and_score_a_lab_form_csv_on_toy(study: str, path: Path, extra: tu
     exp1 = [json.loads(x) for x in (stage / "exp1.jsonl").read_text().splitlines()]
     exp2 = [json.loads(x) for x in (stage / "exp2.jsonl").read_text().splitlines()]
     assert {r["trial_id"] for r in exp1} == {r["trial_id"] for r in exp2} == set(trials)
-    assert {r["prompt_version"] for r in exp1} == {s.prompt_version}
-    assert {r["prompt_version"] for r in exp2} == {s.exp2_prompt_version}
+    assert {r["prompt_version"] for r in exp1} == {s.prompt_version + "+balanced"}  # the options counterbalanced
+    assert {r["prompt_version"] for r in exp2} == {v.version + "+circular" for v in s.variants("exp2")}
     for r in exp1:
         assert [m["role"] for m in r["messages"]] == ["system", "user"] and r["status"] in ("ok", "truncated")
     t1 = pd.read_parquet(stage / "exp1.parquet")
@@ -252,8 +252,8 @@ def test_query_and_score_a_lab_form_csv_on_toy(study: str, path: Path, extra: tu
         for r in exp2:
             t = trials[r["trial_id"]]
             prompt = r["questions"]["utterance"]["prompt"]  # the scored text after the chat template
-            assert state_sentence(t["SP_Name"], state_label(t["State"])) in prompt
-            assert len(re.findall(r"\bout of 3\b", prompt)) == 1
+            assert state_sentence(t["SP_Name"], state_label(t["State"]), r["prompt_variant"]) in prompt
+            assert r["prompt_variant"] != "main" or len(re.findall(r"\bout of 3\b", prompt)) == 1  # stated once
         by_id = t1.drop_duplicates("trial_id").set_index("trial_id")
         assert (by_id["goal"] == by_id["expected_goal"]).all()
         assert set(by_id["state"]) <= set(STATES)

@@ -66,7 +66,8 @@ def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
     for study in ("study1", "study2"):
         for stage in ("exp1", "exp2", "extracted"):
             rows = jsonl(rd / "toy" / study / f"{stage}.jsonl")
-            assert len({r["trial_id"] for r in rows}) == 10 and len(rows) == 10, (study, stage)
+            wordings = 3 if stage == "exp2" else 1  # Exp 2 in every prompt variant, Exp 1 in the main one
+            assert len({r["trial_id"] for r in rows}) == 10 and len(rows) == 10 * wordings, (study, stage)
             assert (rd / "toy" / study / f"{stage}.parquet").exists()
         for r in jsonl(rd / "toy" / study / "exp2.jsonl"):
             assert all(abs(sum(q["probs"].values()) - 1) < 1e-6 for q in r["questions"].values())

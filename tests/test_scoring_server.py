@@ -54,17 +54,19 @@ def assert_distributions(recs: dict[str, Exp2Record]) -> None:
             assert 0 <= qs.entropy <= math.log(len(qs.options)) + 1e-9
 
 
-@pytest.mark.parametrize("study_name,per_trial,reads,per_option,rows",
-                         [("study1", 1, 3, 10, 3), ("study2", 2, 5, 8, 2)])
+@pytest.mark.parametrize("study_name,per_trial,reads,per_option,rows,options",
+                         [("study1", 1, 4, 12, 4, 10), ("study2", 2, 40, 64, 16, 8)])
 def test_toy_paths_agree_on_samples(cfg: Config, toy_server: Endpoint, tmp_path: Path, study_name: str,
-                                    per_trial: int, reads: int, per_option: int, rows: int) -> None:
+                                    per_trial: int, reads: int, per_option: int, rows: int, options: int) -> None:
+    """The main wording; every question whose options are permutable under each rotation of them (study 1's yes/no
+    twice, study 2's 8 utterances 8 times): more reads and prompts, the same requests per trial on the server path."""
     study = get_study(study_name)
     trials = study.load(cfg.study_file(study_name, sample=True))
-    exp = cfg.experiment(study_name, "exp2")
+    exp = cfg.experiment(study_name, "exp2").model_copy(update={"variants": "main"})
     model = cfg.model("toy")
     srv = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "server")
     opt = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "per", path="per-option")
-    inp = run_exp2_inprocess(model.weights, study, trials, tmp_path / "inproc", model="toy", batch_size=8)
+    inp = run_exp2_inprocess(model.weights, study, trials, tmp_path / "inproc", model="toy", batch_size=8, exp=exp)
     assert (srv.ok, opt.ok, inp.ok) == (10, 10, 10)
     # one request per wave of trie reads (roots, then deeper nodes) vs one request per option
     assert srv.sent == per_trial * 10 and opt.sent == per_option * 10
@@ -75,23 +77,28 @@ def test_toy_paths_agree_on_samples(cfg: Config, toy_server: Endpoint, tmp_path:
     assert_agree(a, c, 10)
     assert_agree(a, b, 10)
     assert {r.path for r in c.values()} == {"inprocess"}
-    # the tidy table: one row per trial x question x option
+    for rec in a.values():  # each rotated question: its rotations as sent, and their mean
+        for name, rots in rec.rotations.items():
+            assert rec.questions[name].pooled_over == len(rots) == len(study.permutable[name])
+            assert [r.options[0] for r in rots] != [rots[0].options[0]] * len(rots)
+    # the tidy table: one row per trial x question x option (a rotated question's mean)
     import pandas as pd
     df = pd.read_parquet(tmp_path / "server" / "exp2.parquet")
-    assert len(df) == 10 * per_option
+    assert len(df) == 10 * options and set(df["prompt_variant"]) == {"main"}
     assert df.groupby(["trial_id", "question"])["prob"].sum().sub(1).abs().max() < 1e-6
     # resume: nothing left to do, no request sent, no duplicate lines in the table
     again = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "server")
     assert (again.skipped, again.sent, again.ok) == (10, 0, 10)
-    assert len(pd.read_parquet(tmp_path / "server" / "exp2.parquet")) == 10 * per_option
+    assert len(pd.read_parquet(tmp_path / "server" / "exp2.parquet")) == 10 * options
 
 
 def test_smollm2_study1_sample_paths_agree(cfg: Config, smollm2_server: Endpoint, tmp_path: Path) -> None:
     study = get_study("study1")
     trials = study.load(cfg.study_file("study1", sample=True))
     model = cfg.model("smollm2")
-    srv = run_exp2_sync(smollm2_server, study, trials, cfg.experiment("study1", "exp2"), tmp_path / "s")
-    inp = run_exp2_inprocess(model.weights, study, trials, tmp_path / "i", model="smollm2", batch_size=8)
+    exp = cfg.experiment("study1", "exp2").model_copy(update={"variants": "main"})
+    srv = run_exp2_sync(smollm2_server, study, trials, exp, tmp_path / "s")
+    inp = run_exp2_inprocess(model.weights, study, trials, tmp_path / "i", model="smollm2", batch_size=8, exp=exp)
     assert srv.ok == inp.ok == 10
     a = records(tmp_path / "s")
     assert_distributions(a)
@@ -106,14 +113,15 @@ def test_context_overflow_is_a_recorded_status(cfg: Config, toy_server: Endpoint
     trials = study.load(cfg.study_file("study1", sample=True))[:2]
     long = dict(trials[1], story_setup="the apples are red and the pears are green. " * 500)  # > 2048 tokens
     trials = [trials[0], long]
-    res = run_exp2_sync(toy_server, study, trials, cfg.experiment("study1", "exp2"), tmp_path / "s")
+    exp = cfg.experiment("study1", "exp2").model_copy(update={"variants": "main"})
+    res = run_exp2_sync(toy_server, study, trials, exp, tmp_path / "s")
     assert res.ok == 1 and res.other == {"context_overflow": 1}
     rec = records(tmp_path / "s")[long["trial_id"]]
     assert rec.status == "context_overflow" and not rec.questions and "HTTP 400" in (rec.error or "")
     # in-process: the model's own context (max_position_embeddings 4096 for toy) is checked before scoring
     scorer = InProcessScorer(cfg.model("toy").weights, max_len=2048)
     inp = run_exp2_inprocess(cfg.model("toy").weights, study, trials, tmp_path / "i", model="toy",
-                             scorer=scorer, tokenizer=load_tokenizer(cfg.model("toy")))
+                             scorer=scorer, tokenizer=load_tokenizer(cfg.model("toy")), exp=exp)
     assert inp.ok == 1 and inp.other == {"context_overflow": 1}
 
 
@@ -122,7 +130,7 @@ def test_cli_score_sample(cfg: Config, toy_server: Endpoint, tmp_path: Path, cap
                  "--endpoint", toy_server.base_url, "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "3 ok" in out and "2.00 requests/trial" in out
+    assert "3 trials x 3 prompt variant(s)" in out and "9 ok" in out and "2.00 requests/row" in out
     assert (tmp_path / "toy" / "study2" / "exp2.csv").exists()
     assert main(["score", "--model", "toy", "--study", "study2", "--sample", "--path", "inprocess",
                  "--endpoint", toy_server.base_url, "--out", str(tmp_path)]) == 2

@@ -133,7 +133,8 @@ def test_run_stage_scores_on_the_configured_path(cfg: Config, toy_server: Endpoi
     sent = {}
     with ManagedServer(lambda: ExternalServer(toy_server.base_url, model)) as server:
         for path in ("server", "per-option"):
-            exp = cfg.experiment("study1", "exp2").model_copy(update={"scoring_path": path})
+            exp = cfg.experiment("study1", "exp2").model_copy(  # one wording, one order: a request count per trial
+                update={"scoring_path": path, "variants": ["main"], "option_order": "fixed"})
             res = run_stage(server, model, study, trials, exp, tmp_path / path)
             assert res.ok == 3
             assert {r.path for r in Checkpoint(tmp_path / path / "exp2.jsonl", Exp2Record).load().values()} == {path}

@@ -2,8 +2,9 @@
 extract, report and compare on the toy model, with no other file of Grace changed.
 
 "colours": a listener is told an object's colour and names it (Exp 1), or the three colour words are scored
-(Exp 2). Its own columns and validation, a CSV it writes, its prompts and options, its rules, schema and LLM
-task, a check of its answers and a plot; no human comparison (`comparison=None`).
+(Exp 2). Its own columns and validation, a CSV it writes, its prompts and options (the colour words a permutable
+list: counterbalanced in Exp 1, every rotation scored in Exp 2), its rules, schema and LLM task, a check of its
+answers and a plot; no human comparison (`comparison=None`).
 
 The stages are handed the `Study` object, so running it needs no registration; a name for the command line
 comes from an entry point in the group `grace.studies` (any process that can import the package knows it) or
@@ -18,7 +19,8 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -44,7 +46,7 @@ from grace.report.plugin import ReportPart, extracted_frame
 from grace.run import RunFolder
 from grace.scoring import run_exp2_sync
 from grace.serving import Endpoint
-from grace.studies import Messages, Question, Study, Trial
+from grace.studies import AS_WRITTEN, Layout, Messages, Question, Study, Trial
 from grace.studies.registry import STUDIES
 from tests.conftest import ROOT
 
@@ -64,6 +66,7 @@ class Colours(Study):
     condition_columns: tuple[str, ...] = ("lighting",)
     prompt_version: str = "colours-exp1-v1"
     exp2_prompt_version: str = "colours-exp2-v1"
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"colour": COLOURS}, hash=False)
 
     def check_row(self, row: Trial) -> str | None:
         if row["colour"].strip() not in COLOURS:
@@ -76,14 +79,16 @@ class Colours(Study):
     def _scene(self, trial: Trial) -> str:
         return f"In {trial['lighting'].strip()} light you see a {trial['colour'].strip()} {trial['object'].strip()}."
 
-    def exp1_messages(self, trial: Trial) -> Messages:
+    def exp1_messages(self, trial: Trial, layout: Layout = AS_WRITTEN) -> Messages:
+        words = ", ".join(layout.order("colour", COLOURS))
         return [{"role": "system", "content": "Name colours."},
-                {"role": "user", "content": f"{self._scene(trial)} What colour is it? Reply with one word."}]
+                {"role": "user", "content": f"{self._scene(trial)} What colour is it ({words})? Reply with one word."}]
 
-    def exp2_questions(self, trial: Trial) -> list[Question]:
+    def exp2_questions(self, trial: Trial, layout: Layout = AS_WRITTEN) -> list[Question]:
+        order = layout.order("colour", COLOURS)
         msgs = [{"role": "system", "content": "Name colours."},
-                {"role": "user", "content": f"{self._scene(trial)} Answer with one of: red, green, blue."}]
-        return [Question("colour", msgs, COLOURS)]
+                {"role": "user", "content": f"{self._scene(trial)} Answer with one of: {', '.join(order)}."}]
+        return [Question("colour", msgs, order, order_of="colour")]
 
 
 class ColourFields(AnswerFields):
@@ -248,16 +253,23 @@ def test_the_third_study_runs_through_every_stage(stimuli: Path, config_dir: Pat
 
     exp1 = _lines(stage / "exp1.jsonl")
     assert {r["trial_id"] for r in exp1} == set(trials)
-    assert {r["study"] for r in exp1} == {"colours"} and {r["prompt_version"] for r in exp1} == {"colours-exp1-v1"}
+    assert {r["study"] for r in exp1} == {"colours"}
+    assert {r["prompt_version"] for r in exp1} == {"colours-exp1-v1+balanced"}, "its options counterbalanced"
     for r in exp1:
         assert r["messages"][-1]["content"].startswith(f"In {trials[r['trial_id']]['lighting']} light you see a")
+        order = r["option_order"]["colour"]
+        assert sorted(order) == sorted(COLOURS) and f"({', '.join(order)})" in r["messages"][-1]["content"]
     assert set(pd.read_parquet(stage / "exp1.parquet")["lighting"]) == {"day", "night"}
     exp2 = _lines(stage / "exp2.jsonl")
     assert {r["trial_id"] for r in exp2} == set(trials)
     for r in exp2:
         q = r["questions"]["colour"]
-        assert r["status"] == "ok" and q["options"] == list(COLOURS)
+        assert r["status"] == "ok" and q["options"] == list(COLOURS) and q["pooled_over"] == 3
+        assert r["prompt_version"] == "colours-exp2-v1+circular"
         assert sum(q["probs"].values()) == pytest.approx(1.0) and q["argmax"] in COLOURS
+        rotated = [x["options"] for x in r["rotations"]["colour"]]  # every rotation: each colour in each place once
+        assert len(rotated) == 3 and all(sorted(col) == sorted(COLOURS) for col in zip(*rotated, strict=True))
+        assert q["probs"]["red"] == pytest.approx(sum(x["probs"]["red"] for x in r["rotations"]["colour"]) / 3)
 
     extract_stage(stage, colours, toy_server, concurrency=4, max_tokens=200)
     extracted = _lines(stage / "extracted.jsonl")

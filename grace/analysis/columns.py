@@ -10,7 +10,7 @@ of the study's extraction schema (EXTRACTED). A new record field becomes a colum
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -53,6 +53,7 @@ class Exp1Row:
     extracted: ExtractedRecord | None
     trial: dict[str, str]  # the input CSV's row as read (empty: the trial's columns were found nowhere)
     answers: dict[str, Any]  # the extracted fields as the study flattens them into columns (Extraction.flatten)
+    option_order: str | None = None  # the listed options' indices as sent (see order_indices)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,27 @@ class Exp2Row:
     scores: OptionScores | None = None
     option: str | None = None
     index: int | None = None
+
+
+def order_indices(sent: Mapping[str, Sequence[str]], lists: Mapping[str, Sequence[str]]) -> str | None:
+    """The order a prompt listed its permutable option lists in, as the options' indices (0, 1, ...) in the
+    study's own list joined with "|" (e.g. "3|0|1|2|4|5|6|7"); several lists: "name=i|j|...", ";"-separated, by
+    name. None: the prompt listed none (a study without a permutable list, or a record from before orders)."""
+    def one(name: str) -> str:
+        own = list(lists.get(name, ()))
+        return "|".join(str(own.index(o)) if o in own else o for o in sent[name])
+    names = sorted(sent)
+    if not names:
+        return None
+    return one(names[0]) if len(names) == 1 else ";".join(f"{n}={one(n)}" for n in names)
+
+
+def _rotations(r: Exp2Row) -> int | None:
+    return None if r.scores is None else r.scores.pooled_over
+
+
+def _listed_position(r: Exp2Row) -> int | None:
+    return r.index if r.scores is not None and r.scores.pooled_over == 1 else None
 
 
 @dataclass(frozen=True)
@@ -158,8 +180,15 @@ EXP1_COLUMNS: list[Entry] = [
            exp1=lambda r: r.record.latency_s),
     Column("temperature", "number", "sampling temperature", exp1=lambda r: r.record.sampling.get("temperature")),
     Column("max_tokens", "integer", "the reply's token budget", exp1=lambda r: r.record.sampling.get("max_tokens")),
-    Column("prompt_version", "string", "the prompt's version (`+fold`: instructions folded into the user turn)",
-           exp1=lambda r: r.record.prompt_version),
+    Column("prompt_version", "string", "the prompt's version (`+fold`: instructions folded into the user turn; "
+           "`+balanced`/`+circular`: its option lists counterbalanced)", exp1=lambda r: r.record.prompt_version),
+    Column("prompt_variant", "string", "the study's wording of the prompt (`main`, or another of its prompt "
+           "variants, docs/studies.md); a trial x replicate has one row per wording asked",
+           exp1=lambda r: r.record.prompt_variant),
+    Column("option_order", "string", "the order the prompt listed the study's permutable options in: their indices "
+           "(0, 1, ...) in the study's own list, joined with \"|\" (study 2: the 8 utterances as in "
+           "data/study2.csv's header order; several lists: \"name=i|j;...\"); empty: listed in no varied order",
+           exp1=lambda r: r.option_order),
     Column("extraction_status", "string", "the extracted answer: every field read (ok), some (partial), none "
            "(unparseable), or a refusal; empty: the reply was not extracted", enum=get_args(ExtractionStatus),
            exp1=lambda r: r.extracted.status if r.extracted else None),
@@ -184,13 +213,22 @@ EXP2_COLUMNS: list[Entry] = [
     Column("error", "string", "what failed, for a status other than ok", exp2=lambda r: r.record.error),
     Column("scoring_path", "string", "how the options were scored", enum=get_args(ScoringPath),
            exp2=lambda r: r.record.path),
-    Column("prompt_version", "string", "the prompt's version (`+fold`: instructions folded into the user turn)",
+    Column("prompt_version", "string", "the prompt's version (`+fold`: instructions folded into the user turn; "
+           "`+balanced`/`+circular`: its option lists counterbalanced / under every rotation)",
            exp2=lambda r: r.record.prompt_version),
+    Column("prompt_variant", "string", "the study's wording of the prompt (`main`, or another of its prompt "
+           "variants); a trial has one set of rows per wording scored", exp2=lambda r: r.record.prompt_variant),
     Column("question", "string", "the question scored (study 1: prior, posterior, knowledge; study 2: utterance)",
            exp2=lambda r: r.question),
     Column("option", "string", "one answer option, as the model would write it", exp2=lambda r: r.option),
-    Column("option_index", "integer", "the option's position among the question's options (0, 1, ...)",
+    Column("option_index", "integer", "the option's position among the question's options (0, 1, ...): the "
+           "study's own order where the scores are pooled over rotations (rotations > 1), else the order listed",
            exp2=lambda r: r.index),
+    Column("rotations", "integer", "how many orders of the question's option list these numbers average: > 1, the "
+           "pooled distribution over every rotation of the list (CircularEval; each rotation as sent is in "
+           "exp2.jsonl's `rotations`); 1, the list as listed once", exp2=_rotations),
+    Column("listed_position", "integer", "where the prompt listed the option (0, 1, ...), when it was listed in one "
+           "order (rotations 1); empty when the row averages several orders", exp2=_listed_position),
     Column("n_tokens", "integer", "tokens of the option", exp2=_scores(lambda s, o: len(s.token_ids.get(o, [])))),
     Column("logprob", "number", "log-probability of the option's tokens after the prompt (natural log, summed)",
            exp2=_scores(lambda s, o: s.logprobs.get(o))),

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from grace.analysis.columns import TABLES, Column, Exp1Row, Exp2Row, FieldType
+from grace.analysis.columns import TABLES, Column, Exp1Row, Exp2Row, FieldType, order_indices
 from grace.analysis.sources import RunRecords, StudyRecords, Trials
 from grace.analysis.study_columns import study_columns
 from grace.checkpoint import atomic_path
@@ -53,7 +53,8 @@ def _order(trials: Trials) -> dict[str, int]:
 
 def _sorted(records: dict[str, Any], order: dict[str, int]) -> list[Any]:
     return sorted(records.values(), key=lambda r: (order.get(r.trial_id, len(order)), r.trial_id,
-                                                   getattr(r, "replicate", 0)))
+                                                   getattr(r, "replicate", 0), r.prompt_variant != "main",
+                                                   r.prompt_variant))
 
 
 def exp1_rows(st: StudyRecords, run: RunRecords, trials: Trials) -> Iterator[Exp1Row]:
@@ -62,7 +63,8 @@ def exp1_rows(st: StudyRecords, run: RunRecords, trials: Trials) -> Iterator[Exp
     for rec in _sorted(st.exp1, _order(trials)):
         ex = st.extracted.get(rec.key)
         answers = (part.flatten(ex.fields) if part is not None else dict(ex.fields)) if ex is not None else {}
-        yield Exp1Row(meta, rec, ex, trials.rows.get(rec.trial_id, {}), answers)
+        yield Exp1Row(meta, rec, ex, trials.rows.get(rec.trial_id, {}), answers,
+                      order_indices(rec.option_order, st.study.permutable))
 
 
 def exp2_rows(st: StudyRecords, run: RunRecords, trials: Trials) -> Iterator[Exp2Row]:

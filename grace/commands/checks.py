@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from grace.commands.common import add_config_option, config_from
+from grace.errors import ConfigError
 from grace.manifests.settings import load_cluster_settings
-from grace.studies.registry import get_study
+from grace.studies.registry import STUDIES, get_study
 from grace.versions import image_drift
 
 
@@ -24,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def check_config(args: argparse.Namespace) -> int:
     cfg = config_from(args)
+    for e in cfg.experiments:  # the prompt variants an experiment names are its study's (a study not registered
+        if e.study in STUDIES:  # here is checked when a run loads it)
+            try:
+                STUDIES[e.study].chosen_variants(e)
+            except ConfigError as err:
+                raise ConfigError(f"{cfg.experiments_path}: {err}") from None
     warnings = cfg.warnings()
     cluster = cfg.directory / "cluster.yaml"
     if cluster.is_file():

@@ -2,8 +2,9 @@
 
 Contract: `grace extract --study S --input FILE --output FILE [--llm-endpoint URL --llm-model NAME]`. The input
 is CSV or JSONL with `trial_id` and `response` columns (optional: `finish_reason`, `replicate`, `model`,
-`model_revision`; any other column is carried through under the record's `inputs`); the output is JSONL of
-the records the extraction stage writes (grace.records.ExtractedRecord), one per input row in the same order.
+`model_revision`, `prompt_variant`; any other column is carried through under the record's `inputs`); the output
+is JSONL of the records the extraction stage writes (grace.records.ExtractedRecord), one per input row in the
+same order.
 With `--study-dir DIR` instead (older name `--stage`), a run folder's study folder's `<model>/<study>/exp1.jsonl`
 becomes `extracted.jsonl` there.
 `grace extract-eval FILE` scores extraction against annotated real answers (grace/extract/evaluate.py).
@@ -29,11 +30,12 @@ from grace.extract import Reply, extract_rows, extract_stage
 from grace.extract.engine import Extracted, extracted_record
 from grace.extract.evaluate import annotated_study, evaluate, report_lines
 from grace.extract.extractor import external_endpoint
-from grace.records import ExtractedRecord, now
+from grace.records import MAIN_VARIANT, ExtractedRecord, now
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
 from grace.studies.registry import STUDIES, described, get_study
 
-OWN = ("trial_id", "response", "finish_reason", "replicate", "model", "model_revision")  # read, not carried
+OWN = ("trial_id", "response", "finish_reason", "replicate", "model", "model_revision", "prompt_variant")  # read,
+# not carried
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,7 +123,8 @@ def output_record(path: Path, i: int, row: dict[str, Any], res: Extracted, study
     return extracted_record(res, trial_id=str(row["trial_id"]), replicate=_replicate(path, i, row.get("replicate")),
                             model=_text(row, "model"), model_revision=_text(row, "model_revision"), study=study,
                             endpoint=endpoint, started=started, finished=finished,
-                            inputs={k: v for k, v in row.items() if k not in OWN})
+                            inputs={k: v for k, v in row.items() if k not in OWN},
+                            prompt_variant=str(row.get("prompt_variant") or MAIN_VARIANT))
 
 
 def _endpoint(args: argparse.Namespace) -> AbstractContextManager[Endpoint | None]:

@@ -29,6 +29,7 @@ from grace.gpu_hours import (
     pooled,
 )
 from grace.gpu_time import DOWNLOAD_MB_S, GpuSplit, planned_download_h, split_model
+from grace.studies.orders import OrderPlan
 from grace.studies.registry import get_study
 
 
@@ -53,18 +54,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def base_loads(cfg: Config) -> list[StudyLoad]:
-    """Per study: the full trial count, prompt tokens from the sample (chars/4), max_tokens as output bound."""
+    """Per study: the full trial count, prompt tokens from the sample (chars/4), max_tokens as output bound, the
+    prompt variants each experiment runs and the prompts Exp 2 scores per trial and variant (questions x the
+    rotations of their option lists, as experiments.yaml sets them)."""
     loads = []
     for name in cfg.experiments_file.studies:
         study = get_study(name)
         trials = study.load(cfg.study_file(name, sample=False))
         sample = study.load(cfg.study_file(name, sample=True))
-        exp = cfg.experiment(name, "exp1")
+        exp, exp2 = cfg.experiment(name, "exp1"), cfg.experiment(name, "exp2")
+        v1 = exp.chosen_variants(tuple(v.name for v in study.variants("exp1")))
+        v2 = exp2.chosen_variants(tuple(v.name for v in study.variants("exp2")))
         chars = [sum(len(m["content"]) for m in study.exp1_messages(t)) for t in sample]
-        questions = len(study.exp2_questions(sample[0])) if sample else 1
+        orders = OrderPlan(study, sample[:1], seed=exp2.order_seed, ordering=exp2.option_order)
+        prompts = len(orders.exp2_prompts(sample[0], v2[0], exp2.rotations_up_to)[0]) if sample else 1
         loads.append(StudyLoad(name, len(trials), exp.sampling.replications, sum(chars) / len(chars) / CHARS_PER_TOKEN,
-                               float(exp.sampling.max_tokens), float(questions), float(questions),
-                               "estimate: prompts chars/4, max_tokens"))
+                               float(exp.sampling.max_tokens), float(prompts), float(prompts),
+                               "estimate: prompts chars/4, max_tokens", len(v1), len(v2)))
     return loads
 
 
@@ -99,7 +105,9 @@ def print_estimates(rows: list[HoursEstimate], loads: list[StudyLoad], args: arg
           f"from weights already in the model cache")
     for ld in loads:
         print(f"  {ld.study}: per trial {ld.prompt_tokens:.0f} prompt + {ld.completion_tokens:.0f} output tokens "
-              f"x {ld.replications}; Exp 2 {ld.exp2_reads:.1f} reads, {ld.exp2_questions:.0f} questions")
+              f"x {ld.replications} replicate(s) x {ld.exp1_variants} prompt variant(s): {ld.exp1_requests:,} Exp 1 "
+              f"requests; Exp 2 {ld.exp2_variants} variant(s) x {ld.exp2_questions:.0f} prompts (questions x "
+              f"option rotations; {ld.exp2_reads:.1f} reads): {ld.exp2_prompts:,.0f} prompts scored")
     print(f"  download: the weights (config weights_gib) at {args.download_mb_s:g} MB/s by the prefetch Job, before "
           "any GPU is held: wall hours, no GPU-hours")
     head = (f"{'model':16} {'profile':8} {'GPUs':>4} {'tok/s':>7} {'Mtokens':>8} {'download h':>10} {'hours':>7} "

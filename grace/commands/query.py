@@ -35,7 +35,7 @@ def query(args: argparse.Namespace) -> int:
     out = run.study_dir(model.name, study.name)
     print(f"{len(trials)} trials from {path} -> {out}")
     with serving(cfg, args, run.root.name, seed=exp.sampling.seed) as ep:
-        total = len(trials) * exp.sampling.replications
+        total = study.stage_rows(exp, len(trials))
         with progress_bar(f"exp1 {model.name} {study.name}", total) as advance:
             res = run_exp1_sync(ep, study, trials, exp, out, concurrency=args.concurrency, progress=advance)
     print(f"done: {res.ok} ok, {res.failed} failed, {res.other or 'no other statuses'}; "

@@ -44,7 +44,8 @@ def score(args: argparse.Namespace) -> int:
     out_root = args.out or default_out("score" if path == "server" else f"score-{path}", args)
     run = RunFolder(out_root)
     out = run.study_dir(model.name, study.name)
-    print(f"{len(trials)} trials from {src} -> {out} (path {path})")
+    total = study.stage_rows(exp, len(trials))
+    print(f"{len(trials)} trials x {total // len(trials)} prompt variant(s) from {src} -> {out} (path {path})")
     label = f"exp2 {model.name} {study.name} {path}"
     if path == "inprocess":
         tokenizer = load_tokenizer(model)
@@ -52,13 +53,13 @@ def score(args: argparse.Namespace) -> int:
             encode_trial(tokenizer, study, trials[0], model.system_prompt or local_chat_form(tokenizer))
         except ScoringError as e:
             raise ConfigError(f"study {study.name}, trial {trials[0]['trial_id']}: {e}") from None
-        with progress_bar(label, len(trials)) as advance:
+        with progress_bar(label, total) as advance:
             res = run_exp2_inprocess(model.weights, study, trials, out, model=model.name, revision=model.revision,
                                      batch_size=args.batch_size, tokenizer=tokenizer, progress=advance,
-                                     chat_form=model.system_prompt)
+                                     chat_form=model.system_prompt, exp=exp)
         unit = "forward passes"
     else:
-        with serving(cfg, args, run.root.name) as ep, progress_bar(label, len(trials)) as advance:
+        with serving(cfg, args, run.root.name) as ep, progress_bar(label, total) as advance:
             res = run_exp2_sync(ep, study, trials, exp, out, path=path, concurrency=args.concurrency,
                                 progress=advance)
         unit = "requests"
@@ -68,8 +69,9 @@ def score(args: argparse.Namespace) -> int:
 
 def report(res: StageResult, unit: str) -> None:
     done = res.total - res.skipped
-    per = f", {res.sent / done:.2f} {unit}/trial" if done else ""
+    per = f", {res.sent / done:.2f} {unit}/row" if done else ""
     print(f"done: {res.ok} ok, {res.failed} failed, {res.other or 'no other statuses'}; {done} scored in "
-          f"{res.wall_s:.1f}s ({res.rps:.2f} trials/s; {res.sent} {unit}{per}); skipped {res.skipped} already done")
+          f"{res.wall_s:.1f}s ({res.rps:.2f} rows/s, a row a trial in one prompt variant; {res.sent} {unit}{per}); "
+          f"skipped {res.skipped} already done")
     print_notes(res)
 

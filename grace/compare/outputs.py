@@ -9,7 +9,7 @@ is (grace.checkpoint): a later line for a key replaces an earlier one, a torn la
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -18,10 +18,12 @@ import pandas as pd
 from grace.checkpoint import Checkpoint, LoadReport
 from grace.config import Config
 from grace.errors import DataError, GraceError
-from grace.records import Exp2Record, ExtractedRecord
+from grace.records import MAIN_VARIANT, Exp2Record, ExtractedRecord
+from grace.scoring.logprobs import pool
 from grace.studies import Study
 
 STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
+POOLED = "pooled"  # the prompt variant of outputs taken over every variant
 T = TypeVar("T")
 TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
 
@@ -41,6 +43,7 @@ class StudyOutputs:
     exp1_present: bool = False
     unknown_trials: int = 0  # trial ids whose condition was found nowhere (left out, reported)
     notes: list[str] = field(default_factory=list)
+    prompt_variant: str = MAIN_VARIANT  # the wording these outputs answer: one variant's, or POOLED
     # a study's per-trial data, computed once (see `once`); not copied by dataclasses.replace (a subset, e.g. one
     # prompt variant's records, computes its own)
     derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -51,6 +54,41 @@ class StudyOutputs:
         if key not in self.derived:
             self.derived[key] = make()
         return cast(T, self.derived[key])
+
+    def prompt_variants(self, source: str) -> list[str]:
+        """The prompt variants of one source's outputs (exp2: scored records; exp1: extracted replies), main first."""
+        seen = {r.prompt_variant for r in self.exp2} if source == "exp2" else \
+            {str(r["prompt_variant"]) for r in self.extracted}
+        return sorted(seen, key=lambda v: (v != MAIN_VARIANT, v))
+
+    def for_variant(self, variant: str) -> StudyOutputs:
+        """These outputs in one prompt variant only (a source that did not run it is absent)."""
+        exp2 = [r for r in self.exp2 if r.prompt_variant == variant]
+        extracted = [r for r in self.extracted if r["prompt_variant"] == variant]
+        return replace(self, exp2=exp2, extracted=extracted, exp2_not_ok={},
+                       exp2_present=bool(exp2), exp1_present=bool(extracted), prompt_variant=variant)
+
+    def pooled(self) -> StudyOutputs:
+        """These outputs over every prompt variant, each trial one unit: Exp 2's distributions averaged over the
+        variants a trial was scored in, Exp 1's replies taken together as the trial's (as its replicates are).
+        Built once: the headline comparison and the paired differences between models read the same object
+        (and its per-trial data)."""
+        def make() -> StudyOutputs:
+            by_trial: dict[str, list[Exp2Record]] = {}
+            for r in self.exp2:
+                by_trial.setdefault(r.trial_id, []).append(r)
+            exp2 = [pool_variants(recs) for recs in by_trial.values()]
+            return replace(self, exp2=exp2, prompt_variant=POOLED)
+        return self.once("pooled", make)
+
+
+def pool_variants(records: list[Exp2Record]) -> Exp2Record:
+    """One trial's Exp 2 records in several prompt variants as one: each question's scores averaged over them."""
+    if len(records) == 1:
+        return records[0]
+    names = [q for q in records[0].questions if all(q in r.questions for r in records)]
+    questions = {q: pool([r.questions[q] for r in records], records[0].questions[q].options) for q in names}
+    return records[0].model_copy(update={"prompt_variant": POOLED, "questions": questions, "rotations": {}})
 
 
 def extracted_row(rec: ExtractedRecord) -> dict[str, Any]:

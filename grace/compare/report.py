@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from grace.checkpoint import atomic_path, write_json_atomic
+from grace.compare import variants
 from grace.compare.differences import group_ranks, pair_order
 from grace.compare.human import HumanData, load_human
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED
@@ -21,6 +22,7 @@ from grace.compare.outputs import StudyOutputs, discover
 from grace.compare.plugin import comparisons
 from grace.compare.resample import shown
 from grace.compare.schema import CompareReport, Difference, RankedRow, Reference, VariantPair
+from grace.compare.variants import compare_variants, headline_outputs, spread_and_flips, variant_rows
 from grace.config import Config
 from grace.errors import DataError
 from grace.run import safe_name
@@ -54,6 +56,14 @@ def _measures(studies: Iterable[Study]) -> dict[str, tuple[str, ...]]:
     return {s.name: s.comparison.measures for s in studies if s.comparison is not None}
 
 
+def _worded(row: RankedRow, results: list[Any]) -> RankedRow:
+    """The row with the prompt variant of the result it ranks (one wording's, or pooled)."""
+    for r in results:
+        if r.model == row.model and getattr(r, "source", None) == row.source:
+            row.prompt_variant = str(getattr(r, "prompt_variant", row.prompt_variant))
+    return row
+
+
 def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
     """Quantized (or other) variants beside the model they are a variant of, when both are in the run."""
     by_key = {(r.model, r.study, r.source): r for r in ranking}
@@ -80,8 +90,8 @@ def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: 
     """The ranked table as Markdown lines (also printed by the command); `studies` say which measures a row has;
     a study's human references (the noise ceiling) after its rows."""
     measures = _measures(studies)
-    lines = ["| study | rank | model | source | JS divergence [95% CI] | x ceiling | r [95% CI] | findings [95% CI] | "
-             "unparseable | note |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| study | rank | model | source | prompt | JS divergence [95% CI] | x ceiling | r [95% CI] | "
+             "findings [95% CI] | unparseable | note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     refs = references or []
     for i, r in enumerate(ranking):
         model = r.model + (f" (variant of {r.variant_of})" if r.variant_of else "")
@@ -95,12 +105,12 @@ def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: 
         note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
         if r.tied_with:
             note = "; ".join(filter(None, [f"tied with {', '.join(r.tied_with)}", note]))
-        lines.append(f"| {r.study} | {_rank(r)} | {model} | {r.source} | {js} | {_ceiling(r.js_vs_ceiling)} | {rr} | "
-                     f"{fi} | {un} | {note} |")
+        lines.append(f"| {r.study} | {_rank(r)} | {model} | {r.source} | {r.prompt_variant} | {js} | "
+                     f"{_ceiling(r.js_vs_ceiling)} | {rr} | {fi} | {un} | {note} |")
         last = i + 1 == len(ranking) or ranking[i + 1].study != r.study
         if last:
             for ref in (x for x in refs if x.study == r.study):
-                lines.append(f"| {ref.study} | — | {ref.label} | — | {_num(ref.js)} {_ci(ref.js_ci)} | "
+                lines.append(f"| {ref.study} | — | {ref.label} | — | — | {_num(ref.js)} {_ci(ref.js_ci)} | "
                              f"{'1x' if ref.js is not None else ''} | {_num(ref.r)} {_ci(ref.r_ci)} | | | {ref.note} |")
     return lines
 
@@ -130,7 +140,7 @@ def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study], references:
         rows.append({
             "study": r.study, "rank": _rank(r),
             "model": r.model + (f" (variant of {r.variant_of})" if r.variant_of else ""),
-            "source": r.source, "status": r.status, "human-likeness [95% CI]": like,
+            "source": r.source, "prompt": r.prompt_variant, "status": r.status, "human-likeness [95% CI]": like,
             "x ceiling": _ceiling(r.js_vs_ceiling), "r [95% CI]": corr,
             "findings [95% CI]": fi if "findings" in m else "",
             "unparseable": "" if r.unparseable_share is None else percent(r.unparseable_share),
@@ -138,7 +148,8 @@ def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study], references:
                                             r.message])),
         })
         if i + 1 == len(ranking) or ranking[i + 1].study != r.study:
-            rows += [{"study": ref.study, "rank": MISSING, "model": ref.label, "source": MISSING, "status": "",
+            rows += [{"study": ref.study, "rank": MISSING, "model": ref.label, "source": MISSING, "prompt": MISSING,
+                      "status": "",
                       "human-likeness [95% CI]": f"JS {sig(ref.js)} {interval(ref.js_ci)}".strip(), "x ceiling": "1x",
                       "r [95% CI]": f"{sig(ref.r)} {interval(ref.r_ci)}".strip(), "findings [95% CI]": "",
                       "unparseable": "", "note": ref.note} for ref in refs if ref.study == r.study]
@@ -195,7 +206,9 @@ def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = T
         out += ["## Differences between models (paired bootstrap)", "",
                 "Per pair of models, on the trials both answered: model - other for each ranking measure, with the "
                 "95% interval from resampling the same trials for both (within cells; Exp 1 replicates within "
-                "trials). \"tied\": the interval includes 0.", "", *difference_lines(rep.differences), ""]
+                "trials); where several prompt wordings ran, on the measures pooled over them (the headline). "
+                "\"tied\": the interval includes 0.", "", *difference_lines(rep.differences), ""]
+    out += variants.markdown(rep.variant_spread, rep.ranking_flips)
     for study, part in parts:
         out += part.markdown(rep.results(study.name))
     if rep.notes:
@@ -246,6 +259,7 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
     rng = np.random.default_rng(seed)
     parts = comparisons(studies)
     results: dict[str, list[Any]] = {study.name: [] for study, _ in parts}
+    by_variant: dict[str, list[Any]] = {study.name: [] for study, _ in parts}  # where a source ran several wordings
     notes: list[str] = []
     for st in stages:
         notes += [f"{st.model}/{st.study.name}: {n}" for n in st.notes]
@@ -256,7 +270,9 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
         if human.get(st.study.name) is None:
             notes.append(f"{st.model}/{st.study.name}: no human data loaded")
             continue
-        results[st.study.name] += part.compare(st, human[st.study.name], alpha, n_boot, rng)
+        headline, per_variant = compare_variants(part, st, human[st.study.name], alpha, n_boot, rng)
+        results[st.study.name] += headline
+        by_variant[st.study.name] += per_variant
     for study, part in parts:
         if human.get(study.name) is not None:
             notes += part.notes(human[study.name])
@@ -269,12 +285,20 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
     def variant_of(model: str) -> str | None:
         return _variant_of(cfg, model)
 
-    rep.differences = differences(stages, studies, human, alpha, n_boot, rng, variant_of)
-    ranked = [row for study, part in parts for row in part.rank(results[study.name], variant_of)]
+    # the differences, like the headline, on each model's pooled outputs where several prompt wordings ran
+    rep.differences = differences([headline_outputs(st) for st in stages], studies, human, alpha, n_boot, rng,
+                                  variant_of)
+    ranked = [_worded(row, results[study.name]) for study, part in parts
+              for row in part.rank(results[study.name], variant_of)]
     rep.ranking = group_ranks(ranked, rep.differences, {study.name: part.primary for study, part in parts})
     rep.references = [ref for study, part in parts if human.get(study.name) is not None
                       for ref in part.references(human[study.name])]
     rep.variants = variant_pairs(rep.ranking)
+    rep.by_prompt_variant = [row for study, part in parts
+                             for row in variant_rows(part, results[study.name], by_variant[study.name], variant_of)]
+    measures = _measures(studies)
+    rep.variant_spread, rep.ranking_flips = spread_and_flips(rep.by_prompt_variant,
+                                                             lambda s: measures.get(s, ()))
     out_dir = Path(out_dir) if out_dir else run_dir / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
     t_plots = time.perf_counter()

@@ -20,6 +20,7 @@ class RankedRow(Out):
     variant_of: str | None = None
     study: str
     source: str
+    prompt_variant: str = "main"  # the prompt wording the row measures, or "pooled" over every wording run
     status: str
     js: float | None = None
     js_ci: Interval = None
@@ -80,6 +81,38 @@ class VariantPair(Out):
     base_findings: str = ""
 
 
+class VariantSpread(Out):
+    """One model's ranking measure across the prompt variants of a study and source."""
+
+    model: str
+    study: str
+    source: str
+    measure: str  # "js" (lower is more human-like) or "findings" (reproduced, higher is better)
+    values: dict[str, float | None]  # variant -> the measure
+    pooled: float | None = None
+    n_variants: int
+    min: float | None = None
+    max: float | None = None
+    range: float | None = None
+    sd: float | None = None  # across variants (ddof 1)
+
+
+class RankingFlip(Out):
+    """Two models ordered one way by the ranking measure under one prompt variant and the other way under another."""
+
+    study: str
+    source: str
+    measure: str
+    model_a: str
+    model_b: str
+    variant_a: str  # model_a ranks ahead of model_b here
+    variant_b: str  # model_b ranks ahead of model_a here
+    a_under_a: float
+    b_under_a: float
+    a_under_b: float
+    b_under_b: float
+
+
 class CompareReport(Out):
     """The whole comparison. Each compared study's results are a field named after it (`study2`, `study1`: a
     list of that study's result models), beside the declared ones."""
@@ -98,6 +131,9 @@ class CompareReport(Out):
     references: list[Reference] = []
     differences: list[Difference] = []
     variants: list[VariantPair] = []
+    by_prompt_variant: list[RankedRow] = []  # the ranking within each prompt variant (and pooled), where several ran
+    variant_spread: list[VariantSpread] = []
+    ranking_flips: list[RankingFlip] = []
     notes: list[str] = []
     plots: list[str] = []
 

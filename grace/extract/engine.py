@@ -23,7 +23,7 @@ from grace.extract import llm
 from grace.extract.plugin import Extraction, extraction_of
 from grace.extract.text import RuleResult, decide_status
 from grace.progress import Progress
-from grace.records import Exp1Record, ExtractedRecord, ExtractionMethod, now
+from grace.records import MAIN_VARIANT, Exp1Record, ExtractedRecord, ExtractionMethod, now
 from grace.server_waits import record_waits
 from grace.serving.base import Endpoint
 from grace.serving.gate import Gate, StageStopped
@@ -102,11 +102,12 @@ def _merge(part: Extraction, rr: RuleResult, reply: str, answer: llm.LLMAnswer) 
 
 def extracted_record(res: Extracted, *, trial_id: str, replicate: int, model: str, model_revision: str, study: str,
                      endpoint: Endpoint | None, started: datetime, finished: datetime,
-                     inputs: dict[str, Any] | None = None) -> ExtractedRecord:
-    """One reply's result as the record both the stage and `grace extract --input` write."""
+                     inputs: dict[str, Any] | None = None, prompt_variant: str = MAIN_VARIANT) -> ExtractedRecord:
+    """One reply's result as the record both the stage and `grace extract --input` write (`prompt_variant`: the
+    wording of the Exp 1 prompt the reply answers)."""
     return ExtractedRecord(
         trial_id=trial_id, replicate=replicate, model=model, model_revision=model_revision, study=study,
-        prompt_version=PROMPT_VERSION, status=res.status, method=res.method,
+        prompt_version=PROMPT_VERSION, prompt_variant=prompt_variant, status=res.status, method=res.method,
         extraction_model=endpoint.model if (endpoint is not None and res.asked_llm) else None,
         fields=res.fields, inputs=inputs or {}, started_at=started, finished_at=finished)
 
@@ -212,12 +213,13 @@ class ExtractionStage(LocalStage[Exp1Record, ExtractedRecord]):
                 res.fields["notes"] = ["no answer: the reply ran out of tokens while reasoning"]
             write(extracted_record(res, trial_id=rec.trial_id, replicate=rec.replicate, model=rec.model,
                                    model_revision=rec.model_revision, study=self.study_name, endpoint=self.endpoint,
-                                   started=started, finished=finished))
+                                   started=started, finished=finished, prompt_variant=rec.prompt_variant))
             self.rules_status[rec.key] = res.rules_status
         return self.summary.llm_requests
 
     def rows(self, record: ExtractedRecord) -> list[dict[str, Any]]:
-        return [{"trial_id": record.trial_id, "replicate": record.replicate, "model": record.model,
+        return [{"trial_id": record.trial_id, "replicate": record.replicate, "prompt_variant": record.prompt_variant,
+                 "model": record.model,
                  "status": record.status, "method": record.method, "rules_status": self.rules_status[record.key],
                  "extraction_model": record.extraction_model, **self.part.flatten(record.fields)}]
 

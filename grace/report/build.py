@@ -11,7 +11,7 @@ from typing import Any
 from grace.checkpoint import atomic_path, write_json_atomic
 from grace.config import ModelConfig, load_config
 from grace.errors import ConfigError, UserInputError
-from grace.report import plots
+from grace.report import plots, position
 from grace.report.checks import (
     MAX_ERROR_RATE,
     MAX_TRUNCATION_RATE,
@@ -106,11 +106,13 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
     for study, models in by_study.items():
         part = report_part(study_of[study])
         expected: set[str] = set()
+        wordings: dict[str, set[str]] = {}  # the prompt variants each experiment ran, over the run's models
         for d in models.values():
             for exp in ("exp1", "exp2"):
                 expected |= {r.trial_id for r in (d.records.get(exp) or {}).values()}
+                wordings.setdefault(exp, set()).update(r.prompt_variant for r in (d.records.get(exp) or {}).values())
         for model, d in models.items():
-            sc = run_checks(d, expected, _mass_limit(model, configs))
+            sc = run_checks(d, expected, _mass_limit(model, configs), wordings)
             results.setdefault(model, {})[study] = sc
             paths = []
             if "extracted" in d.records:
@@ -145,6 +147,8 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
                            "metrics": sc.metrics, "plots": study_plots.get((m, s), [])}
                        for s, sc in sorted(studies.items())} for m, studies in sorted(results.items())},
         "preflight": preflights,
+        "position_bias": [b for m, studies in sorted(results.items()) for _, sc in sorted(studies.items())
+                          for b in sc.metrics.get("position_bias", [])],
         "variant_pairs": [{**p, "rows": {k: list(v) for k, v in p["rows"].items()}} for p in pairs],
         "plots": run_plots,
     }
@@ -182,6 +186,12 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
     lines += ["", f"Not fit when: rows lost, duplicated or unreadable; invalid probabilities; more than "
               f"{t['max_error_rate']:.0%} failed requests; more than {t['max_truncation_rate']:.0%} truncated "
               f"replies; fewer than {t['min_ok_rate']:.0%} replies fully read (status ok).", ""]
+    if report.get("position_bias"):
+        lines += ["## Position bias", "", "Answer options are listed in counterbalanced orders; a model that "
+                  "chooses by content spreads its choices evenly over the listed positions. Flagged when the "
+                  "listed position explains the choices more than the options do (position TV > option TV, "
+                  f"permutation test p < {position.ALPHA}); see docs/extraction.md.", "",
+                  *position.markdown(report["position_bias"]), ""]
     for p in report["plots"]:
         lines += [f"![{p}]({p})", ""]
     if report.get("preflight"):

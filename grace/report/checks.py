@@ -12,9 +12,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from grace.records import Exp2Record, ServerWait
+from grace.records import MAIN_VARIANT, Exp2Record, ServerWait, variant_key
 from grace.report.load import StudyData
 from grace.report.plugin import ReportPart, report_part
+from grace.report.position import position_bias
 from grace.server_waits import summarize_waits
 from grace.utilization import read_utilization
 
@@ -183,7 +184,7 @@ def agreement(sc: StudyChecks, data: StudyData, part: ReportPart) -> None:
         both = agree = 0
         for rec in ex.values():
             stated = part.stated(rec.fields, fname)
-            r2 = e2.get(rec.trial_id)
+            r2 = e2.get(variant_key(rec.trial_id, rec.prompt_variant))  # the same trial in the same wording
             if stated is None or r2 is None or question not in r2.questions:
                 continue
             both += 1
@@ -197,25 +198,35 @@ def agreement(sc: StudyChecks, data: StudyData, part: ReportPart) -> None:
             for k, v in out.items()), fatal=False)
 
 
-def run_checks(data: StudyData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS) -> StudyChecks:
-    """All checks of one model x study; `expected_trials` is the study's trial set over the whole run."""
+def run_checks(data: StudyData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS,
+               variants: dict[str, set[str]] | None = None) -> StudyChecks:
+    """All checks of one model x study; `expected_trials` is the study's trial set over the whole run and
+    `variants` the prompt variants per experiment over the whole run (default: those of this model's records)."""
     sc = StudyChecks(data.model, data.study.name)
     part = report_part(data.study)
+    variants = variants or {}
     exp1_keys: set[str] = set()
     if "exp1" in data.records:
         reps = {r.replicate for r in data.exp1.values()}
-        exp1_keys = {f"{t}#{r}" for t in expected_trials for r in (reps or {0})}
+        v1 = variants.get("exp1") or {r.prompt_variant for r in data.exp1.values()} or {MAIN_VARIANT}
+        exp1_keys = {variant_key(f"{t}#{r}", v) for t in expected_trials for r in (reps or {0}) for v in v1}
         check_exp1(sc, data, exp1_keys)
     else:
         sc.add("exp1", "present", False, "no exp1.jsonl", fatal=False)
     if "exp2" in data.records:
-        check_exp2(sc, data, expected_trials, min_option_mass)
+        v2 = variants.get("exp2") or {r.prompt_variant for r in data.exp2.values()} or {MAIN_VARIANT}
+        check_exp2(sc, data, {variant_key(t, v) for t in expected_trials for v in v2}, min_option_mass)
     if "extracted" in data.records:
         check_extracted(sc, data, set(data.records.get("exp1", {})) or exp1_keys, part)
     elif "exp1" in data.records:
         sc.add("extracted", "present", False, "no extracted.jsonl: run the extraction stage", fatal=True)
     if "extracted" in data.records and "exp2" in data.records:
         agreement(sc, data, part)
+    bias = position_bias(data)
+    if bias:
+        sc.metrics["position_bias"] = [b.as_dict() for b in bias]
+    for b in bias:  # a finding about the model, not a defect of its data: reported and flagged, not fatal
+        sc.add(b.experiment, "position bias", not b.flagged, b.detail, fatal=False)
     server_waits(sc, data)
     server_load(sc, data)
     return sc

@@ -1,8 +1,11 @@
 """Experiment 2 stage: score every trial's questions on one path, resumable, then a tidy table.
 
 A stage of the skeleton (grace.stage), like `grace.query.run_exp1`: records go to `out_dir/exp2.jsonl` (one
-Exp2Record per trial, flushed as it arrives; a re-run skips trials already done), then `out_dir/exp2.parquet` /
-`.csv` with one row per trial x question x option. A trial that cannot be scored gets a named status
+Exp2Record per trial and prompt variant, flushed as it arrives; a re-run skips what is done), then
+`out_dir/exp2.parquet` / `.csv` with one row per trial x variant x question x option. A question that lists a
+permutable option list is asked under every rotation of the list (up to `rotations_up_to` options: CircularEval)
+and its scores are the mean over the rotations, each rotation kept in the record as sent; a longer list is shown
+in the trial's counterbalanced order (grace.studies.orders). A trial that cannot be scored gets a named status
 (bad_option, context_overflow, no_logprobs, rejected, error) and no numbers; `error` (transient) rows are redone
 on resume.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypedDict
@@ -20,16 +24,18 @@ import httpx
 from grace.chat import versioned
 from grace.config import SERVER_PATHS, ExperimentConfig, ScoringPath, SystemPrompt
 from grace.progress import Progress
-from grace.records import Exp2Record, OptionScores, now
+from grace.records import Exp2Record, OptionScores, now, variant_key
 from grace.scoring.errors import ScoringError
 from grace.scoring.inprocess import InProcessScorer
-from grace.scoring.logprobs import score_options
+from grace.scoring.logprobs import pool, score_options
 from grace.scoring.render import Renderer, adapted, renderer_for
 from grace.scoring.server import Counter, score_per_option, score_trie
 from grace.scoring.tokenize import EncodedQuestion, Tokenizer, encode_question, load_tokenizer, local_chat_form
 from grace.serving.base import Endpoint
 from grace.stage import LocalStage, ServedStage, Stage, StageResult, Write, input_columns, run_local, run_served
-from grace.studies import Study, Trial
+from grace.studies import MAIN, Question, Study, Trial
+from grace.studies.base import Ordering
+from grace.studies.orders import OrderPlan
 
 SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say (each sends its reads batched)
 # Statuses from an HTTP 4xx. Before any request of the stage was answered they are held back: if the stage then
@@ -38,13 +44,17 @@ SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say 
 REJECTED = ("rejected", "context_overflow")
 
 
-def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial, chat_form: SystemPrompt = "native"
-                 ) -> list[EncodedQuestion]:
-    return [encode_question(tokenizer, adapted(q, chat_form)) for q in study.exp2_questions(trial)]
+def encode_trial(tokenizer: Tokenizer, study: Study, trial: Trial, chat_form: SystemPrompt = "native",
+                 questions: list[Question] | None = None) -> list[EncodedQuestion]:
+    """The trial's questions (as written, unless `questions` are given) encoded by a local tokenizer."""
+    asked = questions if questions is not None else study.exp2_questions(trial)
+    return [encode_question(tokenizer, adapted(q, chat_form)) for q in asked]
 
 
-async def render_trial(renderer: Renderer, study: Study, trial: Trial) -> list[EncodedQuestion]:
-    return [await renderer.encode(q) for q in study.exp2_questions(trial)]
+async def render_trial(renderer: Renderer, study: Study, trial: Trial,
+                       questions: list[Question] | None = None) -> list[EncodedQuestion]:
+    asked = questions if questions is not None else study.exp2_questions(trial)
+    return [await renderer.encode(q) for q in asked]
 
 
 class _Common(TypedDict):
@@ -55,14 +65,16 @@ class _Common(TypedDict):
     model_revision: str
     study: str
     prompt_version: str
+    prompt_variant: str
     path: ScoringPath
     started_at: datetime
 
 
 def _base(trial: Trial, study: Study, model: str, revision: str, path: ScoringPath,
-          chat_form: SystemPrompt = "native") -> _Common:
+          chat_form: SystemPrompt = "native", variant: str = MAIN, ordering: Ordering = "fixed") -> _Common:
     return {"trial_id": trial["trial_id"], "model": model, "model_revision": revision, "study": study.name,
-            "prompt_version": versioned(study.exp2_prompt_version, chat_form), "path": path, "started_at": now()}
+            "prompt_version": versioned(study.version_of("exp2", variant, ordering), chat_form),
+            "prompt_variant": variant, "path": path, "started_at": now()}
 
 
 def build_questions(encoded: list[EncodedQuestion], token_lps: list[dict[str, list[float]]]) -> dict[str, OptionScores]:
@@ -70,67 +82,113 @@ def build_questions(encoded: list[EncodedQuestion], token_lps: list[dict[str, li
             for q, lps in zip(encoded, token_lps, strict=True)}
 
 
-async def _score_server(client: httpx.AsyncClient, endpoint: Endpoint, study: Study, renderer: Renderer,
-                        exp: ExperimentConfig, trial: Trial, path: ScoringPath) -> Exp2Record:
-    base = _base(trial, study, endpoint.model, endpoint.revision, path, endpoint.chat_form)
-    counter = Counter()
-    t0 = time.perf_counter()
-    try:
-        encoded = await render_trial(renderer, study, trial)
-        if path == "server":
-            lps = await score_trie(client, endpoint, encoded, exp.retry, counter)
+def assemble(study: Study, asked: list[Question], encoded: list[EncodedQuestion],
+             token_lps: list[dict[str, list[float]]]) -> tuple[dict[str, OptionScores], dict[str, list[OptionScores]]]:
+    """A trial's questions (one asked under several rotations: their mean, its options in the study's own order)
+    and each rotated question's scores as sent, rotation by rotation."""
+    scored: dict[str, list[OptionScores]] = {}
+    lists: dict[str, str | None] = {}
+    for q, enc, lps in zip(asked, encoded, token_lps, strict=True):
+        scored.setdefault(q.name, []).append(score_options(enc.prompt, enc.options, enc.option_ids, lps,
+                                                           enc.boundary_fallback))
+        lists[q.name] = q.order_of
+    questions: dict[str, OptionScores] = {}
+    rotations: dict[str, list[OptionScores]] = {}
+    for name, scores in scored.items():
+        listed = lists[name]
+        if len(scores) == 1 or listed is None:
+            questions[name] = scores[0]
         else:
-            lps = await asyncio.gather(*(score_per_option(client, endpoint, q, exp.retry, counter) for q in encoded))
-        questions = build_questions(encoded, list(lps))
-    except ScoringError as e:
-        return Exp2Record(**base, status=e.status, error=str(e), attempts=max(1, e.attempts),
-                          requests=counter.requests, latency_s=time.perf_counter() - t0)
-    return Exp2Record(**base, questions=questions, requests=counter.requests, reads=counter.reads,
-                      sequences=sum(len(q.options) for q in encoded), latency_s=time.perf_counter() - t0)
+            rotations[name] = scores
+            questions[name] = pool(scores, study.permutable[listed])
+    return questions, rotations
 
 
 # The Exp 2 table's own columns (rows below); an input column of the same name is kept as input_<name>.
-TABLE_COLUMNS = ("trial_id", "model", "model_revision", "study", "prompt_version", "path", "status", "error",
-                 "question", "option", "n_tokens", "logprob", "prob", "prob_norm", "entropy", "argmax", "argmax_norm",
-                 "is_argmax", "option_mass")
+TABLE_COLUMNS = ("trial_id", "model", "model_revision", "study", "prompt_version", "prompt_variant", "path", "status",
+                 "error", "question", "option", "n_tokens", "logprob", "prob", "prob_norm", "entropy", "argmax",
+                 "argmax_norm", "is_argmax", "option_mass", "rotations", "option_order", "position")
 
 
-class _Exp2(Stage[Trial, Exp2Record]):
-    """What every scoring path shares: one record per trial in exp2.jsonl, the table trial x question x option."""
+@dataclass(frozen=True)
+class Exp2Item:
+    """One Exp 2 record's work: a trial in one prompt variant."""
+
+    trial: Trial
+    variant: str
+
+
+class _Exp2(Stage[Exp2Item, Exp2Record]):
+    """What every scoring path shares: one record per trial and prompt variant in exp2.jsonl, the table trial x
+    variant x question x option. The questions are asked in the variant's wording, each permutable list under
+    every rotation (up to `exp.rotations_up_to` options) or in its counterbalanced order (grace.studies.orders)."""
 
     experiment = "exp2"
     file = "exp2.jsonl"
     record_type = Exp2Record
 
-    def __init__(self, study: Study, trials: list[Trial]) -> None:
+    def __init__(self, study: Study, trials: list[Trial], exp: ExperimentConfig) -> None:
         super().__init__(study.name)
-        self.study, self.trials = study, trials
+        self.study, self.trials, self.exp = study, trials, exp
         self.by_id = {t["trial_id"]: t for t in trials}
+        self.variants = study.chosen_variants(exp)
+        self.orders = OrderPlan(study, trials, seed=exp.order_seed, ordering=exp.option_order)
 
-    def items(self) -> list[Trial]:
-        return self.trials
+    def items(self) -> list[Exp2Item]:
+        return [Exp2Item(t, v) for v in self.variants for t in self.trials]
 
-    def key(self, item: Trial) -> str:
-        return str(item["trial_id"])
+    def key(self, item: Exp2Item) -> str:
+        return variant_key(str(item.trial["trial_id"]), item.variant)
+
+    def asked(self, item: Exp2Item) -> tuple[list[Question], Ordering]:
+        """The questions this item scores (a rotated one once per rotation), and how their options were ordered."""
+        prompts, ordering = self.orders.exp2_prompts(item.trial, item.variant, self.exp.rotations_up_to)
+        return [q for q, _ in prompts], ordering
 
     def rows(self, record: Exp2Record) -> list[dict[str, Any]]:
         """The input columns (the lab's extra ones too), the design cell, then the record's fields; one row per
-        question x option (a trial without scores: one row, its status)."""
+        question x option (a trial without scores: one row, its status). `rotations`: how many orders of the list
+        the row's numbers average (1: one order, `option_order`, the option at `position`, from 1)."""
         trial = self.by_id[record.trial_id]
         head = {**input_columns(trial, TABLE_COLUMNS), **self.study.condition(trial), "trial_id": record.trial_id,
                 "model": record.model, "model_revision": record.model_revision, "study": record.study,
-                "prompt_version": record.prompt_version, "path": record.path, "status": record.status,
-                "error": record.error}
+                "prompt_version": record.prompt_version, "prompt_variant": record.prompt_variant,
+                "path": record.path, "status": record.status, "error": record.error}
         if not record.questions:
             return [head]
         return [{**head, "question": qname, "option": opt, "n_tokens": len(qs.token_ids[opt]),
                  "logprob": qs.logprobs[opt], "prob": qs.probs[opt], "prob_norm": qs.probs_norm[opt],
                  "entropy": qs.entropy, "argmax": qs.argmax, "argmax_norm": qs.argmax_norm,
-                 "is_argmax": opt == qs.argmax, "option_mass": qs.option_mass}
+                 "is_argmax": opt == qs.argmax, "option_mass": qs.option_mass, "rotations": qs.pooled_over,
+                 "option_order": " | ".join(qs.options) if qs.pooled_over == 1 else None,
+                 "position": qs.options.index(opt) + 1 if qs.pooled_over == 1 else None}
                 for qname, qs in record.questions.items() for opt in qs.options]
 
 
-class ServerScoring(_Exp2, ServedStage[Trial, Exp2Record]):
+async def _score_server(client: httpx.AsyncClient, endpoint: Endpoint, stage: _Exp2, renderer: Renderer,
+                        item: Exp2Item, path: ScoringPath) -> Exp2Record:
+    asked, ordering = stage.asked(item)
+    base = _base(item.trial, stage.study, endpoint.model, endpoint.revision, path, endpoint.chat_form, item.variant,
+                 ordering)
+    counter = Counter()
+    t0 = time.perf_counter()
+    try:
+        encoded = await render_trial(renderer, stage.study, item.trial, asked)
+        if path == "server":
+            lps = await score_trie(client, endpoint, encoded, stage.exp.retry, counter)
+        else:
+            lps = await asyncio.gather(*(score_per_option(client, endpoint, q, stage.exp.retry, counter)
+                                         for q in encoded))
+        questions, rotations = assemble(stage.study, asked, encoded, list(lps))
+    except ScoringError as e:
+        return Exp2Record(**base, status=e.status, error=str(e), attempts=max(1, e.attempts),
+                          requests=counter.requests, latency_s=time.perf_counter() - t0)
+    return Exp2Record(**base, questions=questions, rotations=rotations, requests=counter.requests,
+                      reads=counter.reads, sequences=sum(len(q.options) for q in encoded),
+                      latency_s=time.perf_counter() - t0)
+
+
+class ServerScoring(_Exp2, ServedStage[Exp2Item, Exp2Record]):
     """The server paths: "server" (a trie of next-token reads) or "per-option" (prompt_logprobs per option)."""
 
     held = REJECTED
@@ -139,16 +197,16 @@ class ServerScoring(_Exp2, ServedStage[Trial, Exp2Record]):
                  path: ScoringPath, renderer: Renderer | None = None) -> None:
         if path not in SERVER_PATHS:
             raise ValueError(f"run_exp2 scores through a server; path {path!r} is not a server path")
-        super().__init__(study, trials)
-        self.endpoint, self.exp, self.path = endpoint, exp, path
+        super().__init__(study, trials, exp)
+        self.endpoint, self.path = endpoint, path
         self.renderer = renderer
 
     def start(self, client: httpx.AsyncClient) -> None:
         self.renderer = self.renderer or renderer_for(self.endpoint, client, self.exp.retry)
 
-    async def record(self, client: httpx.AsyncClient, item: Trial) -> Exp2Record:
+    async def record(self, client: httpx.AsyncClient, item: Exp2Item) -> Exp2Record:
         assert self.renderer is not None  # set by start()
-        return await _score_server(client, self.endpoint, self.study, self.renderer, self.exp, item, self.path)
+        return await _score_server(client, self.endpoint, self, self.renderer, item, self.path)
 
     def cost(self, record: Exp2Record) -> int:
         return record.requests
@@ -179,47 +237,50 @@ def run_exp2_sync(*args: Any, **kwargs: Any) -> StageResult:
     return asyncio.run(run_exp2(*args, **kwargs))
 
 
-class InProcessScoring(_Exp2, LocalStage[Trial, Exp2Record]):
+class InProcessScoring(_Exp2, LocalStage[Exp2Item, Exp2Record]):
     """The in-process path: transformers forward passes here, a few trials per call; `sent` counts the passes."""
 
-    def __init__(self, model_path: str | Path, study: Study, trials: list[Trial], *, model: str, revision: str,
-                 batch_size: int, tokenizer: Tokenizer, chat_form: SystemPrompt,
+    def __init__(self, model_path: str | Path, study: Study, trials: list[Trial], exp: ExperimentConfig, *,
+                 model: str, revision: str, batch_size: int, tokenizer: Tokenizer, chat_form: SystemPrompt,
                  scorer: InProcessScorer | None) -> None:
-        super().__init__(study, trials)
+        super().__init__(study, trials, exp)
         self.model_path, self.model, self.revision = model_path, model, revision
         self.batch_size, self.tokenizer, self.form, self.scorer = batch_size, tokenizer, chat_form, scorer
 
-    def _base(self, trial: Trial) -> _Common:
-        return _base(trial, self.study, self.model, self.revision, "inprocess", self.form)
+    def _base(self, item: Exp2Item, ordering: Ordering) -> _Common:
+        return _base(item.trial, self.study, self.model, self.revision, "inprocess", self.form, item.variant,
+                     ordering)
 
-    def work(self, todo: list[Trial], write: Write[Exp2Record], progress: Progress | None) -> int:
+    def work(self, todo: list[Exp2Item], write: Write[Exp2Record], progress: Progress | None) -> int:
         sc = self.scorer or InProcessScorer(self.model_path, batch_size=self.batch_size)
         passes0 = sc.forward_passes
         per_chunk = max(1, self.batch_size // 4)  # trials per scoring call: full batches, frequent checkpoints
         for c in range(0, len(todo), per_chunk):
             chunk = todo[c:c + per_chunk]
-            ready: list[tuple[Trial, list[EncodedQuestion]]] = []
-            for trial in chunk:
+            ready: list[tuple[Exp2Item, list[Question], Ordering, list[EncodedQuestion]]] = []
+            for item in chunk:
+                asked, ordering = self.asked(item)
                 try:
-                    encoded = encode_trial(self.tokenizer, self.study, trial, self.form)
+                    encoded = encode_trial(self.tokenizer, self.study, item.trial, self.form, asked)
                     for q in encoded:
                         sc.check_fits(q)
-                    ready.append((trial, encoded))
+                    ready.append((item, asked, ordering, encoded))
                 except ScoringError as e:
-                    write(Exp2Record(**self._base(trial), status=e.status, error=str(e)))
+                    write(Exp2Record(**self._base(item, ordering), status=e.status, error=str(e)))
             t1 = time.perf_counter()
-            flat = [q for _, enc in ready for q in enc]
+            flat = [q for *_, enc in ready for q in enc]
             rows0 = sc.rows
             lps = sc.score(flat) if flat else []
             rows_each = (sc.rows - rows0) // max(1, len(ready))
             each = (time.perf_counter() - t1) / max(1, len(ready))
             i = 0
-            for trial, encoded in ready:
-                base = self._base(trial)
+            for item, asked, ordering, encoded in ready:
+                base = self._base(item, ordering)
                 part = lps[i:i + len(encoded)]
                 i += len(encoded)
                 try:
-                    rec = Exp2Record(**base, questions=build_questions(encoded, part), latency_s=each,
+                    questions, rotations = assemble(self.study, asked, encoded, part)
+                    rec = Exp2Record(**base, questions=questions, rotations=rotations, latency_s=each,
                                      sequences=rows_each)
                 except ScoringError as e:
                     rec = Exp2Record(**base, status=e.status, error=str(e))
@@ -242,11 +303,14 @@ def run_exp2_inprocess(
     scorer: InProcessScorer | None = None,
     progress: Progress | None = None,
     chat_form: SystemPrompt | None = None,
+    exp: ExperimentConfig | None = None,
 ) -> StageResult:
     """Score with transformers in this process (float32, CPU by default); `sent` counts forward passes.
 
-    `chat_form` as the model's config says; None: found out from the local tokenizer's template."""
+    `chat_form` as the model's config says; None: found out from the local tokenizer's template. `exp` gives the
+    prompt variants and option orders (None: the defaults: every variant, counterbalanced, rotated)."""
     tok = tokenizer or load_tokenizer(str(model_path))
-    stage = InProcessScoring(model_path, study, trials, model=model, revision=revision, batch_size=batch_size,
+    exp = exp or ExperimentConfig(study=study.name, experiment="exp2", scoring_path="inprocess")
+    stage = InProcessScoring(model_path, study, trials, exp, model=model, revision=revision, batch_size=batch_size,
                              tokenizer=tok, chat_form=chat_form or local_chat_form(tok), scorer=scorer)
     return run_local(stage, out_dir, progress)

@@ -86,6 +86,38 @@ def score_options(prompt: str, options: Sequence[str], token_ids: Mapping[str, l
     )
 
 
+def pool(scored: Sequence[OptionScores], options: Sequence[str]) -> OptionScores:
+    """The mean of one question's scores under several orders of its options (CircularEval): per option the mean
+    probability (and length-normalised probability, summed log-probability, option mass); entropy and argmax of
+    the means (a tie goes to the first of `options`, the study's own order); prompt and token ids of the first."""
+    if not scored:
+        raise ValueError("pool of no scores")
+    n = len(scored)
+    if {frozenset(s.options) for s in scored} != {frozenset(options)}:
+        raise ValueError(f"pool: the scores are not all over the options {list(options)}")
+
+    def mean(of: str) -> dict[str, float]:
+        return {o: sum(getattr(s, of)[o] for s in scored) / n for o in options}
+
+    probs, norm = mean("probs"), mean("probs_norm")
+    first = scored[0]
+    masses = [s.option_mass for s in scored if s.option_mass is not None]
+    return OptionScores(
+        prompt=first.prompt,
+        options=list(options),
+        token_ids={o: list(first.token_ids[o]) for o in options},
+        logprobs=mean("logprobs"),
+        probs=probs,
+        probs_norm=norm,
+        entropy=entropy(probs),
+        argmax=argmax(probs),
+        argmax_norm=argmax(norm),
+        boundary_fallback=sorted({o for s in scored for o in s.boundary_fallback}),
+        option_mass=sum(masses) / n if len(masses) == n else None,
+        pooled_over=n,
+    )
+
+
 def trie_nodes(option_ids: Mapping[str, Sequence[int]]) -> dict[tuple[int, ...], list[int]]:
     """Every proper prefix of the options' token sequences -> the sorted tokens that follow it.
 

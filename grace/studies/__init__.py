@@ -5,6 +5,6 @@ it (the command line, the flow's parameter checks, the discovery of which studie
 stages receive the `Study` object.
 """
 
-from grace.studies.base import Messages, Question, Study, Trial, load_csv
+from grace.studies.base import AS_WRITTEN, MAIN, Layout, Messages, PromptVariant, Question, Study, Trial, load_csv
 
-__all__ = ["Messages", "Question", "Study", "Trial", "load_csv"]
+__all__ = ["AS_WRITTEN", "MAIN", "Layout", "Messages", "PromptVariant", "Question", "Study", "Trial", "load_csv"]

@@ -1,11 +1,19 @@
-"""What every study provides, and the strict CSV loader shared by all studies."""
+"""What every study provides, and the strict CSV loader shared by all studies.
+
+Besides its columns and prompts, a study declares how its prompts may vary without changing what is asked:
+its wordings (`PromptVariant`s per experiment, the first named "main", each with its own prompt version) and
+its option lists that may be listed in any order (`permutable`: a list with a natural order, such as 0-3,
+stays out). A prompt is built from a trial and a `Layout` (which wording; per permutable list, the order to
+list it in); grace/studies/orders.py decides the orders (counterbalanced per trial and replicate).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,20 +21,52 @@ from grace.errors import DataError
 
 if TYPE_CHECKING:  # the stages' plug-in contracts (they import the registry, so not at run time)
     from grace.compare.plugin import Comparison
+    from grace.config import ExperimentConfig
     from grace.extract.plugin import Extraction
     from grace.report.plugin import ReportPart
 
 Trial = dict[str, str]  # the CSV row as strings, plus "trial_id"
 Messages = list[dict[str, str]]
+MAIN = "main"  # every study's first wording: the prompt of studies without variants
+# How a prompt lists a permutable option list: in the study's own order ("fixed"), in an order counterbalanced
+# over a condition's trials ("balanced"), or (Exp 2) under every rotation of the list, scores averaged ("circular").
+Ordering = str
+ORDERINGS = ("fixed", "balanced", "circular")
 
 
 @dataclass(frozen=True)
 class Question:
-    """One Exp 2 question: chat messages whose answer is one of `options` (the answer text itself)."""
+    """One Exp 2 question: chat messages whose answer is one of `options` (the answer text itself), listed in
+    the prompt in the order of `options` when `order_of` names the permutable list they come from."""
 
     name: str
     messages: Messages
     options: tuple[str, ...]
+    order_of: str | None = None  # the study's permutable list (Study.permutable) this question lists; None: fixed
+
+
+@dataclass(frozen=True)
+class PromptVariant:
+    """One wording of an experiment's prompt: the same facts, the same options, other words."""
+
+    name: str
+    version: str  # its prompt version (records add how the options were ordered, and +fold)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a prompt is built from besides the trial: its wording, and the order of each permutable option list
+    (a list not named here is listed in the study's own order)."""
+
+    variant: str = MAIN
+    orders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def order(self, name: str, options: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(self.orders.get(name, options))
+
+
+AS_WRITTEN = Layout()  # the main wording, every list in the study's own order (the prompts of before variants)
 
 
 @dataclass(frozen=True)
@@ -46,18 +86,57 @@ class Study(ABC):
     extraction: Extraction | None = None  # how Exp 1 replies are read (grace/extract/plugin.py)
     report: ReportPart | None = None  # agreement, checks and plots of the data-quality report (grace/report/plugin.py)
     comparison: Comparison | None = None  # the human baseline and how to compare with it (grace/compare/plugin.py)
+    # Option lists that may be listed in any order, by name -> the options in the study's own order. The name is
+    # also the Exp 2 question that lists them and the extracted field that answers them (position bias).
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)  # a dict: not hashed
+    exp1_variants: tuple[PromptVariant, ...] = ()  # the wordings, "main" first; () : one, at prompt_version
+    exp2_variants: tuple[PromptVariant, ...] = ()  # ... at exp2_prompt_version
+
+    def __post_init__(self) -> None:
+        for exp in ("exp1", "exp2"):
+            names = [v.name for v in self.variants(exp)]
+            if names[0] != MAIN or len(set(names)) != len(names):
+                raise ValueError(f"study {self.name}: {exp} variants {names} must be unique, {MAIN!r} first")
 
     @abstractmethod
     def check_row(self, row: Trial) -> str | None:
         """A message naming the column if the row's values are invalid, else None."""
 
     @abstractmethod
-    def exp1_messages(self, trial: Trial) -> Messages:
-        """The chat messages of the Experiment 1 question."""
+    def exp1_messages(self, trial: Trial, layout: Layout = AS_WRITTEN) -> Messages:
+        """The chat messages of the Experiment 1 question, in the layout's wording and option orders."""
 
     @abstractmethod
-    def exp2_questions(self, trial: Trial) -> list[Question]:
-        """The Experiment 2 questions, each ending where the answer begins."""
+    def exp2_questions(self, trial: Trial, layout: Layout = AS_WRITTEN) -> list[Question]:
+        """The Experiment 2 questions, each ending where the answer begins, in the layout's wording and orders."""
+
+    def variants(self, experiment: str) -> tuple[PromptVariant, ...]:
+        """The wordings of an experiment's prompt, "main" first."""
+        declared = self.exp1_variants if experiment == "exp1" else self.exp2_variants
+        base = self.prompt_version if experiment == "exp1" else self.exp2_prompt_version
+        return declared or (PromptVariant(MAIN, base, "the study's one wording"),)
+
+    def variant(self, experiment: str, name: str) -> PromptVariant:
+        for v in self.variants(experiment):
+            if v.name == name:
+                return v
+        known = ", ".join(v.name for v in self.variants(experiment))
+        raise ValueError(f"study {self.name} has no {experiment} prompt variant {name!r} (known: {known})")
+
+    def chosen_variants(self, exp: ExperimentConfig) -> tuple[str, ...]:
+        """The wordings an experiment's config runs (ConfigError for a name the study does not know)."""
+        return exp.chosen_variants(tuple(v.name for v in self.variants(exp.experiment)))
+
+    def stage_rows(self, exp: ExperimentConfig, trials: int) -> int:
+        """Records a stage of `trials` trials writes: trial x replicate (Exp 1) x prompt variant."""
+        reps = exp.sampling.replications if exp.experiment == "exp1" else 1
+        return trials * reps * len(self.chosen_variants(exp))
+
+    def version_of(self, experiment: str, variant: str, ordering: Ordering) -> str:
+        """The prompt version of what a record sent: the variant's, marked with how its options were ordered
+        ("+balanced", "+circular"; nothing when fixed, or when the study has no permutable list)."""
+        version = self.variant(experiment, variant).version
+        return version if ordering == "fixed" or not self.permutable else f"{version}+{ordering}"
 
     def condition(self, trial: Trial) -> dict[str, str]:
         """The design cell of a trial (for reports and the human comparison)."""

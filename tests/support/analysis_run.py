@@ -18,7 +18,7 @@ from grace.records import Exp1Record, Exp2Record
 from grace.scoring.engine import _Exp2
 from grace.scoring.logprobs import score_options
 from grace.stage import StageResult, tabulate
-from grace.studies import Study, Trial
+from grace.studies import MAIN, Study, Trial
 from grace.studies.study2 import UTTERANCES
 
 AWKWARD = ['He said "maybe", so: ', "Line one,\r\nline two\n", "  leading and trailing spaces  ", "NA", "",
@@ -51,8 +51,9 @@ REPLIES = {"study1": study1_reply, "study2": study2_reply}
 
 
 def write_stage(folder: Path, cfg: Config, study: Study, trials: list[Trial], model: str, seed: int,
-                replicates: int = 2, failed_exp2: int = 1) -> None:
-    """exp1.jsonl (+ tables), extracted.jsonl (the real rules) and exp2.jsonl (+ tables) of one model x study."""
+                replicates: int = 2, failed_exp2: int = 1, exp2_variants: tuple[str, ...] = (MAIN,)) -> None:
+    """exp1.jsonl (+ tables), extracted.jsonl (the real rules) and exp2.jsonl (+ tables) of one model x study;
+    Exp 1 in the main wording, each permutable list in a rotated order (`option_order`), Exp 2 in `exp2_variants`."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     exp = cfg.experiment(study.name, "exp1")
@@ -68,44 +69,50 @@ def write_stage(folder: Path, cfg: Config, study: Study, trials: list[Trial], mo
                     prompt_version=study.prompt_version, replicate=r, messages=study.exp1_messages(t),
                     sampling={"temperature": 0.7, "max_tokens": 64}, response=text,
                     status="ok" if text.strip() else "empty", finish_reason="stop", prompt_tokens=100 + i,
-                    completion_tokens=len(text.split()), latency_s=0.25 + i / 1000))
+                    completion_tokens=len(text.split()), latency_s=0.25 + i / 1000,
+                    option_order={name: [*own[i % len(own):], *own[:i % len(own)]]
+                                  for name, own in study.permutable.items()}))
                 i += 1
     tabulate(Exp1Stage(None, study, trials, exp), folder,  # type: ignore[arg-type]  # rows need no endpoint
              StageResult(study.name, "exp1", folder / "exp1.jsonl", total=len(trials) * replicates))
     extract_stage(folder, study)
+    exp2 = cfg.experiment(study.name, "exp2").model_copy(update={"variants": list(exp2_variants)})
     with Checkpoint(folder / "exp2.jsonl", Exp2Record) as ckpt:
-        for k, t in enumerate(trials):
-            base = dict(trial_id=t["trial_id"], model=model, model_revision="random-seed-0", study=study.name,
-                        prompt_version=study.exp2_prompt_version)
-            if k < failed_exp2:
-                ckpt.append(Exp2Record(**base, status="context_overflow", error="prompt too long"))
-                continue
-            questions = {}
-            for q in study.exp2_questions(t):
-                ids = {o: [100 + j] if len(o) < 4 else [100 + j, 7] for j, o in enumerate(q.options)}
-                lps = {o: [float(-rng.gamma(2.0, 1.5)) for _ in ids[o]] for o in q.options}
-                questions[q.name] = score_options("...", q.options, ids, lps)
-            ckpt.append(Exp2Record(**base, questions=questions, requests=1))
-    tabulate(_Exp2(study, trials), folder, StageResult(study.name, "exp2", folder / "exp2.jsonl", total=len(trials)))
+        for variant in exp2_variants:
+            for k, t in enumerate(trials):
+                base = dict(trial_id=t["trial_id"], model=model, model_revision="random-seed-0", study=study.name,
+                            prompt_version=study.exp2_prompt_version, prompt_variant=variant)
+                if k < failed_exp2:
+                    ckpt.append(Exp2Record(**base, status="context_overflow", error="prompt too long"))
+                    continue
+                questions = {}
+                for q in study.exp2_questions(t):
+                    ids = {o: [100 + j] if len(o) < 4 else [100 + j, 7] for j, o in enumerate(q.options)}
+                    lps = {o: [float(-rng.gamma(2.0, 1.5)) for _ in ids[o]] for o in q.options}
+                    questions[q.name] = score_options("...", q.options, ids, lps)
+                ckpt.append(Exp2Record(**base, questions=questions, requests=1))
+    tabulate(_Exp2(study, trials, exp2), folder,
+             StageResult(study.name, "exp2", folder / "exp2.jsonl", total=len(trials) * len(exp2_variants)))
 
 
 def make_run(run_dir: Path, cfg: Config, inputs: dict[Study, list[Trial]], models: tuple[str, ...],
-             replicates: int = 2) -> Path:
+             replicates: int = 2, exp2_variants: tuple[str, ...] = (MAIN,)) -> Path:
     for m, model in enumerate(models):
         for s, (study, trials) in enumerate(inputs.items()):
             write_stage(run_dir / model / study.name, cfg, study, trials, model, seed=100 * m + s,
-                        replicates=replicates)
+                        replicates=replicates, exp2_variants=exp2_variants)
     return run_dir
 
 
 
-def made_run(run_dir: Path, cfg: Config, inputs: dict[Study, list[Trial]], models: tuple[str, ...]) -> Path:
+def made_run(run_dir: Path, cfg: Config, inputs: dict[Study, list[Trial]], models: tuple[str, ...],
+             exp2_variants: tuple[str, ...] = (MAIN,)) -> Path:
     """make_run, then what the end of a run does: the report, the comparison (no plots), the analysis tables."""
     from grace.analysis import write_analysis
     from grace.compare.report import compare_run
     from grace.report.build import build_report
 
-    make_run(run_dir, cfg, inputs, models)
+    make_run(run_dir, cfg, inputs, models, exp2_variants=exp2_variants)
     studies = list(inputs)
     build_report(run_dir, studies)
     compare_run(run_dir, studies, cfg=cfg, plots=False)

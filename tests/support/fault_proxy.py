@@ -47,15 +47,18 @@ class _Server(ThreadingHTTPServer):
 
 
 class FaultProxy:
-    """`rewrite`, when given, turns each forwarded request body into another (e.g. an older server's view).
-    `port`: listen there (a server coming back where one was stopped); by default a free one."""
+    """`rewrite`, when given, turns each forwarded request body into another (e.g. an older server's view);
+    `answer`, when given, turns each upstream reply body into another, knowing the path and the request body
+    (e.g. a model that always picks the first option listed). `port`: listen there (a server coming back where
+    one was stopped); by default a free one."""
 
     def __init__(self, upstream: str, faults: Faults | None = None,
                  rewrite: Callable[[str, bytes], bytes] | None = None, expect_bearer: str | None = None,
-                 port: int = 0) -> None:
+                 answer: Callable[[str, bytes, bytes], bytes] | None = None, port: int = 0) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = faults or Faults()
         self.rewrite = rewrite
+        self.answer = answer
         self.expect_bearer = expect_bearer  # like a hosted API: 401 unless `Authorization: Bearer <key>`
         self.authorized: Counter[str] = Counter()  # path -> requests that carried the expected key
         self.counts: Counter[str] = Counter()  # path -> requests received
@@ -141,7 +144,10 @@ class FaultProxy:
         with self._lock:
             # structured-output requests (the extraction stage) are counted apart from the experiment's own
             self.forwarded[path + ("#structured" if b'"structured_outputs"' in body else "")] += 1
-        self._reply(h, r.status_code, r.content)
+        content = r.content
+        if self.answer is not None and r.status_code == 200:
+            content = self.answer(path, body, content)
+        self._reply(h, r.status_code, content)
 
     @staticmethod
     def _reply(h: BaseHTTPRequestHandler, code: int, body: bytes) -> None:

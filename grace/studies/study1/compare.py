@@ -285,7 +285,8 @@ def _reproduced(f: FindingResult) -> str:
 
 def markdown(r1: Study1Result) -> list[str]:
     """One result's section of compare.md: the scorecard, the mean bets, knowledgeability."""
-    out = [f"## Study 1: {r1.model} ({r1.source})", "",
+    worded = "" if r1.prompt_variant == "main" else f", prompt {r1.prompt_variant}"
+    out = [f"## Study 1: {r1.model} ({r1.source}{worded})", "",
            f"{r1.reproduced} of {r1.findings_total} findings reproduced "
            f"{_ci(r1.reproduced_ci, '.0f', note=r1.findings_no_interval)}; "
            f"{r1.n_trials} trials with posterior bets; {r1.unparseable} of {r1.n_responses} without usable "

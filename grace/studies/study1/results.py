@@ -46,6 +46,7 @@ class KnowledgeResult(Out):
 class Study1Result(Out):
     model: str
     source: str
+    prompt_variant: str = "main"  # the prompt wording compared, or "pooled" over every wording run
     status: str
     message: str = ""
     n_trials: int = 0

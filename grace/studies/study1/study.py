@@ -11,10 +11,11 @@ and statements closed and introduced the same way on every row (grace/studies/te
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from grace.studies.base import Messages, Question, Study, Trial
+from grace.studies.base import AS_WRITTEN, MAIN, Layout, Messages, PromptVariant, Question, Study, Trial
 from grace.studies.text import clean, question, statement
 
 State = Literal["0", "1", "2", "3"]  # how many (of 3) have the property
@@ -38,6 +39,56 @@ DEFAULT_KNOWLEDGE_Q = "Does the speaker know exactly how many have the property?
 
 
 @dataclass(frozen=True)
+class Wording:
+    """One prompt variant's own words around the lab's cells (setup, questions, statement: the same in all).
+
+    Templates take {setup}, {prior}, {said}, {posterior}, {knowledge} (the cells) and {yes_no} (the knowledge
+    question's two answers, in the layout's order: "yes or no" / "no or yes"). The reply format's labels
+    (Initial Answer, Probabilities, Knowledge) are the same in every wording: the extraction reads them."""
+
+    system: str
+    exp1: str
+    exp2_number: str  # after the prior and posterior questions
+    exp2_knowledge: str  # after the knowledge question
+
+
+WORDINGS: dict[str, Wording] = {
+    MAIN: Wording(  # the wording of prompt versions v2 (with "yes or no", exactly them)
+        system=SYSTEM,
+        exp1=("{setup}\n\nQuestion 1: {prior}\n{said}\nQuestion 2: {posterior} Give a probability in % for each "
+              "possible answer (0, 1, 2, 3), summing to 100%.\nQuestion 3: {knowledge} Answer {yes_no}.\n\n"
+              "Reply in exactly this format, then add one or two sentences of reasoning:\n"
+              "Initial Answer: <a number from 0 to 3>\nProbabilities: 0: <x>%, 1: <x>%, 2: <x>%, 3: <x>%\n"
+              "Knowledge: <{yes_no}>"),
+        exp2_number="Answer with a single number from 0 to 3.",
+        exp2_knowledge="Answer {yes_no}.",
+    ),
+    "everyday": Wording(
+        system=("This is a study of how people make sense of everyday statements. Read the short story, then "
+                "answer the questions the way most people would."),
+        exp1=("{setup}\n\nFirst question: {prior}\n{said}\nSecond question: {posterior} Spread 100% over the "
+              "possible answers 0, 1, 2 and 3 to show how likely you find each.\nThird question: {knowledge} "
+              "Say {yes_no}.\n\nStart your reply with exactly these three lines, then explain briefly:\n"
+              "Initial Answer: <0, 1, 2 or 3>\nProbabilities: 0: <x>%, 1: <x>%, 2: <x>%, 3: <x>%\n"
+              "Knowledge: <{yes_no}>"),
+        exp2_number="Reply with one number: 0, 1, 2 or 3.",
+        exp2_knowledge="Reply {yes_no}.",
+    ),
+    "observer": Wording(
+        system=("You will read a short story in which someone makes a statement, and then say what you conclude "
+                "from it. Answer as a careful reader would."),
+        exp1=("{setup}\n\n(a) {prior}\n{said}\n(b) {posterior} For each of 0, 1, 2 and 3, say how likely it is "
+              "in percent; the four numbers must add up to 100%.\n(c) {knowledge} The answer is {yes_no}.\n\n"
+              "Give your answers first, in these three lines, and your reasons after them in a sentence or two:\n"
+              "Initial Answer: <the number, 0-3>\nProbabilities: 0: <x>%, 1: <x>%, 2: <x>%, 3: <x>%\n"
+              "Knowledge: <{yes_no}>"),
+        exp2_number="Give just the number (0 to 3).",
+        exp2_knowledge="Give just {yes_no}.",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Study1(Study):
     name: str = "study1"
     required_columns: tuple[str, ...] = ("story_setup", "priorQ", "speach", "speachQ")
@@ -47,6 +98,18 @@ class Study1(Study):
     prompt_version: str = "study1-exp1-v2"
     exp2_prompt_version: str = "study1-exp2-v2"
     description: str = "knowledge attribution (Goodman & Stuhlmüller 2013)"
+    # yes/no may be listed either way; the 0-3 states keep their natural order
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"knowledge": KNOWLEDGE}, hash=False)
+    exp1_variants: tuple[PromptVariant, ...] = (
+        PromptVariant(MAIN, "study1-exp1-v2", "a psychology study; 'Question 1/2/3'"),
+        PromptVariant("everyday", "study1-exp1-everyday-v1", "everyday statements; 'First/Second/Third question'"),
+        PromptVariant("observer", "study1-exp1-observer-v1", "what a careful reader concludes; '(a) (b) (c)'"),
+    )
+    exp2_variants: tuple[PromptVariant, ...] = (
+        PromptVariant(MAIN, "study1-exp2-v2", "a psychology study; 'Answer with a single number from 0 to 3.'"),
+        PromptVariant("everyday", "study1-exp2-everyday-v1", "everyday statements; 'Reply with one number'"),
+        PromptVariant("observer", "study1-exp2-observer-v1", "a careful reader; 'Give just the number'"),
+    )
 
     def check_row(self, row: Trial) -> str | None:
         access = row.get("access", "").strip()
@@ -79,29 +142,29 @@ class Study1(Study):
         setup, prior, said, posterior, knowledge = self._parts(trial)
         return f"{setup}\n\nQuestion 1: {prior}\n{said}\nQuestion 2: {posterior}\nQuestion 3: {knowledge}"
 
-    def exp1_messages(self, trial: Trial) -> Messages:
-        setup, prior, said, posterior, knowledge = self._parts(trial)
-        user = (
-            f"{setup}\n\n"
-            f"Question 1: {prior}\n"
-            f"{said}\n"
-            f"Question 2: {posterior} Give a probability in % for each possible answer "
-            f"(0, 1, 2, 3), summing to 100%.\n"
-            f"Question 3: {knowledge} Answer yes or no.\n\n"
-            f"{EXP1_FORMAT}"
-        )
-        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    def _wording(self, layout: Layout, experiment: str) -> tuple[Wording, str]:
+        """The layout's wording and the knowledge question's two answers in its order."""
+        self.variant(experiment, layout.variant)  # a known wording, else a ValueError naming the known ones
+        return WORDINGS[layout.variant], " or ".join(layout.order("knowledge", KNOWLEDGE))
 
-    def exp2_questions(self, trial: Trial) -> list[Question]:
+    def exp1_messages(self, trial: Trial, layout: Layout = AS_WRITTEN) -> Messages:
         setup, prior, said, posterior, knowledge = self._parts(trial)
-        number = "Answer with a single number from 0 to 3."
+        w, yes_no = self._wording(layout, "exp1")
+        user = w.exp1.format(setup=setup, prior=prior, said=said, posterior=posterior, knowledge=knowledge,
+                             yes_no=yes_no)
+        return [{"role": "system", "content": w.system}, {"role": "user", "content": user}]
 
-        def q(name: str, body: str, options: tuple[str, ...]) -> Question:
-            msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{setup}\n\n{body}"}]
-            return Question(name, msgs, options)
+    def exp2_questions(self, trial: Trial, layout: Layout = AS_WRITTEN) -> list[Question]:
+        setup, prior, said, posterior, knowledge = self._parts(trial)
+        w, yes_no = self._wording(layout, "exp2")
+
+        def q(name: str, body: str, options: tuple[str, ...], order_of: str | None = None) -> Question:
+            msgs = [{"role": "system", "content": w.system}, {"role": "user", "content": f"{setup}\n\n{body}"}]
+            return Question(name, msgs, options, order_of)
 
         return [
-            q("prior", f"{prior} {number}", STATES),
-            q("posterior", f"{said}\n{posterior} {number}", STATES),
-            q("knowledge", f"{said}\n{knowledge} Answer yes or no.", KNOWLEDGE),
+            q("prior", f"{prior} {w.exp2_number}", STATES),
+            q("posterior", f"{said}\n{posterior} {w.exp2_number}", STATES),
+            q("knowledge", f"{said}\n{knowledge} {w.exp2_knowledge.format(yes_no=yes_no)}",
+              layout.order("knowledge", KNOWLEDGE), "knowledge"),
         ]

@@ -291,7 +291,8 @@ def findings_lines(r2: Study2Result) -> list[str]:
 def markdown(r2: Study2Result) -> list[str]:
     """One result's section of compare.md: the findings, then per goal x state cell its divergence and the top
     choices."""
-    out = [f"## Study 2: {r2.model} ({r2.source})", ""]
+    worded = "" if r2.prompt_variant == "main" else f", prompt {r2.prompt_variant}"
+    out = [f"## Study 2: {r2.model} ({r2.source}{worded})", ""]
     if r2.source == "exp1":
         share = MISSING if r2.unparseable_share is None else f"{100 * r2.unparseable_share:.1f}"
         out.append(f"{r2.n_responses} responses, {r2.unparseable} unparseable ({share}%); "

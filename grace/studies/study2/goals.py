@@ -215,23 +215,25 @@ def goal_text(goal: str, speaker: str, listener: str) -> str:
     return re.sub(r"\bthe speaker\b", speaker, g, flags=re.I)
 
 
-def goal_and_question(goal: str, speaker: str, listener: str) -> str:
+def goal_and_question(goal: str, speaker: str, listener: str, ask: str | None = None) -> str:
     """The speaker's goal and the question what they would say, as sentences whatever the cell's clause form.
 
     'If Emma wanted to X, rather than Y' -> 'If Emma wanted to X, rather than Y, what would Emma be most likely
     to say?'; 'to X' / 'X' (a verb phrase) -> 'Emma wanted to X.'; 'wants to X' -> 'Emma wants to X.';
     'Emma wants to X' / 'Her goal was X' -> as written; a noun phrase ('honesty') -> "Emma's goal was honesty.";
     each but the first followed by 'What would Emma be most likely to say?' on its own line. A cell that
-    already ends with a question is taken as the question.
+    already ends with a question is taken as the question. `ask` words the question otherwise (a clause in lower
+    case, without its question mark: a prompt variant's own words); by default "what would Emma be most likely
+    to say".
     """
     g = goal_text(goal, speaker, listener)
-    ask = f"What would {speaker} be most likely to say?"
+    clause = ask or f"what would {speaker} be most likely to say"
     low = g.lower()
     sp = speaker.strip().lower()
     if g.endswith("?"):
         return capitalize(g)
     if re.match(r"if\b", low):
-        return f"{capitalize(g)}, what would {speaker} be most likely to say?"
+        return f"{capitalize(g)}, {clause}?"
     if low.startswith("to "):
         sentence = f"{speaker} wanted {_decap(g)}."
     elif sp and (low == sp or low.startswith((sp + " ", sp + "'s "))) or _SUBJECT.match(low) \
@@ -245,4 +247,4 @@ def goal_and_question(goal: str, speaker: str, listener: str) -> str:
             else f"{speaker} wanted {_decap(g).replace(' ', ' to ', 1)}."
     else:
         sentence = f"{speaker}'s goal was {_decap(g, (speaker, listener))}."
-    return f"{sentence}\n{ask}"
+    return f"{sentence}\n{capitalize(clause)}?"

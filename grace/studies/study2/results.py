@@ -42,6 +42,7 @@ class CellResult(Out):
 class Study2Result(Out):
     model: str
     source: str  # exp2 (mean of per-trial option probabilities) or exp1 (extracted choices)
+    prompt_variant: str = "main"  # the prompt wording compared, or "pooled" over every wording run
     status: str  # ok, or why it could not be compared: no-data, all-unparseable
     message: str = ""
     n_trials: int = 0  # trials that entered the comparison

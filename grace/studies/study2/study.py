@@ -12,10 +12,11 @@ a lab's Scenario need not mention it), and the Goal, in whatever wording and cla
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from grace.studies.base import Messages, Question, Study, Trial
+from grace.studies.base import AS_WRITTEN, MAIN, Layout, Messages, PromptVariant, Question, Study, Trial
 from grace.studies.study2.goals import GOALS, LABELS, classify_goal, goal_and_question
 from grace.studies.text import clean
 
@@ -37,6 +38,61 @@ SYSTEM = (
 )
 
 
+@dataclass(frozen=True)
+class Wording:
+    """One prompt variant's own words; the scene and the goal come from the trial's cells, the same in all.
+
+    Templates take {speaker}, {listener}, {state}, {scenario}, {options} (the list, as `item`s joined by
+    `separator`) and {option}."""
+
+    system: str
+    state: str  # the true state, from State
+    ask: str  # the question, a clause in lower case (grace/studies/study2/goals.py)
+    exp1: str
+    exp1_item: str
+    exp2: str
+    exp2_item: str
+    exp2_separator: str = ", "
+
+
+WORDINGS: dict[str, Wording] = {
+    MAIN: Wording(  # the wording of prompt versions v2 (and, with the options in the study's order, exactly them)
+        system=SYSTEM,
+        state="{speaker}'s private rating was {state} out of 3.",
+        ask="what would {speaker} be most likely to say",
+        exp1=("{scenario}\n\nChoose exactly one of these utterances:\n{options}\n\n"
+              "Reply with the chosen utterance on the first line, then one sentence of reasoning."),
+        exp1_item="- {option}",
+        exp2="{scenario}\nAnswer with one of: {options}.",
+        exp2_item='"{option}"',
+    ),
+    "everyday": Wording(
+        system=("This is a study of everyday conversation. Picture yourself in the situation described below "
+                "and answer the way most people would."),
+        state="Privately, {speaker} thought it deserved {state} on a scale from 0 to 3 hearts.",
+        ask="which of these replies would {speaker} give {listener}",
+        exp1=("{scenario}\n\nThe possible replies:\n{options}\n\n"
+              "Write the reply you pick, exactly as it is written above, on the first line. Then say why in one "
+              "sentence."),
+        exp1_item="* {option}",
+        exp2="{scenario}\nThe possible replies: {options}. Give only the reply.",
+        exp2_item='"{option}"',
+    ),
+    "observer": Wording(
+        system=("You will read about a short exchange between two people and then be asked what one of them "
+                "says. Answer as a careful reader would."),
+        state="{speaker}'s own rating, kept to themselves: {state} out of 3.",
+        ask="which answer would {speaker} most likely give",
+        exp1=("{scenario}\n\n{speaker} answers with one of the following sentences:\n{options}\n\n"
+              "Which one is it? Copy it onto the first line, then explain in one sentence."),
+        exp1_item='- "{option}"',
+        exp2="{scenario}\nOptions: {options}.\nReply with the option, word for word.",
+        exp2_item="{option}",
+        exp2_separator=" / ",
+    ),
+}
+
+
 def goal_label(text: str, names: tuple[str, ...] = ()) -> str | None:
     """informative / social / both for a Goal cell in any wording (see grace/studies/study2/goals.py), else None."""
     return classify_goal(text, tuple(names))
@@ -48,9 +104,9 @@ def state_label(text: str) -> str | None:
     return STATES[_NUMBER[m["n"].lower()]] if m else None
 
 
-def state_sentence(speaker: str, state: str) -> str:
-    """The true state, in the same words on every row."""
-    return f"{speaker}'s private rating was {state} out of 3."
+def state_sentence(speaker: str, state: str, variant: str = MAIN) -> str:
+    """The true state, in the same words on every row (of one wording)."""
+    return WORDINGS[variant].state.format(speaker=speaker, state=state)
 
 
 def _names(trial: Trial) -> tuple[str, str]:
@@ -67,6 +123,17 @@ class Study2(Study):
     prompt_version: str = "study2-exp1-v2"
     exp2_prompt_version: str = "study2-exp2-v2"
     description: str = "politeness judgments (Yoon, Tessler, Goodman & Frank 2020)"
+    permutable: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"utterance": UTTERANCES}, hash=False)
+    exp1_variants: tuple[PromptVariant, ...] = (
+        PromptVariant(MAIN, "study2-exp1-v2", "a psychology study; 'Choose exactly one of these utterances'"),
+        PromptVariant("everyday", "study2-exp1-everyday-v1", "everyday conversation; 'The possible replies'"),
+        PromptVariant("observer", "study2-exp1-observer-v1", "a reader's question about an exchange; quoted options"),
+    )
+    exp2_variants: tuple[PromptVariant, ...] = (
+        PromptVariant(MAIN, "study2-exp2-v2", "a psychology study; 'Answer with one of: ...'"),
+        PromptVariant("everyday", "study2-exp2-everyday-v1", "everyday conversation; 'The possible replies: ...'"),
+        PromptVariant("observer", "study2-exp2-observer-v1", "a reader's question; 'Options: a / b / ...'"),
+    )
 
     def check_row(self, row: Trial) -> str | None:
         if state_label(row["State"]) is None:
@@ -84,30 +151,37 @@ class Study2(Study):
         return {"goal": goal_label(trial.get("Goal", ""), _names(trial)) or "",
                 "state": state_label(trial.get("State", "")) or ""}
 
-    def scenario(self, trial: Trial) -> str:
+    def scenario(self, trial: Trial, variant: str = MAIN) -> str:
         """The scene, the true state and the goal, ending with the question what the speaker would say."""
         sp, ls = _names(trial)
         state = state_label(trial["State"]) or trial["State"].strip()
-        return "\n".join((clean(trial["Precontext"]), clean(trial["Scenario"]), state_sentence(sp, state),
-                          goal_and_question(trial["Goal"], sp, ls)))
+        ask = WORDINGS[variant].ask.format(speaker=sp, listener=ls)
+        return "\n".join((clean(trial["Precontext"]), clean(trial["Scenario"]), state_sentence(sp, state, variant),
+                          goal_and_question(trial["Goal"], sp, ls, ask)))
 
     def context(self, trial: Trial) -> str:
         return self.scenario(trial)
 
-    def exp1_messages(self, trial: Trial) -> Messages:
-        options = "\n".join(f"- {u}" for u in UTTERANCES)
-        user = (
-            f"{self.scenario(trial)}\n\nChoose exactly one of these utterances:\n{options}\n\n"
-            "Reply with the chosen utterance on the first line, then one sentence of reasoning."
-        )
-        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    def _wording(self, trial: Trial, layout: Layout, experiment: str) -> tuple[Wording, dict[str, str]]:
+        self.variant(experiment, layout.variant)  # a known wording, else a ValueError naming the known ones
+        sp, ls = _names(trial)
+        scene = self.scenario(trial, layout.variant)
+        return WORDINGS[layout.variant], {"speaker": sp, "listener": ls, "scenario": scene}
 
-    def exp2_questions(self, trial: Trial) -> list[Question]:
-        options = ", ".join(f'"{u}"' for u in UTTERANCES)
-        user = f"{self.scenario(trial)}\nAnswer with one of: {options}."
-        msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
-        return [Question("utterance", msgs, UTTERANCES)]
+    def exp1_messages(self, trial: Trial, layout: Layout = AS_WRITTEN) -> Messages:
+        w, words = self._wording(trial, layout, "exp1")
+        options = "\n".join(w.exp1_item.format(option=u) for u in layout.order("utterance", UTTERANCES))
+        return [{"role": "system", "content": w.system},
+                {"role": "user", "content": w.exp1.format(options=options, **words)}]
+
+    def exp2_questions(self, trial: Trial, layout: Layout = AS_WRITTEN) -> list[Question]:
+        w, words = self._wording(trial, layout, "exp2")
+        order = layout.order("utterance", UTTERANCES)
+        options = w.exp2_separator.join(w.exp2_item.format(option=u) for u in order)
+        msgs = [{"role": "system", "content": w.system},
+                {"role": "user", "content": w.exp2.format(options=options, **words)}]
+        return [Question("utterance", msgs, order, order_of="utterance")]
 
 
-__all__ = ["GOALS", "LABELS", "QUALITIES", "STATES", "UTTERANCES", "Quality", "Study2", "Utterance", "goal_label",
-           "state_label", "state_sentence"]
+__all__ = ["GOALS", "LABELS", "QUALITIES", "STATES", "UTTERANCES", "WORDINGS", "Quality", "Study2", "Utterance",
+           "Wording", "goal_label", "state_label", "state_sentence"]
