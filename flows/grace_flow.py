@@ -38,6 +38,7 @@ from grace.params import (
     RetriesT,
     RunParams,
     StudiesT,
+    SwitchT,
 )
 from grace.pipeline import (
     Plan,
@@ -52,13 +53,15 @@ from grace.pipeline import (
     own_server_extraction,
     plan_key,
 )
+from grace.report.limits import mass_limit, model_verdicts
 from grace.report.verdict import read_verdicts, verdict_message
 from grace.run import RunFolder, safe_name
 from grace.serving import Endpoint, ManagedServer, stop_stale_servers
-from tasks.analysis import compare_task, extract_task, report_task
+from tasks.analysis import compare_task, extract_task, report_task, view_task
 from tasks.artifacts import publish_run, publish_stages
 from tasks.experiments import experiment_task
 from tasks.preflight import preflight_task
+from tasks.verdict import STOPPED, stage_outcome, verdict_state
 
 
 def run_id_of(name: str, flow_run_id: Any) -> str:
@@ -90,8 +93,9 @@ def key_of(params: RunParams) -> dict[str, Any]:
 
 
 @flow(name="grace-model", flow_run_name="{model}", log_prints=True)
-def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[dict[str, Any]]:
-    """One model: start its server, preflight it, run every stage, stop the server (success, failure, cancel)."""
+def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[dict[str, Any]] | State[Any]:
+    """One model: start its server, preflight it, run every stage, stop the server (success, failure, cancel).
+    Ends "Fit" / "Not fit" (its own stages judged as the report will), or "Stopped at preflight"."""
     cfg = load_config()
     plan = plan_of(cfg, params, [model])
     run = RunFolder(Path(run_dir))
@@ -106,19 +110,28 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
     here = own_server_extraction(extraction_settings(cfg, params.extract_llm))
     task = experiment_task.with_options(retries=params.task_retries)
     summaries: list[dict[str, Any]] = []
+    separate = extraction_settings(cfg, params.extract_llm).separate
     with ManagedServer(factory) as server:
         ep = server.endpoint
         print(f"{model}: server ready at {ep.base_url} (vLLM {ep.server_version}, system message {ep.chat_form})")
         if params.preflight:
-            preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()},
-                           list(params.experiments), run.root / safe_name(model) / "preflight", here, plan)
+            checked = preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()},
+                                     list(params.experiments), run.root / safe_name(model) / "preflight", here, plan,
+                                     params.study_id, return_state=True)
+            if not checked.is_completed():
+                return Failed(name=STOPPED, message=reason(checked))
         for job in plan.stage_jobs(cfg, run, model):
-            summaries.append(task(server, mcfg, job.study, job.trials, job.exp, job.out_dir))
+            summaries.append(stage_outcome(task(server, mcfg, job.study, job.trials, job.exp, job.out_dir,
+                                                return_state=True)))
         for x in plan.extraction_jobs(cfg, run, model):
-            extract_task.with_options(retries=params.task_retries)(server, model, x.study, x.stage_dir, here, x.retry)
+            stage_outcome(extract_task.with_options(retries=params.task_retries)(
+                server, model, x.study, x.stage_dir, here, x.retry, judge=not separate, return_state=True))
     mark_model_done(run, model, key, summaries)
-    publish_stages(model, summaries)
-    return summaries
+    publish_stages(model, summaries, study_id=params.study_id)
+    verdicts = model_verdicts(run.root / safe_name(model), list(params.studies), mass_limit(mcfg),
+                              extraction_pending=separate and "exp1" in params.experiments)
+    note = " (before the separate extraction model reads what the rules left)" if separate else ""
+    return verdict_state(verdicts, data=summaries, note=note)
 
 
 def _extractor(cfg: Config, params: RunParams, extraction: ExtractionConfig, run_id: str, run: RunFolder
@@ -150,8 +163,9 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
     with reach as source:
         for m in todo:
             for study in params.studies:
-                out.append(extract_task.with_options(retries=params.task_retries)(
-                    source, m, study, run.stage_dir(m, study), extraction, cfg.experiment(study, "exp1").retry))
+                out.append(stage_outcome(extract_task.with_options(retries=params.task_retries)(
+                    source, m, study, run.stage_dir(m, study), extraction, cfg.experiment(study, "exp1").retry,
+                    return_state=True)))
             mark_extraction_done(run, m, name)
     return out
 
@@ -172,7 +186,7 @@ def grace(
     endpoint: EndpointT = FIELDS["endpoint"],
     task_retries: RetriesT = FIELDS["task_retries"],
     overwrite: bool = FIELDS["overwrite"],
-    extract_llm: bool | None = FIELDS["extract_llm"],
+    extract_llm: SwitchT = FIELDS["extract_llm"],
     preflight: bool = FIELDS["preflight"],
     fail_on_unfit: bool = FIELDS["fail_on_unfit"],
 ) -> dict[str, Any] | State[Any]:
@@ -204,7 +218,8 @@ def grace(
         label_current_model(current_run.id, m)
         state = model_run(m, params, str(run.root), rid, return_state=True)
         if state.is_completed():
-            summaries += state.result()
+            done = state.result()
+            summaries += done if isinstance(done, list) else []
             finished.append(m)
         else:
             failures[m] = describe(m, state)
@@ -219,17 +234,16 @@ def grace(
     steps = ([report_task] if any((run.root / safe_name(m)).is_dir() for m in names) else []) + \
         ([compare_task] if finished else [])
     for step in steps:
-        step_state = step(run.root, return_state=True)
+        step_state = step(run.root, study_id, return_state=True)
         if not step_state.is_completed():
             failures[step.name] = f"failed: {reason(step_state)}"
-    verdict = verdict_message(read_verdicts(run.root))
-    publish_run(run.root, summaries, failures, verdict)
+    verdicts = read_verdicts(run.root)
+    verdict = verdict_message(verdicts)
+    view_task(run.root, return_state=True)  # the trial viewer (trials.html); a failure to write it is logged
+    publish_run(run.root, summaries, failures, verdict, study_id=study_id)
     run.end("failed" if failures else "completed", {"stages": summaries, "failures": failures,
                                                     "verdict": verdict})
     if failures:
         raise RuntimeError(f"{failure_message(failures)}. Verdict: {verdict}")
     result = {"run_dir": str(run.root.resolve()), "stages": summaries, "verdict": verdict}
-    unfit = [v for v in read_verdicts(run.root) if not v.fit]
-    if fail_on_unfit and unfit:
-        return Failed(message=verdict, data=result)
-    return Completed(message=verdict, data=result)
+    return verdict_state(verdicts, data=result, fail_on_unfit=fail_on_unfit)

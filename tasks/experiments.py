@@ -10,16 +10,19 @@ from prefect.cache_policies import NO_CACHE
 
 from grace.config import ExperimentConfig, ModelConfig
 from grace.pipeline import run_stage, stage_summary
+from grace.report.limits import mass_limit, stage_breaches
 from grace.serving import ManagedServer
 from grace.serving.watch import RequestsRejected
 from grace.studies import Study, Trial
 from tasks.progress import ArtifactProgress
+from tasks.verdict import NOT_FIT, stage_state
 
 
 def retry_unless_rejected(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect's retry condition: a stage whose first requests the server all rejected alike (HTTP 4xx) would
-    be rejected again; a lost server (restarted by the retry's ensure_alive) or failed rows are worth a retry."""
-    return not isinstance(state.data, RequestsRejected)
+    be rejected again, and a stage over a data-quality limit ("Not fit") would give the same replies again; a
+    lost server (restarted by the retry's ensure_alive) or failed rows are worth a retry."""
+    return not isinstance(state.data, RequestsRejected) and state.name != NOT_FIT
 
 
 @task(
@@ -34,7 +37,8 @@ def retry_unless_rejected(task: Any, task_run: Any, state: Any) -> bool:
 def experiment_task(
     server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
     out_dir: Path,
-) -> dict[str, Any]:
+) -> Any:
+    """The stage's summary; Failed "Not fit" (with the summary) when it breaches a data-quality limit."""
     total = len(trials) * (exp.sampling.replications if exp.experiment == "exp1" else 1)
     progress = ArtifactProgress(model.name, f"{exp.study}-{exp.experiment}", total)
     result = run_stage(server, model, study, trials, exp, out_dir, progress=progress)
@@ -45,4 +49,5 @@ def experiment_task(
         f"{result.total - result.skipped} done now in {result.wall_s:.1f}s, {result.skipped} resumed"
         + (f"; waited {summary['waited_s']} s for the server: {summary['wait_reasons']}" if summary["waited_s"] else "")
     )
-    return summary
+    breaches = stage_breaches(out_dir, study.name, exp.experiment, mass_limit(model))
+    return stage_state(summary, breaches, f"{model.name} {exp.study}-{exp.experiment}")

@@ -3,7 +3,9 @@ the report, whose `ranking` is the ranked table (model, study, JS divergence, r,
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from grace.config import Config
 from grace.errors import DataError
 from grace.run import safe_name
 from grace.studies import STUDIES
-from grace.ui_format import MISSING, interval, percent, shown_path, sig
+from grace.ui_format import MISSING, fit_mark, interval, percent, shown_path, sig
+from grace.view.links import trials_link
 
 
 def _variant_of(cfg: Config | None, model: str) -> str | None:
@@ -50,6 +53,34 @@ def _measures(study: str) -> tuple[str, ...]:
     return s.comparison.measures if s is not None and s.comparison is not None else ()
 
 
+SOURCES = ("exp2", "exp1")  # Exp 2 (option probabilities) first, then Exp 1 (extracted answers)
+
+
+def like_with_like(parts: list[tuple[Any, Any]], results: dict[str, list[Any]],
+                   variant_of: Callable[[str], str | None]) -> list[RankedRow]:
+    """Each study's ranking, one per source: models' Exp 2 against Exp 2, their Exp 1 against Exp 1 (never a
+    model's Exp 1 against its own Exp 2, which measure different things)."""
+    out = []
+    for study, part in parts:
+        res = results[study.name]
+        sources = [s for s in SOURCES if any(r.source == s for r in res)]
+        sources += sorted({r.source for r in res} - set(sources))
+        for source in sources:
+            out += part.rank([r for r in res if r.source == source], variant_of)
+    return out
+
+
+def fitness(run_dir: Path) -> dict[tuple[str, str], bool]:
+    """(model, study) -> fit or not, from the run's data-quality report (empty when there is none yet)."""
+    path = Path(run_dir) / "report" / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {(m, s): bool(r.get("fit")) for m, studies in (report.get("models") or {}).items()
+            for s, r in studies.items()}
+
+
 def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
     """Quantized (or other) variants beside the model they are a variant of, when both are in the run."""
     by_key = {(r.model, r.study, r.source): r for r in ranking}
@@ -63,53 +94,93 @@ def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
     return pairs
 
 
-def table_lines(ranking: list[RankedRow]) -> list[str]:
-    """The ranked table as Markdown lines (also printed by the command)."""
-    lines = ["| study | rank | model | source | JS divergence [95% CI] | r [95% CI] | findings [95% CI] | "
-             "unparseable | note |", "|---|---|---|---|---|---|---|---|---|"]
+SOURCE_NAMES = {"exp2": "Exp 2 (option probabilities)", "exp1": "Exp 1 (extracted answers)"}
+
+
+def _trials_of(r: RankedRow) -> str:
+    """The trial viewer's address for the trials behind one ranking row (from compare/, the run's viewer)."""
+    extra = {"exp2": "ok"} if r.source == "exp2" else {"ext": "ok"} if r.source == "exp1" else {}
+    return trials_link(model=safe_name(r.model), study=r.study, phase="study", **extra)
+
+
+def table_lines(ranking: list[RankedRow], fit: dict[tuple[str, str], bool] | None = None,
+                links: bool = True) -> list[str]:
+    """The ranking as Markdown: one table per study and source (like with like), each model's measure with its
+    interval and its data-quality verdict (`fit`, from the run's report); notes numbered under the tables, so
+    no long text widens a column. Each model links to its trials (`links`; the command prints them without)."""
+    lines: list[str] = []
+    notes: list[str] = []
+    groups: dict[tuple[str, str], list[RankedRow]] = {}
     for r in ranking:
-        model = r.model + (f" (variant of {r.variant_of})" if r.variant_of else "")
-        m = _measures(r.study)
-        js = f"{_num(r.js)} {_ci(r.js_ci)}" if "js" in m else ""
-        rr = f"{_num(r.r)} {_ci(r.r_ci)}" if "r" in m else ""
-        fi = f"{r.findings} {_ci(r.findings_ci, '.0f')}" if "findings" in m else ""
-        un = "" if r.unparseable_share is None else percent(r.unparseable_share)
-        note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
-        lines.append(f"| {r.study} | {r.rank} | {model} | {r.source} | {js} | {rr} | {fi} | {un} | {note} |")
+        groups.setdefault((r.study, r.source), []).append(r)
+    for (study, source), rows in groups.items():
+        m = _measures(study)
+        head = ["rank", "model", "data quality"] + (["JS divergence [95% CI]"] if "js" in m else []) + \
+            (["r [95% CI]"] if "r" in m else []) + (["findings [95% CI]"] if "findings" in m else []) + \
+            ["unparseable", "note"]
+        body = []
+        for r in rows:
+            model = (f"[{r.model}]({_trials_of(r)})" if links else r.model) + \
+                (f" (variant of {r.variant_of})" if r.variant_of else "")
+            cells = [str(r.rank), model, fit_of(fit or {}, r.model, r.study)]
+            cells += [f"{_num(r.js)} {_ci(r.js_ci)}".strip()] if "js" in m else []
+            cells += [f"{_num(r.r)} {_ci(r.r_ci)}".strip()] if "r" in m else []
+            cells += [f"{r.findings} {_ci(r.findings_ci, '.0f')}".strip()] if "findings" in m else []
+            cells.append(MISSING if r.unparseable_share is None else percent(r.unparseable_share))
+            note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
+            if note:
+                notes.append(f"{r.model}, {study} {source}: {note}")
+                cells.append(f"[{len(notes)}]")
+            else:
+                cells.append("")
+            body.append(cells)
+        lines += [f"### {study}, {SOURCE_NAMES.get(source, source)}", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head), *("| " + " | ".join(c) + " |" for c in body), ""]
+    if notes:
+        lines += ["Notes:", "", *[f"{i}. {n}" for i, n in enumerate(notes, start=1)], ""]
     return lines
 
 
-def ranking_rows(ranking: list[RankedRow]) -> list[dict[str, str]]:
-    """The ranked table as rows for the UI's table artifact: the same columns in every row (the UI takes them
-    from the first), 3 significant digits, intervals as "[a, b]"; one "human-likeness" column holds the
-    study's own measure (JS divergence, lower is closer; else published findings reproduced)."""
+def fit_of(fit: dict[tuple[str, str], bool], model: str, study: str) -> str:
+    """The data-quality verdict of a model on a study, for a table cell ("—" when the report has none)."""
+    v = fit.get((model, study), fit.get((safe_name(model), study)))
+    return MISSING if v is None else fit_mark(v)
+
+
+def ranking_rows(ranking: list[RankedRow], fit: dict[tuple[str, str], bool] | None = None) -> list[dict[str, str]]:
+    """The ranking as rows for the UI's table artifact, narrow enough for its pane (its cells do not wrap): the
+    same columns in every row (the UI takes them from the first), 3 significant digits, intervals as "[a, b]";
+    ranked within study and source; "human-likeness" holds the study's own measure (JS divergence, lower is
+    closer; else published findings reproduced), or why there is none; "data quality" is the report's fit / not
+    fit of the model on the study (`fit`, see `fitness`). Notes are in grace-compare-details."""
     rows = []
     for r in ranking:
         m = _measures(r.study)
         like = MISSING
-        if "js" in m:
+        if r.status != "ok":
+            like = f"not compared ({r.status})"
+        elif "js" in m:
             like = f"JS {sig(r.js)} {interval(r.js_ci)}".strip() if r.js is not None else MISSING
         elif "findings" in m:
             like = f"{r.findings} findings {_ci(r.findings_ci, '.0f')}".strip() if r.findings else MISSING
         corr = (f"{sig(r.r)} {interval(r.r_ci)}".strip() if r.r is not None else MISSING) if "r" in m else ""
         rows.append({
-            "study": r.study, "rank": str(r.rank),
-            "model": r.model + (f" (variant of {r.variant_of})" if r.variant_of else ""),
-            "source": r.source, "status": r.status, "human-likeness [95% CI]": like, "r [95% CI]": corr,
-            "unparseable": "" if r.unparseable_share is None else percent(r.unparseable_share),
-            "note": r.message,
+            "study": r.study, "source": r.source, "rank": str(r.rank),
+            "model": r.model + (f" (of {r.variant_of})" if r.variant_of else ""),
+            "data quality": fit_of(fit or {}, r.model, r.study), "human-likeness [95% CI]": like,
+            "r [95% CI]": corr, "unparseable": "" if r.unparseable_share is None else percent(r.unparseable_share),
         })
     return rows
 
 
-def markdown(rep: CompareReport, plots_drawn: bool = True) -> str:
+def markdown(rep: CompareReport, plots_drawn: bool = True, fit: dict[tuple[str, str], bool] | None = None) -> str:
     out = [f"# Human comparison: run `{Path(rep.run_dir).name}`", "",
            f"Created {rep.created_at}; bootstrap {rep.n_boot} resamples of trials (seed {rep.seed}); "
            f"alpha {rep.alpha}; took {rep.seconds:.2f} s "
            f"({rep.seconds_plots:.2f} s of it for the plots).", "",
            "Human data: " + "; ".join(f"{k}: `{shown_path(v)}`" for k, v in rep.human_sources.items()), "",
            " ".join(part.legend for _, part in comparisons() if part.legend), "",
-           "## Ranking", "", *table_lines(rep.ranking), ""]
+           "## Ranking", "", *table_lines(rep.ranking, fit), ""]
     if rep.variants:
         out += ["## Quantized vs full precision", "", "| variant | base | study | source | JS variant | JS base | "
                 "findings variant | findings base |", "|---|---|---|---|---|---|---|---|"]
@@ -161,7 +232,7 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
     def variant_of(model: str) -> str | None:
         return _variant_of(cfg, model)
 
-    rep.ranking = [row for study, part in parts for row in part.rank(results[study.name], variant_of)]
+    rep.ranking = like_with_like(parts, results, variant_of)
     rep.variants = variant_pairs(rep.ranking)
     out_dir = Path(out_dir) if out_dir else run_dir / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -174,5 +245,5 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
     rep.seconds = time.perf_counter() - t0
     write_json_atomic(out_dir / "compare.json", rep.model_dump(mode="json"))
     with atomic_path(out_dir / "compare.md") as tmp:
-        tmp.write_text(markdown(rep, plots_drawn=plots), encoding="utf-8")
+        tmp.write_text(markdown(rep, plots_drawn=plots, fit=fitness(run_dir)), encoding="utf-8")
     return rep

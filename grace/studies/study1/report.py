@@ -64,8 +64,9 @@ class Study1Report(ReportPart):
             1 for r in records if r.fields.get("sums_to_100") is False)
 
     def stage_plots(self, data: StageData, label: str, out_dir: Path, stem: str) -> list[Path]:
-        return [posterior_by_condition(bets_frame(data), exp2_frame(data, "posterior"),
-                                       f"{label}: posterior bets (study 1)", out_dir / f"{stem}_posterior.png")]
+        drawn = posterior_by_condition(bets_frame(data), exp2_frame(data, "posterior"),
+                                       f"{label}: posterior bets (study 1)", out_dir / f"{stem}_posterior.png")
+        return [drawn] if drawn else []
 
     def compare_plot(self, per_model: list[tuple[str, StageData]], path: Path) -> Path | None:
         return compare_models([(label, bets_frame(d)) for label, d in per_model], path)

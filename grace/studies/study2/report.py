@@ -22,8 +22,9 @@ class Study2Report(ReportPart):
     agreement = (("utterance", "utterance"),)
 
     def stage_plots(self, data: StageData, label: str, out_dir: Path, stem: str) -> list[Path]:
-        return [utterances_by_goal_state(choices_frame(data), f"{label}: chosen utterance (study 2, Exp 1)",
-                                         out_dir / f"{stem}_utterances.png")]
+        drawn = utterances_by_goal_state(choices_frame(data), f"{label}: chosen utterance (study 2, Exp 1)",
+                                         out_dir / f"{stem}_utterances.png")
+        return [drawn] if drawn else []
 
     def compare_plot(self, per_model: list[tuple[str, StageData]], path: Path) -> Path | None:
         return compare_models([(label, choices_frame(d)) for label, d in per_model], path)
