@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
+from grace.report.limits import model_verdicts, stage_breaches
 from grace.serving import Endpoint
 from tests.conftest import SampleRun, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
@@ -78,10 +79,16 @@ def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
         keys = {a.key for a in artifacts_of(client, tree) if a.key}
         tasks = {t.name: t.state.name for t in task_runs_of(client, tree[1:])}
     subflows = {r.name: r.state.name for r in tree[1:]}
-    assert subflows == {"toy": "Completed"}, f"one per-model subflow run: {subflows}"
-    wanted = [f"{s}-{e}" for e in ("exp1", "exp2") for s in ("study1", "study2")] + [
-        "extract-toy-study1", "extract-toy-study2"]
-    assert {n: tasks.get(n) for n in wanted} == dict.fromkeys(wanted, "Completed"), tasks
+    verdicts = model_verdicts(rd / "toy", ["study1", "study2"], 0.0)
+    assert subflows == {"toy": "Fit" if all(v.fit for v in verdicts) else "Not fit"}, subflows
+    # each stage's state says whether it is within the data-quality limits: "Not fit" (Failed) when its own
+    # files breach one (the toy's 16-token replies are all cut and unreadable), "Completed" otherwise
+    wanted = {f"{s}-{e}": (s, e) for e in ("exp1", "exp2") for s in ("study1", "study2")}
+    wanted |= {f"extract-toy-{s}": (s, "extract") for s in ("study1", "study2")}
+    expected = {n: "Not fit" if stage_breaches(rd / "toy" / s, s, e, 0.0) else "Completed"
+                for n, (s, e) in wanted.items()}
+    assert {n: tasks.get(n) for n in wanted} == expected, tasks
+    assert expected["study1-exp1"] == "Not fit" and expected["study1-exp2"] == "Completed", expected
     assert {"grace-toy-stages", "grace-run", "grace-report"} <= keys, keys
     assert not vllm_processes(run.id), "the vLLM server must be gone after the flow run"
 
