@@ -79,15 +79,16 @@ def readable_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
 
 
 def mark(passed: bool, fatal: bool = True) -> str:
-    """A check's result as it must stand out in a table: ✅ pass, ❌ **FAIL** (fatal), ⚠️ warn (not fatal)."""
+    """A check's result as it must stand out: ✓ pass, ✗ **FAIL** (fatal), ⚠ warn (not fatal). Text symbols,
+    not emoji: they render in any font (a browser without an emoji font shows an emoji as an empty box)."""
     if passed:
-        return "✅ pass"
-    return "❌ **FAIL**" if fatal else "⚠️ warn"
+        return "✓ pass"
+    return "✗ **FAIL**" if fatal else "⚠ warn"
 
 
 def fit_mark(fit: bool) -> str:
-    """A verdict for a table cell: ✅ fit or ❌ **not fit**."""
-    return "✅ fit" if fit else "❌ **not fit**"
+    """A verdict for a table cell: ✓ fit or ✗ **not fit**."""
+    return "✓ fit" if fit else "✗ **not fit**"
 
 
 def md_escape(text: str) -> str:

@@ -31,10 +31,11 @@ from grace.view.links import served_url
 log = logging.getLogger(__name__)
 UI_ARTIFACT = "/v2/artifacts/artifact/{id}"  # the UI's page of one artifact, from wherever the UI is served
 UI_FLOW_RUN = "/v2/runs/flow-run/{id}"
-STAGE_COLUMNS = {"study": "study", "experiment": "experiment", "total": "rows", "done_before": "done before",
-                 "ok": "ok", "failed": "failed", "other": "other", "limits": "over a data-quality limit",
-                 "wall_s": "wall s", "rows_per_s": "rows/s", "waited_s": "waited for the server s",
-                 "wait_reasons": "why it waited"}
+# Short headers and values: a table artifact's cells never wrap in the UI (the breach itself is the stage's
+# state message, and in grace-run and the report).
+STAGE_COLUMNS = {"study": "study", "experiment": "exp", "total": "rows", "done_before": "resumed", "ok": "ok",
+                 "failed": "failed", "other": "other", "limits": "quality", "wall_s": "wall s",
+                 "rows_per_s": "rows/s", "waited_s": "waited s"}
 
 
 def artifact_key(*parts: str) -> str:
@@ -51,7 +52,7 @@ def publish_stages(model: str, summaries: list[dict[str, Any]], study_id: str | 
         if c == "other":
             return counts(s.get(c))
         if c == "limits":
-            return "; ".join(s.get(c) or []) or "-"
+            return "✗ not fit" if s.get(c) else "✓"
         return s.get(c)
 
     create_table_artifact(

@@ -18,11 +18,9 @@ from tasks.artifacts import run_key
 
 
 def preflight_markdown(report: PreflightReport) -> str:
-    verdict = "✅ passed" if report.passed else f"❌ **failed**: {md_escape(report.reason)}"
-    lines = [f"# Preflight of {report.model}: {verdict}", "", f"{report.wall_s:.0f} s.", "",
-             "| check | result | detail |", "|---|---|---|"]
-    for c in report.checks:
-        lines.append(f"| {c.name} | {mark(c.passed, c.fatal)} | {md_escape(c.detail)} |")
+    verdict = "✓ passed" if report.passed else f"✗ **failed**: {md_escape(report.reason)}"
+    lines = [f"# Preflight of {report.model}: {verdict}", "", f"{report.wall_s:.0f} s.", ""]
+    lines += [f"- {mark(c.passed, c.fatal)} · {c.name}: {md_escape(c.detail)}" for c in report.checks]
     return "\n".join(lines)
 
 

@@ -121,11 +121,11 @@ def test_not_fit_with_reasons(run: Path) -> None:
     assert "1 keys with more than one completed line" in reasons
     assert "1 question scores with probabilities outside" in reasons
     md = (run / "report" / "report.md").read_text()
-    assert "| broken | study1 | ❌ **not fit** | [exp1: 10 rows, expected 12; 2 missing](../trials.html#model=broken&" \
-           "study=study1&phase=study) |" not in md  # (each reason is its own link: below)
-    row = next(x for x in md.splitlines() if x.startswith("| broken | study1 |"))
-    assert "❌ **not fit**" in row and "](../trials.html#model=broken&study=study1&phase=study)" in row
-    assert "| exp2 | probabilities | ❌ **FAIL** | [1 question scores" in md and "| exp1 | row count | ✅ pass |" in md
+    line = next(x for x in md.splitlines() if x.startswith("- **broken / study1**:"))
+    assert line.startswith("- **broken / study1**: ✗ **not fit**: [exp1: 10 rows, expected 12; 2 missing]"
+                           "(../trials.html#model=broken&study=study1&phase=study)"), line  # each reason a link
+    assert "- ✗ **FAIL** · exp2 probabilities: [1 question scores" in md and "- ✓ pass · exp1 row count:" in md
+    assert "| " not in md.split("## Verdict")[1].split("![")[0], "the verdict is a list: long text never in a table"
 
 
 def test_report_reads_as_prose_not_python(run: Path) -> None:

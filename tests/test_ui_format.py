@@ -143,8 +143,8 @@ def test_run_summary_in_the_checkout_names_the_relative_folder(tmp_path: Path) -
     assert "- [grace-report](/v2/artifacts/artifact/123): the verdict" in md and "- `grace-toy-stages`: rows" in md
     assert "the trial viewer is `trials.html` in the run folder" in md
     assert "serve it with `grace view results/ruby-run-1234abcd`" in md
-    assert "| toy | study1 | exp1 | 10 | 10 | 0 | — | 3.14 | 3.18 |" in md
-    assert "| `report/` | report.md, 2 PNG plot(s) |" in md and "| `./` | run.json |" in md
+    assert "| toy | study1 | exp1 | 10 | 10 | 0 | — | 3.14 | 3.18 | - |" in md
+    assert "- `report/`: report.md, 2 PNG plot(s)" in md and "- `./`: run.json" in md
     served = run_summary(run, SUMMARY, {}, links, viewer_url="http://127.0.0.1:4300/ruby-run-1234abcd/trials.html")
     assert "[open the trial viewer](http://127.0.0.1:4300/ruby-run-1234abcd/trials.html)" in served
 
@@ -160,8 +160,8 @@ def test_run_summary_lists_each_models_preflight(tmp_path: Path) -> None:
              "wall_s": 12.345, "checks": checks}))
     md = run_summary(run, SUMMARY, {}, location=results_location(run, tmp_path))
     assert "## Preflight" in md
-    assert "- **gemma**: ❌ **stopped**: chat roles: System role not supported" in md
-    assert "- **toy**: ✅ passed in 12.3 s (noted: extraction: study1: 0 of 2 read (accepted))" in md
+    assert "- **gemma**: ✗ **stopped**: chat roles: System role not supported" in md
+    assert "- **toy**: ✓ passed in 12.3 s (noted: extraction: study1: 0 of 2 read (accepted))" in md
 
 
 def test_run_summary_outside_the_checkout_and_with_nothing_finished(tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def test_comparison_tables_read_sensibly(tmp_path: Path, cfg) -> None:
     assert "_No mean bets: all 10 responses lack usable posterior probabilities" in md
     assert "| no humans" not in md and "humans: upper-bounded reading" in md
     rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| observe 2, access 3")]
-    assert rows and all(r[8] in {"**yes**", "no", "not testable"} for r in rows), rows
+    assert rows and all(r[6] in {"**yes**", "no", "not testable"} for r in rows), rows
     assert str(tmp_path) not in md.split("\n")[0]
     table = ranking_rows(rep.ranking)
     assert len({tuple(r) for r in table}) == 1, "every row has the same columns (the UI takes the first row's)"

@@ -131,7 +131,7 @@ def test_two_runs_side_by_side(tmp_path: Path, cfg, capsys: pytest.CaptureFixtur
     (row,) = t["rows"]
     js = {r: float(row[r].split()[1]) for r in ("run-a", "run-b")}
     assert js["run-b"] < js["run-a"], row  # the run closer to the humans reads closer
-    assert row["run-b"].endswith("✅ fit") and row["run-a"].endswith("· —")  # run-a has no report: no verdict
+    assert row["run-b"].endswith("✓ fit") and row["run-a"].endswith("· —")  # run-a has no report: no verdict
     assert (out / "run-a" / "compare.json").exists() and not (tmp_path / "run-a" / "compare").exists()
     assert "| model | run-a | run-b |" in capsys.readouterr().out
     assert main(["compare", str(tmp_path / "run-a"), str(tmp_path / "run-a")]) == 2

@@ -151,8 +151,8 @@ def ranking_rows(ranking: list[RankedRow], fit: dict[tuple[str, str], bool] | No
     """The ranking as rows for the UI's table artifact, narrow enough for its pane (its cells do not wrap): the
     same columns in every row (the UI takes them from the first), 3 significant digits, intervals as "[a, b]";
     ranked within study and source; "human-likeness" holds the study's own measure (JS divergence, lower is
-    closer; else published findings reproduced), or why there is none; "data quality" is the report's fit / not
-    fit of the model on the study (`fit`, see `fitness`). Notes are in grace-compare-details."""
+    closer; else published findings reproduced), or why there is none; "quality" is the report's fit / not
+    fit of the model on the study (`fit`, see `fitness`). Notes and r are in grace-compare-details."""
     rows = []
     for r in ranking:
         m = _measures(r.study)
@@ -163,12 +163,11 @@ def ranking_rows(ranking: list[RankedRow], fit: dict[tuple[str, str], bool] | No
             like = f"JS {sig(r.js)} {interval(r.js_ci)}".strip() if r.js is not None else MISSING
         elif "findings" in m:
             like = f"{r.findings} findings {_ci(r.findings_ci, '.0f')}".strip() if r.findings else MISSING
-        corr = (f"{sig(r.r)} {interval(r.r_ci)}".strip() if r.r is not None else MISSING) if "r" in m else ""
         rows.append({
-            "study": r.study, "source": r.source, "rank": str(r.rank),
+            "study": r.study, "source": r.source, "#": str(r.rank),
             "model": r.model + (f" (of {r.variant_of})" if r.variant_of else ""),
-            "data quality": fit_of(fit or {}, r.model, r.study), "human-likeness [95% CI]": like,
-            "r [95% CI]": corr, "unparseable": "" if r.unparseable_share is None else percent(r.unparseable_share),
+            "quality": fit_of(fit or {}, r.model, r.study), "human-likeness [95% CI]": like,
+            "unread": "" if r.unparseable_share is None else percent(r.unparseable_share),
         })
     return rows
 

@@ -41,7 +41,7 @@ class RunSide:
 def _cell(row: dict[str, str] | None) -> str:
     if row is None:
         return MISSING
-    return f"{row[LIKENESS]} · {row['data quality']}"
+    return f"{row[LIKENESS]} · {row['quality']}"
 
 
 def side_by_side(sides: list[RunSide]) -> list[dict[str, Any]]:

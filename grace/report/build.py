@@ -191,14 +191,17 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
     lines = [f"# Data-quality report: run `{Path(report['run_dir']).name}`", "",
              f"Generated {report['generated_at']}. Each reason links to the trials behind it in the trial viewer "
              f"(`{VIEWER}` in the run folder).", "",
-             "## Verdict", "", "| model | study | verdict | reasons |", "|---|---|---|---|"]
+             "## Verdict", ""]
+    # Lists, not tables, wherever text is long: one of Prefect's two UIs never wraps a table cell.
     for m, pf in sorted(report.get("preflight", {}).items()):
         if not pf.get("passed"):
-            lines.append(f"| {_label(m, variants)} | all | ❌ **stopped at preflight** | "
-                         f"[{md_escape(str(pf.get('reason')))}]({check_link(m, 'all', 'preflight', 'exp1')}) |")
+            lines.append(f"- **{_label(m, variants)}** (all studies): ✗ **stopped at preflight**: "
+                         f"[{md_escape(str(pf.get('reason')))}]({check_link(m, 'all', 'preflight', 'exp1')})")
     for m in _order(list(report["models"]), variants):
         for s, r in report["models"][m].items():
-            lines.append(f"| {_label(m, variants)} | {s} | {fit_mark(r['fit'])} | {_reasons(m, s, r['checks'])} |")
+            reasons = _reasons(m, s, r["checks"])
+            lines.append(f"- **{_label(m, variants)} / {s}**: {fit_mark(r['fit'])}"
+                         + (f": {reasons}" if reasons != "-" else ""))
     t = report["thresholds"]
     lines += ["", f"Not fit when: rows lost, duplicated or unreadable; invalid probabilities; more than "
               f"{t['max_error_rate']:.0%} failed requests; more than {t['max_truncation_rate']:.0%} truncated "
@@ -209,10 +212,11 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
     for p in report["plots"]:
         lines += [f"![{p}]({p})", ""]
     if report.get("preflight"):
-        lines += ["## Preflight", "", "| model | result | wall s | what it found |", "|---|---|---|---|"]
+        lines += ["## Preflight", ""]
         for m, pf in sorted(report["preflight"].items()):
-            result = "✅ passed" if pf.get("passed") else "❌ **stopped**"
-            lines.append(f"| {_label(m, variants)} | {result} | {sig(pf.get('wall_s'))} | {_preflight_checks(m, pf)} |")
+            result = "✓ passed" if pf.get("passed") else "✗ **stopped**"
+            lines.append(f"- **{_label(m, variants)}**: {result} in {sig(pf.get('wall_s'))} s: "
+                         f"{_preflight_checks(m, pf)}")
         lines.append("")
     if report["variant_pairs"]:
         lines += ["## Quantized vs full precision", ""]
@@ -223,13 +227,12 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
             lines.append("")
     for m in _order(list(report["models"]), variants):
         for s, r in report["models"][m].items():
-            lines += [f"## {_label(m, variants)} / {s}: {fit_mark(r['fit'])}", "",
-                      "| experiment | check | result | detail |", "|---|---|---|---|"]
+            lines += [f"## {_label(m, variants)} / {s}: {fit_mark(r['fit'])}", ""]
             for c in r["checks"]:
                 detail = md_escape(c["detail"])
                 if not c["passed"]:
                     detail = f"[{detail}]({check_link(m, s, c['experiment'], c['name'])})"
-                lines.append(f"| {c['experiment']} | {c['name']} | {mark(c['passed'], c['fatal'])} | {detail} |")
+                lines.append(f"- {mark(c['passed'], c['fatal'])} · {c['experiment']} {c['name']}: {detail}")
             met = r["metrics"]
             if "extracted" in met:
                 e = met["extracted"]

@@ -38,10 +38,10 @@ def preflight_lines(run_dir: Path) -> list[str]:
         warnings = [c for c in pf.get("checks", []) if not c.get("passed") and not c.get("fatal", True)]
         if pf.get("passed"):
             note = "; ".join(f"{c['name']}: {c['detail']}" for c in warnings)
-            out.append(f"- **{md_escape(model)}**: ✅ passed in {sig(pf.get('wall_s'))} s"
+            out.append(f"- **{md_escape(model)}**: ✓ passed in {sig(pf.get('wall_s'))} s"
                        + (f" (noted: {md_escape(note)})" if note else ""))
         else:
-            out.append(f"- **{md_escape(model)}**: ❌ **stopped**: {md_escape(str(pf.get('reason', '')))}")
+            out.append(f"- **{md_escape(model)}**: ✗ **stopped**: {md_escape(str(pf.get('reason', '')))}")
     return out
 
 
@@ -95,15 +95,22 @@ def run_summary(run_dir: Path, summaries: Sequence[Mapping[str, Any]], failures:
         lines += ["", "## Preflight", "", *pre]
     lines += ["", "## Stages", ""]
     lines += md_table(
-        ["model", "study", "experiment", "rows", "ok", "failed", "other", "wall s", "rows/s", "waited for the server"],
+        ["model", "study", "exp", "rows", "ok", "failed", "other", "wall s", "rows/s", "waited s"],
         [[str(s.get("model", "")), str(s.get("study", "")), str(s.get("experiment", "")), sig(s.get("total")),
           sig(s.get("ok")), sig(s.get("failed")), counts(s.get("other")), sig(s.get("wall_s")),
-          sig(s.get("rows_per_s")),
-          f"{sig(s.get('waited_s'))} s: {s.get('wait_reasons')}" if s.get("waited_s") or s.get("server_stops")
-          else "-"] for s in summaries],
+          sig(s.get("rows_per_s")), sig(s.get("waited_s")) if s.get("waited_s") or s.get("server_stops") else "-"]
+         for s in summaries],
         empty="No stage finished" + (": every model failed (below)." if failures else "."))
+    # long text under the table, not in it: one of Prefect's two UIs never wraps a table cell
+    for s in summaries:
+        where = f"- {md_escape(str(s.get('model')))} {s.get('study')} {s.get('experiment')}"
+        if s.get("limits"):
+            lines.append(f"{where}: ✗ over a data-quality limit: {md_escape('; '.join(s['limits']))}")
+        if s.get("waited_s") or s.get("server_stops"):
+            lines.append(f"{where}: waited for the server: {md_escape(str(s.get('wait_reasons')))}")
     if failures:
         lines += ["", "## Failed", "", *[f"- **{md_escape(m)}**: {md_escape(why)}" for m, why in failures.items()]]
-    lines += ["", "## Files in the run folder", "",
-              *md_table(["folder", "files"], folder_rows(run_dir), empty="The run folder holds no result files yet.")]
+    rows = folder_rows(run_dir)
+    lines += ["", "## Files in the run folder", ""]
+    lines += [f"- {folder}: {files}" for folder, files in rows] or ["_The run folder holds no result files yet._"]
     return "\n".join(lines) + "\n"

@@ -135,6 +135,10 @@ def handler(pages: Pages, fixed: list[Path] | None = None) -> type[BaseHTTPReque
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             url = urlsplit(self.path)
             path = url.path
+            if path == "/favicon.ico":  # the browser asks; there is none
+                self.send_response(HTTPStatus.NO_CONTENT)
+                self.end_headers()
+                return None
             try:
                 if fixed is not None:
                     if path in ("/", f"/{VIEWER}"):

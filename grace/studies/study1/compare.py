@@ -27,7 +27,7 @@ from grace.studies.study1.human import Finding, Study1Human
 from grace.studies.study1.plots import plot_study1
 from grace.studies.study1.results import ConditionPosterior, FindingResult, KnowledgeResult, Study1Result
 from grace.studies.study1.study import STATES
-from grace.ui_format import MISSING, counts, md_table, sig
+from grace.ui_format import MISSING, counts, md_escape, md_table, sig
 
 Condition = tuple[int, int]  # (access, observe)
 
@@ -230,13 +230,15 @@ def markdown(r1: Study1Result) -> list[str]:
            f"posterior; statuses: {counts(r1.status_counts)}."]
     if r1.message:
         out.append(f"Note: {r1.message}")
+    # the notes under the table, numbered: one of Prefect's two UIs never wraps a table cell
+    notes = [f"{f.label}: {f.note}" for f in r1.findings if f.note]
     out += ["", *md_table(
-        ["finding", "humans significant", "n", "mean a", "mean b", "t", "p", "model significant", "reproduced",
-         "note"],
-        [[f.label, "yes" if f.humans else "no", str(f.n_trials), _num(f.mean_a, ".1f"), _num(f.mean_b, ".1f"),
-          sig(f.statistic), sig(f.p_value), "yes" if f.model_significant else "no", _reproduced(f),
-          f.note or MISSING] for f in r1.findings],
+        ["finding", "n", "means a, b", "t", "p", "sig. humans, model", "reproduced", "note"],
+        [[f.label, str(f.n_trials), f"{_num(f.mean_a, '.1f')}, {_num(f.mean_b, '.1f')}", sig(f.statistic),
+          sig(f.p_value), f"{'yes' if f.humans else 'no'}, {'yes' if f.model_significant else 'no'}", _reproduced(f),
+          f"[{notes.index(f'{f.label}: {f.note}') + 1}]" if f.note else MISSING] for f in r1.findings],
         empty="No published finding loaded.")]
+    out += ["", *[f"{i}. {md_escape(n)}" for i, n in enumerate(notes, start=1)]] if notes else []
     out += ["", *md_table(
         ["access", "observe", "n", "mean bets 0/1/2/3"],
         [[str(c.access), str(c.observe), str(c.n_trials), " / ".join(f"{c.mean[s]:.1f}" for s in STATES)]

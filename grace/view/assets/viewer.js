@@ -18,23 +18,26 @@
     ["method", "read by", r => r.extracted && r.extracted.method],
     ["exp2", "Exp 2 status", r => r.exp2 && r.exp2.status],
   ];
-  const COLUMNS = [  // key, header, sort value, cell
-    ["run", "run", r => r.run, r => text(r.run)],
-    ["model", "model", r => r.model, r => text(r.model)],
-    ["study", "study", r => r.study, r => text(r.study)],
-    ["phase", "phase", r => r.phase, r => text(r.phase)],
-    ["trial", "trial", r => r.trial + "#" + String(r.replicate).padStart(4, "0"),
-     r => text(r.trial + (r.replicate ? " #" + r.replicate : ""))],
-    ["cond", "condition", r => r.cond, r => text(r.cond)],
-    ["variant", "variant", r => r.variant, r => text(r.variant || "")],
-    ["exp1", "Exp 1", r => r.exp1 && r.exp1.status, r => r.exp1 ? statusBadge(r.exp1.status, r.exp1.finish) : none()],
-    ["reply", "reply", r => r.exp1 && (r.exp1.response || "").length, r => preview(r)],
-    ["ext", "read", r => r.extracted && r.extracted.status, r => r.extracted ? statusBadge(r.extracted.status) : none()],
-    ["fields", "extracted", r => fieldsText(r), r => text(fieldsText(r))],
-    ["exp2", "Exp 2 argmax", r => r.exp2 && r.exp2.status, r => text(exp2Text(r))],
-    ["mass", "option mass", r => r.exp2 ? r.exp2.option_mass : null, r => text(num(r.exp2 && r.exp2.option_mass))],
-    ["tokens", "tokens", r => r.exp1 ? r.exp1.completion_tokens : null, r => text(r.exp1 ? num(r.exp1.completion_tokens) : "")],
+  const COLUMNS = [  // key, header, sort value, cell, width (px; the reply takes the rest)
+    ["run", "run", r => r.run, r => text(r.run), 110],
+    ["model", "model", r => r.model, r => text(r.model), 96],
+    ["study", "study", r => r.study, r => text(r.study), 58],
+    ["trial", "trial · condition", r => r.trial + "#" + String(r.replicate).padStart(4, "0"), trialCell, 150],
+    ["variant", "variant", r => r.variant, r => text(r.variant || ""), 76],
+    ["exp1", "Exp 1", r => r.exp1 && r.exp1.status, r => r.exp1 ? statusBadge(r.exp1.status, r.exp1.finish) : none(), 86],
+    ["reply", "reply", r => r.exp1 && (r.exp1.response || "").length, r => preview(r), null],
+    ["ext", "read", r => r.extracted && r.extracted.status, r => r.extracted ? statusBadge(r.extracted.status) : none(), 84],
+    ["mass", "Exp 2 argmax · mass", r => r.exp2 ? r.exp2.option_mass : null, exp2Cell, 124],
   ];
+  function exp2Cell(r) {
+    if (!r.exp2) return none();
+    return el("span", {}, exp2Text(r), r.exp2.option_mass != null ? el("div", {class: "muted small"}, "mass " + num(r.exp2.option_mass)) : null);
+  }
+  function trialCell(r) {
+    return el("span", {}, r.trial + (r.replicate ? " #" + r.replicate : ""),
+              r.phase !== "study" ? el("span", {class: "badge s-none phase"}, r.phase) : null,
+              r.cond ? el("div", {class: "muted small"}, r.cond) : null);
+  }
   let DATA = null, ROWS = [], shown = [], state = {};
 
   function el(tag, attrs, ...kids) {
@@ -81,7 +84,7 @@
   function preview(r) {
     if (!r.exp1) return none();
     const s = r.exp1.response || "";
-    return el("span", {class: "reply-preview"}, s.length > 180 ? s.slice(0, 180) + " …" : s);
+    return el("span", {class: "reply-preview"}, s.length > 400 ? s.slice(0, 400) + " …" : s);
   }
 
   // --- the address: filters, sort, page and the open trial -------------------------------------------
@@ -113,7 +116,7 @@
       box.append(el("h2", {}, (DATA.runs.length > 1 ? "Run " + run.name + ": " : "") + "verdict"));
       const ul = el("ul");
       for (const v of run.verdicts) {
-        const li = el("li", {}, el("span", {class: v.fit ? "fit" : "unfit"}, (v.fit ? "✅ fit" : "❌ not fit")), " ",
+        const li = el("li", {}, el("span", {class: v.fit ? "fit" : "unfit"}, (v.fit ? "✓ fit" : "✗ not fit")), " ",
                       el("a", {href: v.link}, v.model + (v.study === "all" ? "" : " / " + v.study)));
         if (v.reasons.length) {
           li.append(": ");
@@ -175,13 +178,14 @@
   }
   function drawTable() {
     shown = filtered();
-    const cols = COLUMNS.filter(c => (c[0] !== "run" || DATA.runs.length > 1) && (c[0] !== "phase" || present("phase")) &&
-                                     (c[0] !== "variant" || present("variant")));
+    const many = key => new Set(ROWS.map(r => r[key])).size > 1;  // a column of one value says nothing
+    const cols = COLUMNS.filter(c => (c[0] !== "run" || DATA.runs.length > 1) && (c[0] !== "variant" || present("variant")) &&
+                                     (c[0] !== "model" || many("model")));
     const thead = document.querySelector("#trials thead"), tbody = document.querySelector("#trials tbody");
     const sort = state.sort || "";
     thead.replaceChildren(el("tr", {}, ...cols.map(c => {
-      const th = el("th", {scope: "col", "data-col": c[0], onclick: () => {
-        state.sort = sort === c[0] ? "-" + c[0] : c[0]; update(); }}, c[1]);
+      const th = el("th", {scope: "col", "data-col": c[0], ...(c[4] ? {style: "width:" + c[4] + "px"} : {}),
+                           onclick: () => { state.sort = sort === c[0] ? "-" + c[0] : c[0]; update(); }}, c[1]);
       if (sort.replace(/^-/, "") === c[0]) th.setAttribute("aria-sort", sort.startsWith("-") ? "descending" : "ascending");
       return th;
     })));
