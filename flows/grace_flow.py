@@ -107,10 +107,10 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
     mcfg = plan.models[0]
     factory = backend_factory(mcfg, params.profile, run_id=run_id, endpoint=params.endpoint,
                               seed=plan.server_seed(cfg), log_dir=run.root / "logs")
-    here = own_server_extraction(extraction_settings(cfg, params.extract_llm))
+    extraction = extraction_settings(cfg, params.extract_llm)
+    here, separate = own_server_extraction(extraction), extraction.separate
     task = experiment_task.with_options(retries=params.task_retries)
     summaries: list[dict[str, Any]] = []
-    separate = extraction_settings(cfg, params.extract_llm).separate
     with ManagedServer(factory) as server:
         ep = server.endpoint
         print(f"{model}: server ready at {ep.base_url} (vLLM {ep.server_version}, system message {ep.chat_form})")

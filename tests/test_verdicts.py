@@ -20,6 +20,7 @@ from grace.report import build_report
 from grace.report.checks import MAX_TRUNCATION_RATE, MIN_OK_RATE
 from grace.report.limits import model_verdicts, stage_breaches
 from grace.report.verdict import Verdict
+from tasks.artifacts import run_key
 from tasks.verdict import FIT, NOT_FIT, stage_outcome, stage_state, verdict_state
 from tests.conftest import ROOT
 from tests.test_compare import HUMAN, cell_of, study2_exp2_rows, write_exp2, write_extracted
@@ -146,3 +147,10 @@ def test_the_run_form_shows_no_type_jargon_and_offers_the_configs_choices() -> N
     assert props["studies"]["items"]["enum"] == ["study1", "study2"]
     assert props["limit"] == {**props["limit"], "type": "integer", "minimum": 1}
     assert props["extract_llm"]["type"] == "boolean" and props["study_id"]["type"] == "string"
+
+
+def test_a_named_studys_artifacts_keep_their_own_history() -> None:
+    assert run_key(None, "run") == "grace-run" and run_key(None, "smollm2", "stages") == "grace-smollm2-stages"
+    assert run_key("2026-12-main", "run") == "grace-2026-12-main-run"
+    assert run_key("2026-12-main", "gemma2-27b", "preflight") == "grace-2026-12-main-gemma2-27b-preflight"
+    assert run_key("Main_Study.v2", "report") == "grace-main-study-v2-report"  # as Prefect's key rules allow
