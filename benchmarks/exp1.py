@@ -29,7 +29,8 @@ from grace.paths import project_root, vllm_python
 from grace.query import run_exp1
 from grace.records import Exp1Record
 from grace.serving import Endpoint, LocalVLLMServer, in_flight
-from grace.studies import Study, Trial, get_study
+from grace.studies import Study, Trial
+from grace.studies.registry import get_study
 
 BENCH = "exp1"
 

@@ -20,7 +20,8 @@ from grace.scoring.inprocess import InProcessScorer
 from grace.scoring.tokenize import load_tokenizer
 from grace.serving import Endpoint
 from grace.stage import StageResult
-from grace.studies import Trial, get_study
+from grace.studies import Trial
+from grace.studies.registry import get_study
 
 BENCH = "exp2"
 

@@ -220,7 +220,7 @@ def _warm_full(ep: Endpoint, studies: tuple[str, ...]) -> None:
 
     from grace.config import load_config
     from grace.query import run_exp1
-    from grace.studies import get_study
+    from grace.studies.registry import get_study
 
     cfg = load_config()
     log(f"prefect: warming the prefix cache with every {'+'.join(studies)} prompt (max_tokens 1)")

@@ -19,7 +19,7 @@ from grace import stage
 from grace.config import load_config
 from grace.query import run_exp1
 from grace.serving import Endpoint
-from grace.studies import get_study
+from grace.studies.registry import get_study
 
 
 class Sampler(threading.Thread):

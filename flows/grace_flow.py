@@ -43,13 +43,8 @@ from grace.params import (
 from grace.pipeline import (
     Plan,
     backend_factory,
-    done_stages,
-    extraction_done,
     extraction_settings,
     make_plan,
-    mark_extraction_done,
-    mark_model_done,
-    model_done,
     own_server_extraction,
     plan_key,
 )
@@ -82,13 +77,13 @@ def stop_run_servers(flow: Any, flow_run: FlowRun, state: Any) -> None:
 
 
 def plan_of(cfg: Config, params: RunParams, models: list[str] | None) -> Plan:
-    return make_plan(cfg, models=models, studies=list(params.studies), experiments=list(params.experiments),
+    return make_plan(cfg, models=models, studies=params.study_objects(cfg), experiments=list(params.experiments),
                      sample=params.sample, profile=params.profile, limit=params.limit, max_tokens=params.max_tokens,
                      concurrency=params.concurrency)
 
 
-def key_of(params: RunParams) -> dict[str, Any]:
-    return plan_key(studies=list(params.studies), experiments=list(params.experiments), sample=params.sample,
+def key_of(cfg: Config, params: RunParams) -> dict[str, Any]:
+    return plan_key(studies=params.study_names(cfg), experiments=list(params.experiments), sample=params.sample,
                     limit=params.limit, max_tokens=params.max_tokens, profile=params.profile)
 
 
@@ -99,10 +94,10 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
     cfg = load_config()
     plan = plan_of(cfg, params, [model])
     run = RunFolder(Path(run_dir))
-    key = key_of(params)
-    if model_done(run, model, key):
+    key = key_of(cfg, params)
+    if run.model_done(model, key):
         print(f"{model}: already complete in {run.root}, skipped")
-        return done_stages(run, model)
+        return run.done_stages(model)
     stop_stale_servers(run_id=run_id)  # a server left by a crashed earlier attempt of this run
     mcfg = plan.models[0]
     factory = backend_factory(mcfg, params.profile, run_id=run_id, endpoint=params.endpoint,
@@ -125,10 +120,10 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
                                                 return_state=True)))
         for x in plan.extraction_jobs(cfg, run, model):
             stage_outcome(extract_task.with_options(retries=params.task_retries)(
-                server, model, x.study, x.stage_dir, here, x.retry, judge=not separate, return_state=True))
-    mark_model_done(run, model, key, summaries)
+                server, model, x.study, x.study_dir, here, x.retry, judge=not separate, return_state=True))
+    run.mark_model_done(model, key, summaries)
     publish_stages(model, summaries, study_id=params.study_id)
-    verdicts = model_verdicts(run.root / safe_name(model), list(params.studies), mass_limit(mcfg),
+    verdicts = model_verdicts(run.root / safe_name(model), params.study_objects(cfg), mass_limit(mcfg),
                               extraction_pending=separate and "exp1" in params.experiments)
     note = " (before the separate extraction model reads what the rules left)" if separate else ""
     return verdict_state(verdicts, data=summaries, note=note)
@@ -154,7 +149,7 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
     cfg = load_config()
     run = RunFolder(Path(run_dir))
     extraction = extraction_settings(cfg, params.extract_llm)
-    todo = [m for m in models if not extraction_done(run, m, extractor)]
+    todo = [m for m in models if not run.extraction_done(m, extractor)]
     if not todo:
         print(f"every model's replies were already read by {extractor}")
         return []
@@ -162,11 +157,11 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
     out: list[dict[str, Any]] = []
     with reach as source:
         for m in todo:
-            for study in params.studies:
+            for study in params.study_objects(cfg):
                 out.append(stage_outcome(extract_task.with_options(retries=params.task_retries)(
-                    source, m, study, run.stage_dir(m, study), extraction, cfg.experiment(study, "exp1").retry,
-                    return_state=True)))
-            mark_extraction_done(run, m, name)
+                    source, m, study, run.study_dir(m, study.name), extraction,
+                    cfg.experiment(study.name, "exp1").retry, return_state=True)))
+            run.mark_extraction_done(m, name)
     return out
 
 
@@ -201,15 +196,15 @@ def grace(
     run = study_folder(out, study_id) if study_id else RunFolder((Path(out) / rid).resolve())
     names = [m.name for m in plan.models]
     meta = {"models": names, **params.model_dump(mode="json", exclude={"models"}),
-            "flow_run_id": str(current_run.id)}
+            "studies": params.study_names(cfg), "flow_run_id": str(current_run.id)}
     if study_id:
         check_same_plan(run, study_id, meta)
-        if nothing_left(run, names, key_of(params)):
+        if nothing_left(run, names, key_of(cfg, params)):
             logger.info("study %s: every model is done in %s: nothing left to do", study_id, run.root)
             return Completed(message=f"study {study_id}: {NOTHING_LEFT} ({run.root})",
                              data={"run_dir": str(run.root), "stages": []})
     run.begin(cfg, meta, overwrite=overwrite, resume=bool(study_id))  # a completed folder is not re-entered unasked
-    logger.info("run %s: %d model(s) x %s x %s -> %s", rid, len(names), params.studies, params.experiments,
+    logger.info("run %s: %d model(s) x %s x %s -> %s", rid, len(names), meta["studies"], params.experiments,
                 run.root)
     summaries: list[dict[str, Any]] = []
     failures: dict[str, str] = {}

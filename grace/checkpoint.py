@@ -1,7 +1,14 @@
-"""Append-only JSONL checkpoint, flushed per record, and atomic writes of finished tables.
+"""Append-only JSONL checkpoint, flushed per record, atomic writes of finished tables, and the one way every
+JSONL file of Grace is read.
 
-Resume reads every complete line, skips keys already done, and redoes the rest. A truncated last line
-(a crash mid-write) is cut off and reported; the final table never holds two lines for one key.
+The reading policy, for every JSONL file (checkpoints, server waits, a user's replies or annotated answers):
+blank lines are skipped; the last line, when it has no newline at its end and does not parse, is torn (a
+write cut short by a crash): it is left out and reported (`LoadReport.truncated`), and cut off the file when
+the file is about to be appended to; any other line that does not parse is an error (DataError) naming the
+file and the line. A last line without its newline that does parse is a whole record.
+
+Resume reads every record, skips keys already done, and redoes the rest; a later line for a key replaces an
+earlier one (a redone row), so the final table never holds two lines for one key.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import asyncio
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,10 +25,13 @@ from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 import pandas as pd
+from pydantic import BaseModel, ValidationError
 
+from grace.errors import DataError
 from grace.records import Record
 
 R = TypeVar("R", bound=Record)
+M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
@@ -28,9 +39,86 @@ T = TypeVar("T")
 class LoadReport:
     lines: int = 0
     records: int = 0
-    truncated: int = 0  # an incomplete last line, cut off
-    invalid: list[int] = field(default_factory=list)  # line numbers that did not parse
+    truncated: int = 0  # a torn last line, left out
     superseded: int = 0  # older lines for a key that a later line replaced
+    done_lines: Counter[str] = field(default_factory=Counter)  # per key, its lines of a finished record
+
+
+def _lines(path: Path, parse: Callable[[str], T], report: LoadReport | None, trim: bool) -> Iterator[tuple[int, T]]:
+    """(line number, parsed line) of a JSONL file, under the module's reading policy; `parse` raises ValueError
+    with the reason on a bad line."""
+    raw = Path(path).read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the file ends with a newline
+    open_end = bool(raw) and not raw.endswith(b"\n")  # the last line has no newline: whole or torn
+    for i, line in enumerate(lines, start=1):
+        text = line.decode("utf-8", errors="replace")
+        if not text.strip():
+            continue
+        try:
+            parsed = parse(text)
+        except ValueError as e:
+            if open_end and i == len(lines):  # torn by a crash mid-write: left out, reported
+                if report is not None:
+                    report.truncated = 1
+                if trim:
+                    with open(path, "r+b") as f:  # so that appends start on a clean line
+                        f.truncate(len(raw) - len(line))
+                return
+            raise DataError(f"{path}: line {i}: {e}") from None
+        if open_end and i == len(lines) and trim:
+            with open(path, "ab") as f:  # a whole last line without its newline: ended, so appends start clean
+                f.write(b"\n")
+        yield i, parsed
+
+
+def _model_parser(model: type[M]) -> Callable[[str], M]:
+    def parse(text: str) -> M:
+        try:
+            return model.model_validate_json(text)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"not a valid {model.__name__} ({where + ': ' if where else ''}{first['msg']})"
+                             ) from None
+
+    return parse
+
+
+def _object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def read_records(path: Path, model: type[M], report: LoadReport | None = None) -> Iterator[M]:
+    """Every line of a JSONL file as a `model`, in file order (the reading policy: module docstring)."""
+    for _, rec in _lines(Path(path), _model_parser(model), report, trim=False):
+        yield rec
+
+
+def append_records(path: Path, model: type[M], records: list[M]) -> None:
+    """Append records to a JSONL file of `model` lines that has no key (e.g. server waits), after the policy's
+    repair of its end (a torn last line cut off, a whole one ended), as a checkpoint appends."""
+    path = Path(path)
+    if path.exists():
+        for _ in _lines(path, _model_parser(model), None, trim=True):
+            pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(rec.model_dump_json() + "\n")
+
+
+def read_objects(path: Path, report: LoadReport | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) of every line of a JSONL file whose lines have no record type of Grace (a
+    user's replies or annotated answers, older records read field by field), under the same policy."""
+    yield from _lines(Path(path), _object, report, trim=False)
 
 
 class Checkpoint(Generic[R]):
@@ -41,7 +129,8 @@ class Checkpoint(Generic[R]):
         self._fh: IO[str] | None = None
 
     def load(self, trim: bool = True) -> dict[str, R]:
-        """All records by key; a later line for a key replaces an earlier one (a redone row).
+        """All records by key; a later line for a key replaces an earlier one (a redone row). A torn last line is
+        left out (and reported); any other bad line is a DataError naming the file and line.
 
         With `trim`, a torn last line is also cut off the file so appends start clean; readers that must not
         touch the file (reports) pass trim=False.
@@ -50,26 +139,12 @@ class Checkpoint(Generic[R]):
         out: dict[str, R] = {}
         if not self.path.exists():
             return out
-        raw = self.path.read_bytes()
-        if raw and not raw.endswith(b"\n"):
-            cut = raw.rfind(b"\n") + 1
-            self.report.truncated = 1
-            if trim:
-                with open(self.path, "r+b") as f:  # drop the partial line so appends start clean
-                    f.truncate(cut)
-            raw = raw[:cut]
-        for i, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
-            if not line.strip():
-                continue
+        for _, rec in _lines(self.path, _model_parser(self.record_type), self.report, trim):
             self.report.lines += 1
-            try:
-                rec = self.record_type.model_validate_json(line)
-            except ValueError:  # pydantic's ValidationError included
-                self.report.invalid.append(i)
-                continue
             if rec.key in out:
                 self.report.superseded += 1
             out[rec.key] = rec
+            self.report.done_lines[rec.key] += rec.done
         self.report.records = len(out)
         return out
 

@@ -36,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()  # the --study help lists the registered studies: a broken plug-in is said here
+    except GraceError as e:
+        print(f"grace: error: {e}", file=sys.stderr)
+        return e.exit_code
     args = parser.parse_args(argv)
     try:
         code = args.func(args)

@@ -3,7 +3,7 @@
 Retried with exponential backoff and jitter: connection errors, timeouts, dropped connections, 429 and 5xx.
 Not retried: other 4xx (a bad request stays bad). The attempt count (requests sent) is returned for the record.
 
-A client made with a stage's gate (grace.serving.watch.Gate) does not burn retries on a server that is away:
+A client made with a stage's gate (grace.serving.gate.Gate) does not burn retries on a server that is away:
 a failed connection pauses the request at the gate until the server is back (the request is sent again and
 the failed sends use up no attempt) or gone (the gate's stop is raised, and the row gets no record). The gate
 also sees every answer and every final 4xx, so it can stop a stage whose first requests are all rejected alike.
@@ -34,7 +34,7 @@ class RequestFailed(Exception):
 
 
 class RequestGate(Protocol):
-    """What post_json needs from a stage's gate (grace.serving.watch.Gate)."""
+    """What post_json needs from a stage's gate (grace.serving.gate.Gate)."""
 
     async def admit(self) -> None: ...
 

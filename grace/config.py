@@ -36,16 +36,12 @@ def is_profile(name: str) -> TypeGuard[ProfileName]:
     return name in PROFILES
 
 
-GPU_PRODUCTS = {
-    "rtx3090": ["NVIDIA-GeForce-RTX-3090"],
-    "a100": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"],
-}
-
-
 LIMIT_HEADROOM = 1.2  # cluster policy: limits at most 20% above requests
 
 
 class Strict(BaseModel):
+    """A config section: unknown keys are refused (a typo is an error), values are read-only."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -400,7 +396,8 @@ def _load_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
 
 
-def _parse(cls: type[T], path: Path) -> T:
+def parse_yaml_file(cls: type[T], path: Path) -> T:
+    """A YAML file as `cls` (duplicate keys refused); a mistake is one ConfigError line naming the file and field."""
     data = _load_yaml(path)
     try:
         return cls.model_validate(data)
@@ -415,8 +412,8 @@ class Config:
         self.directory = Path(directory) if directory else config_dir()
         self.models_path = self.directory / "models.yaml"
         self.experiments_path = self.directory / "experiments.yaml"
-        self.models_file = _parse(ModelsFile, self.models_path)
-        self.experiments_file = _parse(ExperimentsFile, self.experiments_path)
+        self.models_file = parse_yaml_file(ModelsFile, self.models_path)
+        self.experiments_file = parse_yaml_file(ExperimentsFile, self.experiments_path)
         if self.experiments_file.extraction.llm_model:
             self.model(self.experiments_file.extraction.llm_model, where="extraction.llm_model")
 

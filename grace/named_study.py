@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from grace.errors import UserInputError
-from grace.pipeline import model_done
 from grace.run import RunFolder, safe_name
 
 PLAN_FIELDS = ("studies", "experiments", "sample", "limit", "max_tokens", "profile")
@@ -47,7 +46,7 @@ def check_same_plan(run: RunFolder, study_id: str, params: dict[str, Any]) -> No
 
 def remaining_models(run: RunFolder, models: list[str], key: dict[str, Any]) -> list[str]:
     """The models of this plan that have not finished every stage in this folder."""
-    return [m for m in models if not model_done(run, m, key)]
+    return [m for m in models if not run.model_done(m, key)]
 
 
 def nothing_left(run: RunFolder, models: list[str], key: dict[str, Any]) -> bool:

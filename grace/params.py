@@ -18,9 +18,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from grace.config import ExperimentName, ProfileName, load_config
+from grace.config import Config, ExperimentName, ProfileName, load_config
 from grace.errors import ConfigError
-from grace.studies import STUDIES
+from grace.studies import Study
+from grace.studies.registry import STUDIES, get_studies
 
 
 def model_names() -> list[str]:
@@ -44,7 +45,7 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")]
 ModelName = Annotated[str, _choice(model_names())]
 StudyName = Annotated[str, _choice(list(STUDIES))]
 ModelsT = Annotated[list[ModelName], Field(json_schema_extra={"uniqueItems": True})] | SkipJsonSchema[None]
-StudiesT = Annotated[list[StudyName], Field(min_length=1)]
+StudiesT = Annotated[list[StudyName], Field(min_length=1)] | SkipJsonSchema[None]
 ExperimentsT = Annotated[list[ExperimentName], Field(min_length=1)]
 ProfileT = ProfileName
 NameT = Name | SkipJsonSchema[None]
@@ -64,8 +65,9 @@ class RunParams(BaseModel):
     models: ModelsT = Field(None, description=(
         "Models from config/models.yaml, run one at a time in this order. Empty: the profile's default models "
         "(smollm2 on the local profile; every enabled model that has the profile on rtx3090 and a100)."))
-    studies: StudiesT = Field(["study1", "study2"], description=(
-        "Studies to run: study1 (knowledge attribution, 300 trials) and study2 (politeness, 2,424 trials)."))
+    studies: StudiesT = Field(None, description=(
+        "Studies to run, e.g. study1 (knowledge attribution, 300 trials) and study2 (politeness, 2,424 trials). "
+        "Empty: every study of config/experiments.yaml."))
     experiments: ExperimentsT = Field(["exp1", "exp2"], description=(
         "exp1: free-text answers through the chat API (then extraction); exp2: answer-option probabilities from "
         "log-probabilities."))
@@ -99,11 +101,19 @@ class RunParams(BaseModel):
 
     @field_validator("studies")
     @classmethod
-    def _known_studies(cls, v: list[str]) -> list[str]:
-        unknown = [s for s in v if s not in STUDIES]
+    def _known_studies(cls, v: list[str] | None) -> list[str] | None:
+        unknown = [s for s in v or [] if s not in STUDIES]
         if unknown:
             raise ValueError(f"unknown study {unknown[0]!r} (known: {', '.join(STUDIES)})")
         return v
+
+    def study_names(self, cfg: Config) -> list[str]:
+        """The studies chosen, or (none chosen) every study of the config, in its order."""
+        return list(self.studies) if self.studies else list(cfg.experiments_file.studies)
+
+    def study_objects(self, cfg: Config) -> list[Study]:
+        """The chosen studies as the stages take them (looked up by name here, at the flow's edge)."""
+        return get_studies(self.study_names(cfg))
 
 
 

@@ -1,4 +1,5 @@
-"""The study protocol's building blocks, without Prefect: plan, serve, run a stage, mark a model done.
+"""The study protocol's building blocks, without Prefect: plan, serve, run a stage (a model's done marker is the
+run folder's, grace.run.RunFolder).
 
 The Prefect flow (flows/grace_flow.py) and the orchestration benchmark's direct runner (benchmarks/direct_run.py)
 compose these the same way, so the orchestration overhead can be measured against the same work.
@@ -13,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from grace.checkpoint import write_json_atomic
 from grace.config import (
     EXPERIMENTS,
     Config,
@@ -31,11 +31,11 @@ from grace.progress import Progress
 from grace.query import run_exp1
 from grace.run import RunFolder, safe_name
 from grace.scoring import run_exp2, run_exp2_inprocess
+from grace.server_waits import read_waits, summarize_waits
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer, ManagedServer
 from grace.serving.managed import Backend
-from grace.serving.watch import read_waits, summarize_waits
 from grace.stage import StageResult
-from grace.studies import Study, Trial, get_study
+from grace.studies import Study, Trial
 
 
 class StageIncomplete(GraceError):
@@ -54,15 +54,18 @@ class StageJob:
 
 @dataclass(frozen=True)
 class ExtractionJob:
-    """One model x study's extraction: its stage folder, and the retry settings of the LLM stage's requests."""
+    """One model x study's extraction: its study folder, and the retry settings of the LLM stage's requests."""
 
-    study: str
-    stage_dir: Path
+    study: Study
+    study_dir: Path
     retry: Retry
 
 
 @dataclass
 class Plan:
+    """The run plan: which models, studies (with their trials and file) and experiments a run does, checked
+    before anything starts (make_plan). Not the GPU-hour estimate of `grace plan` (grace.gpu_hours)."""
+
     models: list[ModelConfig]
     studies: dict[str, tuple[Study, list[Trial], Path]]
     experiments: list[str]
@@ -84,22 +87,22 @@ class Plan:
 
     def stage_jobs(self, cfg: Config, run: RunFolder, model: str) -> list[StageJob]:
         """One model's stages in the protocol's order: each experiment over every study."""
-        return [StageJob(study, trials, self.experiment(cfg, name, e), run.stage_dir(model, name))
+        return [StageJob(study, trials, self.experiment(cfg, name, e), run.study_dir(model, name))
                 for e in self.experiments for name, (study, trials, _path) in self.studies.items()]
 
     def extraction_jobs(self, cfg: Config, run: RunFolder, model: str) -> list[ExtractionJob]:
         """Each study's extraction of the model's Exp 1 replies (none when the plan has no Exp 1)."""
         if "exp1" not in self.experiments:
             return []
-        return [ExtractionJob(name, run.stage_dir(model, name), cfg.experiment(name, "exp1").retry)
-                for name in self.studies]
+        return [ExtractionJob(study, run.study_dir(model, name), cfg.experiment(name, "exp1").retry)
+                for name, (study, _trials, _path) in self.studies.items()]
 
 
 def make_plan(
     cfg: Config,
     *,
     models: list[str] | None,
-    studies: list[str],
+    studies: list[Study],
     experiments: list[str],
     sample: bool,
     profile: str,
@@ -107,7 +110,8 @@ def make_plan(
     max_tokens: int | None = None,
     concurrency: int | None = None,
 ) -> Plan:
-    """Check everything a run needs (models, profile, studies, every input row) before anything starts."""
+    """Check everything a run needs (models, profile, studies, every input row) before anything starts. The
+    studies are objects: their names were looked up at the edge (the flow's parameter checks, the command line)."""
     if not studies:
         raise ConfigError("no studies chosen")
     unknown = [e for e in experiments if e not in EXPERIMENTS]
@@ -115,12 +119,11 @@ def make_plan(
         raise ConfigError(f"unknown experiment(s) {unknown or experiments} (known: {', '.join(EXPERIMENTS)})")
     chosen = cfg.models_for(profile, models)
     loaded = {}
-    for name in studies:
-        study = get_study(name)
-        path = cfg.study_file(name, sample=sample)
+    for study in studies:
+        path = cfg.study_file(study.name, sample=sample)
         for e in experiments:
-            cfg.experiment(name, e)
-        loaded[name] = (study, study.load(path, limit=limit), path)
+            cfg.experiment(study.name, e)
+        loaded[study.name] = (study, study.load(path, limit=limit), path)
     return Plan(chosen, loaded, list(experiments), profile,
                 {"max_tokens": max_tokens, "concurrency": concurrency})
 
@@ -146,7 +149,7 @@ def backend_factory(
 
 class StageRunner(Protocol):
     """One model x study x experiment on one path: the model's server (started, or restarted if it died, by
-    `server.ensure_alive()`), the trials, the experiment's settings, the stage folder."""
+    `server.ensure_alive()`), the trials, the experiment's settings, the study folder."""
 
     def __call__(self, server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial],
                  exp: ExperimentConfig, out_dir: Path, progress: Progress | None) -> StageResult: ...
@@ -206,7 +209,7 @@ def own_server_extraction(extraction: ExtractionConfig) -> ExtractionConfig:
     return extraction if own else extraction.model_copy(update={"llm_fallback": False})
 
 
-def run_extraction(source: ManagedServer | Endpoint | None, study: str, stage_dir: Path,
+def run_extraction(source: ManagedServer | Endpoint | None, study: Study, study_dir: Path,
                    settings: ExtractionConfig, retry: Retry, progress: Progress | None = None
                    ) -> tuple[ExtractSummary, Endpoint | None]:
     """One model x study's extraction: the rules, then, when `settings` enable it, the LLM stage on `source` (the
@@ -215,15 +218,15 @@ def run_extraction(source: ManagedServer | Endpoint | None, study: str, stage_di
     endpoint = None
     if source is not None and settings.llm_fallback:
         endpoint = source.ensure_alive() if isinstance(source, ManagedServer) else source
-    summary = extract_stage(stage_dir, study, endpoint, concurrency=settings.concurrency,
+    summary = extract_stage(study_dir, study, endpoint, concurrency=settings.concurrency,
                             max_tokens=settings.max_tokens, retry=retry, progress=progress)
     return summary, endpoint
 
 
 def stage_summary(model: str, result: StageResult) -> dict[str, Any]:
     """One stage's row for run.json, done.json and the flow's artifact. The server waits (how long the stage
-    waited for its server and why, grace.serving.watch) count every attempt of the stage, earlier task runs
-    and reruns included: they are read from the stage folder's server-waits.jsonl."""
+    waited for its server and why, grace.serving.gate) count every attempt of the stage, earlier task runs
+    and reruns included: they are read from the study folder's server-waits.jsonl."""
     d = asdict(result)
     d.pop("load_report", None)
     return {
@@ -242,44 +245,3 @@ def plan_key(
     """What a model's done.json must match for the model to count as finished in this run folder."""
     return {"studies": list(studies), "experiments": list(experiments), "sample": sample, "limit": limit,
             "max_tokens": max_tokens, "profile": profile}
-
-
-def done_marker(run: RunFolder, model: str) -> Path:
-    return run.root / safe_name(model) / "done.json"
-
-
-def model_done(run: RunFolder, model: str, key: dict[str, Any]) -> bool:
-    """True when this model finished every stage of this run with the same plan (a retry skips it)."""
-    path = done_marker(run, model)
-    if not path.exists():
-        return False
-    try:
-        return json.loads(path.read_text()).get("plan") == key
-    except ValueError:
-        return False
-
-
-def done_stages(run: RunFolder, model: str) -> list[dict[str, Any]]:
-    """The stage summaries a finished model recorded in its done.json."""
-    return list(json.loads(done_marker(run, model).read_text()).get("stages") or [])
-
-
-def _extracted_marker(run: RunFolder, model: str) -> Path:
-    return run.root / safe_name(model) / "extracted_by.json"
-
-
-def extraction_done(run: RunFolder, model: str, extractor: str) -> bool:
-    """True when `extractor` (a separate extraction model) already read this model's replies in this run."""
-    path = _extracted_marker(run, model)
-    try:
-        return path.exists() and json.loads(path.read_text()).get("extraction_model") == extractor
-    except ValueError:
-        return False
-
-
-def mark_extraction_done(run: RunFolder, model: str, extractor: str) -> None:
-    write_json_atomic(_extracted_marker(run, model), {"extraction_model": extractor})
-
-
-def mark_model_done(run: RunFolder, model: str, key: dict[str, Any], stages: list[dict[str, Any]]) -> None:
-    write_json_atomic(done_marker(run, model), {"plan": key, "stages": stages})

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from scipy.stats import beta
 
 from grace.chat import adapt
 from grace.checkpoint import Checkpoint, write_json_atomic
@@ -52,8 +51,8 @@ from grace.report.checks import (
 from grace.scoring.engine import run_exp2
 from grace.scoring.render import harmony_renderer, renderer_for
 from grace.serving.base import Endpoint
+from grace.serving.gate import StageStopped
 from grace.serving.inspect import TemplateError, error_message, tokenize_chat
-from grace.serving.watch import StageStopped
 from grace.studies import Study, Trial
 
 PREFLIGHT_TRIALS = 2  # per study
@@ -149,7 +148,7 @@ async def _same_prompt(endpoint: Endpoint, study: Study, trial: Trial, exp: Expe
     return None
 
 
-def _stage_dir(root: Path, study: str) -> Path:
+def _study_dir(root: Path, study: str) -> Path:
     d = root / study
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -194,7 +193,7 @@ def _run_stages(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[
         statuses: Counter[str] = Counter()
         first_error = ""
         for name, (study, trials) in picked.items():
-            out = _stage_dir(folder, name)
+            out = _study_dir(folder, name)
             asyncio.run(run_exp1(endpoint, study, trials, exp_of(name, "exp1"), out))
             for rec in Checkpoint(out / "exp1.jsonl", Exp1Record).load(trim=False).values():
                 statuses[rec.status] += 1
@@ -225,7 +224,7 @@ def _exp2(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[Study,
     bad: list[str] = []
     masses: dict[str, float | None] = {}
     for name, (study, trials) in picked.items():
-        out = _stage_dir(folder, name)
+        out = _study_dir(folder, name)
         asyncio.run(run_exp2(endpoint, study, trials, exp_of(name, "exp2"), out))
         recs = list(Checkpoint(out / "exp2.jsonl", Exp2Record).load(trim=False).values())
         bad += [f"{r.trial_id} {r.status}: {r.error}" for r in recs if r.status != "ok"]
@@ -242,6 +241,9 @@ def over_limit(hits: int, n: int, limit: float, above: bool, alpha: float = ALPH
     """True when `hits` of `n` show a rate past `limit` at one-sided level `alpha` (Clopper-Pearson): the lower
     bound above `limit` (`above`), or the upper bound below it. A few preflight replies stop a model only when
     they are evidence that the whole study will breach the report's limit."""
+    # scipy is imported when judging, not when the command line loads (tests/test_imports.py)
+    from scipy.stats import beta
+
     if n == 0:
         return False
     if above:
@@ -277,8 +279,8 @@ def _extract(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[Stu
     settings = extraction or ExtractionConfig()
     how = " (rules and LLM)" if settings.llm_fallback else " (rules only)"
     parts, bad, errors = [], [], 0
-    for name in picked:
-        summary = extract_stage(folder / name, name, endpoint if settings.llm_fallback else None,
+    for name, (study, _trials) in picked.items():
+        summary = extract_stage(folder / name, study, endpoint if settings.llm_fallback else None,
                                 concurrency=settings.concurrency, max_tokens=settings.max_tokens)
         read = summary.status.get("ok", 0)
         errors += summary.llm_errors

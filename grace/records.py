@@ -1,4 +1,4 @@
-"""Pydantic records written to disk, one per stage, one JSONL line per key.
+"""Pydantic records written to disk, one per stage, one JSONL line per key; and the server waits of a stage.
 
 Every record carries the trial key, model and revision, study, experiment, prompt version, a status (`ok`
 or a named failure), the attempt count and timestamps; then its stage's fields. Exp 1 and Exp 2 records also
@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from grace.config import ScoringPath
-from grace.statuses import Exp1Status, Exp2Status, ExtractionStatus, RecordStatus
+from grace.statuses import Exp1Status, Exp2Status, ExtractionStatus, RecordStatus, WaitOutcome
 
-ExtractionMethod = Literal["rules", "llm", "none"]  # what settled an extracted record
+ExtractionMethod = Literal["rules", "llm"]  # what settled an extracted record: the rules alone, or an LLM value too
 
 
 def now() -> datetime:
@@ -105,8 +105,26 @@ class ExtractedRecord(Record):
     method: ExtractionMethod = "rules"
     extraction_model: str | None = None  # the LLM that read this reply (None: the rules settled it alone)
     fields: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}  # `grace extract --input`: the input row's other columns, as given
 
     @property
     def key(self) -> str:
         return f"{self.trial_id}#{self.replicate}"
 
+
+class ServerWait(BaseModel):
+    """One pause of a stage's requests for its server (grace.serving.gate): a line of the study folder's
+    server-waits.jsonl (grace.server_waits), kept across reruns and retries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment: str = ""  # the stage that waited (exp1, exp2, extract); named when the wait is written
+    outcome: WaitOutcome
+    reason: str  # what the backend said while the server was away (or why the stage stopped)
+    waited_s: float
+    paused: int  # requests that waited
+    started_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wait as a stage's summary lists it (the summary names the stage)."""
+        return self.model_dump(exclude={"experiment"})

@@ -1,4 +1,6 @@
-"""The run folder: results/<run-id>/run.json plus <model>/<study>/ stage files.
+"""The run folder: results/<run-id>/run.json; per model and study a study folder, <model>/<study>/, with its stages'
+files; per model its markers (done.json: every stage finished; extracted_by.json: a separate extraction model
+read its replies).
 
 run.json holds the config snapshot, versions, git commit, the command, start and end. A completed run
 folder is never written into again unless the caller says so (`overwrite`).
@@ -62,10 +64,44 @@ class RunFolder:
     def run_json(self) -> Path:
         return self.root / "run.json"
 
-    def stage_dir(self, model: str, study: str) -> Path:
+    def study_dir(self, model: str, study: str) -> Path:
         d = self.root / safe_name(model) / study
         d.mkdir(parents=True, exist_ok=True)
         return d
+
+    def done_marker(self, model: str) -> Path:
+        return self.root / safe_name(model) / "done.json"
+
+    def model_done(self, model: str, key: dict[str, Any]) -> bool:
+        """True when this model finished every stage of this run with the same plan key (a retry skips it)."""
+        path = self.done_marker(model)
+        if not path.exists():
+            return False
+        try:
+            return json.loads(path.read_text()).get("plan") == key
+        except ValueError:
+            return False
+
+    def done_stages(self, model: str) -> list[dict[str, Any]]:
+        """The stage summaries a finished model recorded in its done.json."""
+        return list(json.loads(self.done_marker(model).read_text()).get("stages") or [])
+
+    def mark_model_done(self, model: str, key: dict[str, Any], stages: list[dict[str, Any]]) -> None:
+        write_json_atomic(self.done_marker(model), {"plan": key, "stages": stages})
+
+    def _extracted_marker(self, model: str) -> Path:
+        return self.root / safe_name(model) / "extracted_by.json"
+
+    def extraction_done(self, model: str, extractor: str) -> bool:
+        """True when `extractor` (a separate extraction model) already read this model's replies in this run."""
+        path = self._extracted_marker(model)
+        try:
+            return path.exists() and json.loads(path.read_text()).get("extraction_model") == extractor
+        except ValueError:
+            return False
+
+    def mark_extraction_done(self, model: str, extractor: str) -> None:
+        write_json_atomic(self._extracted_marker(model), {"extraction_model": extractor})
 
     def read(self) -> dict[str, Any]:
         return json.loads(self.run_json.read_text()) if self.run_json.exists() else {}

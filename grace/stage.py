@@ -10,7 +10,7 @@ rows):
    the Exp 1 replies and the extraction settings of this call) writes a new file instead, which replaces the
    old one only when the stage has finished (a stop or a crash leaves the old one as it was);
 2. the work on the rest: through a server (`run_served`: async, `concurrency` items in flight under the stage's
-   server gate, grace.serving.watch) or in this process (`run_local`: the in-process scoring, extraction);
+   server gate, grace.serving.gate) or in this process (`run_local`: the in-process scoring, extraction);
 3. count the statuses over the checkpoint and write the tidy table beside it (`tabulate`);
 4. keep the stage's pauses for its server, then raise the stop (server lost, requests rejected), if any, with
    how far the stage got (`settle`).
@@ -34,8 +34,9 @@ from grace.client import make_client
 from grace.config import Retry
 from grace.progress import Progress
 from grace.records import Record
+from grace.server_waits import record_waits
 from grace.serving.base import Endpoint
-from grace.serving.watch import Gate, StageStopped, record_waits
+from grace.serving.gate import Gate, StageStopped
 
 T = TypeVar("T")  # a work item
 R = TypeVar("R", bound=Record)
@@ -75,7 +76,7 @@ class Stage(ABC, Generic[T, R]):
     """What one stage plugs into the skeleton."""
 
     experiment: str  # exp1, exp2, extract: the result's name and the tag of its server waits
-    file: str  # the checkpoint's name in the stage folder; the tidy table is its stem .parquet / .csv
+    file: str  # the checkpoint's name in the study folder; the tidy table is its stem .parquet / .csv
     record_type: type[R]
     resumable: bool = True  # False: redone whole, the new file replacing the old one at the end
     held: tuple[str, ...] = ()  # statuses held back while no request of the stage was answered (run_served)

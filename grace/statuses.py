@@ -22,5 +22,9 @@ EXTRACTION_STATUSES: tuple[ExtractionStatus, ...] = get_args(ExtractionStatus)
 
 RecordStatus = Literal[Exp1Status, Exp2Status, ExtractionStatus]
 
+# How a stage's pause for its server ended (grace.serving.gate, server-waits.jsonl): the server came back, it was
+# lost (gone, or not back in time), or it rejected the stage's first requests alike.
+WaitOutcome = Literal["back", "lost", "rejected"]
+
 # A run folder's run.json (grace.run.RunFolder).
 RunStatus = Literal["running", "completed", "failed"]

@@ -19,6 +19,8 @@ from grace.report.build import build_report
 from grace.report.inline import inline_images
 from grace.report.limits import stage_breaches
 from grace.serving import Endpoint, ManagedServer
+from grace.studies import Study
+from grace.studies.registry import STUDIES
 from grace.view.links import localize, served_url
 from grace.view.page import write_viewer
 from tasks.artifacts import run_key
@@ -27,28 +29,28 @@ from tasks.progress import ArtifactProgress
 from tasks.verdict import stage_state
 
 
-@task(name="extract", task_run_name="extract-{model}-{study}", retries=2, retry_delay_seconds=[10, 60],
+@task(name="extract", task_run_name="extract-{model}-{study.name}", retries=2, retry_delay_seconds=[10, 60],
       retry_condition_fn=retry_unless_rejected, cache_policy=NO_CACHE)
-def extract_task(source: ManagedServer | Endpoint | None, model: str, study: str, stage_dir: Path,
+def extract_task(source: ManagedServer | Endpoint | None, model: str, study: Study, study_dir: Path,
                  settings: ExtractionConfig, retry: Retry, judge: bool = True) -> Any:
     """Rules first; what they cannot settle goes to the LLM stage (when enabled) on `source`: the model's own
     server, the extraction model's server, or an external endpoint. Failed "Not fit" (with the summary) when
     too few replies were read, unless `judge` is off (the rules' pass before a separate extraction model)."""
-    total = len(Checkpoint(stage_dir / "exp1.jsonl", Exp1Record).load(trim=False))
-    progress = ArtifactProgress(model, f"{study}-extract", total)
-    summary, endpoint = run_extraction(source, study, stage_dir, settings, retry, progress)
+    total = len(Checkpoint(study_dir / "exp1.jsonl", Exp1Record).load(trim=False))
+    progress = ArtifactProgress(model, f"{study.name}-extract", total)
+    summary, endpoint = run_extraction(source, study, study_dir, settings, retry, progress)
     progress.finish()
-    print(f"extract {model} {study}: {summary.line()}")
-    out = {"model": model, "study": study, "total": summary.total, "status": summary.status,
+    print(f"extract {model} {study.name}: {summary.line()}")
+    out = {"model": model, "study": study.name, "total": summary.total, "status": summary.status,
            "method": summary.method, "rules_status": summary.rules_status, "llm_requests": summary.llm_requests,
            "extraction_model": endpoint.model if endpoint is not None else None}
-    breaches = stage_breaches(stage_dir, study, "extract") if judge else []
-    return stage_state(out, breaches, f"{model} extract-{study}")
+    breaches = stage_breaches(study_dir, study, "extract") if judge else []
+    return stage_state(out, breaches, f"{model} extract-{study.name}")
 
 
 @task(name="report", task_run_name="report", cache_policy=NO_CACHE)
 def report_task(run_dir: Path, study_id: str | None = None) -> Path:
-    path = build_report(run_dir)
+    path = build_report(run_dir, STUDIES.values())  # the run folder's studies are found among those registered
     markdown = localize(inline_images(path.read_text(), path.parent), served_url(run_dir))
     create_markdown_artifact(key=run_key(study_id, "report"), markdown=markdown,
                              description=f"Grace data-quality report for {run_dir.name}")
@@ -57,8 +59,8 @@ def report_task(run_dir: Path, study_id: str | None = None) -> Path:
 
 @task(name="compare", task_run_name="compare-{run_dir.name}", cache_policy=NO_CACHE)
 def compare_task(run_dir: Path, study_id: str | None = None) -> Path:
-    report = compare_run(run_dir)
-    rows = ranking_rows(report.ranking, fitness(run_dir))
+    report = compare_run(run_dir, STUDIES.values())
+    rows = ranking_rows(report.ranking, STUDIES.values(), fitness(run_dir))
     if rows:
         create_table_artifact(key=run_key(study_id, "compare"), table=rows,
                               description="Grace: how human-like is each model (ranked within study and source)")

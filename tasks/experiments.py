@@ -12,7 +12,7 @@ from grace.config import ExperimentConfig, ModelConfig
 from grace.pipeline import run_stage, stage_summary
 from grace.report.limits import mass_limit, stage_breaches
 from grace.serving import ManagedServer
-from grace.serving.watch import RequestsRejected
+from grace.serving.gate import RequestsRejected
 from grace.studies import Study, Trial
 from tasks.progress import ArtifactProgress
 from tasks.verdict import NOT_FIT, stage_state
@@ -49,5 +49,5 @@ def experiment_task(
         f"{result.total - result.skipped} done now in {result.wall_s:.1f}s, {result.skipped} resumed"
         + (f"; waited {summary['waited_s']} s for the server: {summary['wait_reasons']}" if summary["waited_s"] else "")
     )
-    breaches = stage_breaches(out_dir, study.name, exp.experiment, mass_limit(model))
+    breaches = stage_breaches(out_dir, study, exp.experiment, mass_limit(model))
     return stage_state(summary, breaches, f"{model.name} {exp.study}-{exp.experiment}")

@@ -17,7 +17,7 @@ from grace.cli import main
 from grace.config import load_config
 from grace.errors import ConfigError, DataError
 from grace.pipeline import make_plan
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from tests.conftest import ROOT, vllm_processes
 
 pytestmark = pytest.mark.faults
@@ -92,7 +92,7 @@ def test_plan_refuses_bad_csv_before_serving(name: str, tmp_path: Path) -> None:
     exp["studies"][study]["sample"] = str(CORPUS / name)
     (d / "experiments.yaml").write_text(yaml.safe_dump(exp))
     with pytest.raises(DataError) as err:
-        make_plan(load_config(d), models=["toy"], studies=[study], experiments=["exp1"], sample=True,
+        make_plan(load_config(d), models=["toy"], studies=[get_study(study)], experiments=["exp1"], sample=True,
                   profile="local")
     assert_one_line_with(str(err.value), [str(CORPUS / name), *MANIFEST[name]["expect"]])
 

@@ -24,7 +24,8 @@ from grace.report.checks import MIN_OPTION_MASS, option_mass_by_question
 from grace.scoring import run_exp2_sync
 from grace.scoring.tokenize import EncodedQuestion, encode_question, load_tokenizer
 from grace.serving import Endpoint, ExternalServer
-from grace.studies import Question, get_study
+from grace.studies import Question
+from grace.studies.registry import STUDIES, get_study
 from tests.conftest import ROOT, vllm_processes
 from tests.support.fault_proxy import FaultProxy
 
@@ -70,7 +71,7 @@ def test_gemma2_model_runs_every_stage_with_the_instructions_folded(gemma2_serve
                      "--llm-model", "gemma2-tiny"]) in (0, 1)
         extracted = [json.loads(line) for line in (stage / "extracted.jsonl").read_text().splitlines()]
         assert len(extracted) == 10
-        notes = [n for r in extracted for n in r["notes"]]
+        notes = [n for r in extracted for n in r["fields"]["notes"]]
         assert any(n.startswith("llm: ") for n in notes)  # the extraction model answered ...
         assert not [n for n in notes if "request failed" in n], notes  # ... and never with a 400
 
@@ -165,7 +166,7 @@ def test_option_mass_is_flagged_when_the_scoring_position_is_wrong(smollm2_serve
     assert all(m < MIN_OPTION_MASS / 100 for m in masses["wrong"].values()), masses
     (tmp_path / "run" / "smollm2").mkdir(parents=True)
     shutil.copytree(tmp_path / "wrong", tmp_path / "run" / "smollm2" / study_name)
-    report = json.loads((build_report(tmp_path / "run").parent / "report.json").read_text())
+    report = json.loads((build_report(tmp_path / "run", STUDIES.values()).parent / "report.json").read_text())
     check = next(c for c in report["models"]["smollm2"][study_name]["checks"] if c["name"] == "option mass")
     assert not check["passed"] and check["fatal"] and f"below {MIN_OPTION_MASS:g}" in check["detail"]
     print(f"OPTION-MASS | smollm2 | {study_name} | right {masses['right']} | wrong {masses['wrong']}")

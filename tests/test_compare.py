@@ -14,19 +14,19 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from grace.cli import main
-from grace.compare import compare_run
 from grace.compare.human import load_human
 from grace.compare.metrics import js_divergence, paired_greater, pearson
+from grace.compare.report import compare_run
 from grace.errors import DataError
 from grace.records import Exp2Record, OptionScores
-from grace.studies import get_study
+from grace.studies.registry import STUDIES, get_study
 from grace.studies.study2 import UTTERANCES
 from grace.studies.study2.human import CELLS
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY1 = get_study("study1")
 STUDY2 = get_study("study2")
-HUMAN = load_human()
+HUMAN = load_human(STUDIES.values())
 
 
 # --- constructed run folders --------------------------------------------------------------------------
@@ -115,7 +115,7 @@ def test_model_equal_to_human_table_gives_js_0_and_r_1(tmp_path: Path, cfg, stud
     folder = tmp_path / "run" / "human-like" / "study2"
     rows = study2_exp2_rows(study2_trials, lambda t: HUMAN.study2.cells[cell_of(t)])
     write_exp2(folder, "human-like", "study2", rows)
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=200, plots=False)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=200, plots=False)
     (res,) = rep.study2
     assert res.status == "ok" and res.cells_compared == 12 and res.n_trials == 2424
     assert res.js == pytest.approx(0.0, abs=1e-12)
@@ -127,7 +127,7 @@ def test_model_equal_to_human_table_gives_js_0_and_r_1(tmp_path: Path, cfg, stud
 def test_uniform_model_gives_the_expected_js(tmp_path: Path, cfg, study2_trials) -> None:
     folder = tmp_path / "run" / "uniform" / "study2"
     write_exp2(folder, "uniform", "study2", study2_exp2_rows(study2_trials, lambda t: np.full(8, 1 / 8)))
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=100, plots=False)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=100, plots=False)
     (res,) = rep.study2
     # independently: the published rows, renormalised, against the uniform distribution, via scipy
     raw = pd.read_csv(ROOT / "data" / "human" / "study2_production.csv", comment="#")
@@ -151,7 +151,7 @@ def test_exp1_choices_with_unparseable_share_reported(tmp_path: Path, cfg, study
             choice = rng.choice(8, p=HUMAN.study2.cells[cell_of(t)])
             rows.append({"trial_id": t["trial_id"], "utterance": UTTERANCES[choice]})
     write_extracted(tmp_path / "run" / "m" / "study2", "m", rows)
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=100, plots=False)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=100, plots=False)
     (res,) = rep.study2
     assert res.source == "exp1" and res.n_responses == 600 and res.unparseable == 60
     assert res.unparseable_share == pytest.approx(0.1)
@@ -171,7 +171,7 @@ def test_missing_cells_are_named_not_nan(tmp_path: Path, cfg, study2_trials) -> 
     some = [t for t in study2_trials if cell_of(t)[0] == "social"][:100]
     write_exp2(tmp_path / "run" / "m" / "study2", "m", "study2",
                study2_exp2_rows(some, lambda t: HUMAN.study2.cells[cell_of(t)]))
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=50)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=50)
     (res,) = rep.study2
     present = {cell_of(t) for t in some}
     assert res.status == "ok" and res.cells_compared == len(present) < 12
@@ -205,7 +205,7 @@ def test_conditions_come_from_the_stage_table_for_a_users_own_input(tmp_path: Pa
     pd.DataFrame(rows).to_parquet(folder / "exp1.parquet")
     write_extracted(folder, "m", [{"trial_id": r["trial_id"], "utterance": "It was amazing"} for r in rows]
                     + [{"trial_id": "nowhere-1", "utterance": "It was bad"}])
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=20, plots=False)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=20, plots=False)
     (res,) = rep.study2
     assert [(c.goal, c.state, c.n_trials) for c in res.cells] == [("social", "3 hearts", 5)]
     assert any("1 trial(s) with no known condition" in n for n in rep.notes)
@@ -235,7 +235,7 @@ def study1_rows(trials, table, seed: int = 0, know=lambda a: a / 3.5) -> list:
 def test_scorecard_reproduces_or_fails_each_finding(tmp_path: Path, cfg, study1_trials, table, expected) -> None:
     rows = study1_rows(study1_trials, table)
     write_exp2(tmp_path / "run" / "m" / "study1", "m", "study1", rows)
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=200, plots=False)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=200, plots=False)
     (res,) = rep.study1
     assert res.findings_total == 8 and res.reproduced == expected
     assert all(f.reproduced == (expected == 8) for f in res.findings)
@@ -257,7 +257,7 @@ def test_scorecard_counts_one_failed_finding(tmp_path: Path, cfg, study1_trials)
     table = dict(PASS)
     table[(3, 2)] = [5, 5, 40, 50]  # no upper-bounded reading of "two" at full access
     write_exp2(tmp_path / "run" / "m" / "study1", "m", "study1", study1_rows(study1_trials, table))
-    (res,) = compare_run(tmp_path / "run", cfg=cfg, n_boot=100, plots=False).study1
+    (res,) = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=100, plots=False).study1
     assert res.reproduced == 7
     assert [f.label for f in res.findings if not f.reproduced] == ["observe 2, access 3: state 2 > state 3"]
 
@@ -275,7 +275,7 @@ def test_knowledgeability_and_exp1_bets(tmp_path: Path, cfg, study1_trials) -> N
                     "status": "ok" if i % 5 else "partial"})
     ext[0] = {"trial_id": study1_trials[0]["trial_id"], "status": "unparseable"}
     write_extracted(tmp_path / "run" / "m" / "study1", "m", ext)
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=100)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=100)
     exp2, exp1 = rep.study1
     assert (exp2.source, exp1.source) == ("exp2", "exp1")
     assert [round(k.model_mean, 1) for k in exp2.knowledge] == [27.1, 34.8, 93.0]
@@ -304,7 +304,7 @@ def test_user_choice_file_replaces_the_published_table(tmp_path: Path) -> None:
     f = tmp_path / "mine.csv"
     f.write_text("# my lab's replication\ngoal,state,utterance,participant\nsocial,1 heart,It was good,1\n"
                  "to make the listener feel good,1 heart,It was amazing,2\nsocial,1 hearts,It was good,3\n")
-    h = load_human([f])
+    h = load_human(STUDIES.values(), [f])
     assert set(h.study2.cells) == {("social", "1 heart")}
     assert h.study2.cells[("social", "1 heart")][UTTERANCES.index("It was good")] == pytest.approx(2 / 3)
     assert len(h.study1.findings) == 8  # the other kinds stay the published ones
@@ -338,7 +338,7 @@ def test_authors_raw_file_gives_the_same_figures_as_the_equivalent_table(tmp_pat
     table = tmp_path / "table.csv"  # the same counts as a proportions table
     table.write_text("goal,state,n," + ",".join(UTTERANCES) + "\n" + "".join(
         f"{g},{s},{c.sum()}," + ",".join(repr(float(x / c.sum())) for x in c) + "\n" for (g, s), c in counts.items()))
-    h_raw, h_table = load_human([raw]).study2, load_human([table]).study2
+    h_raw, h_table = load_human(STUDIES.values(), [raw]).study2, load_human(STUDIES.values(), [table]).study2
     assert h_raw.source == str(raw) and set(h_raw.cells) == set(CELLS)
     for cell in CELLS:
         assert h_raw.cells[cell] == pytest.approx(h_table.cells[cell], abs=1e-12)
@@ -375,7 +375,7 @@ def test_authors_raw_file_refuses_unknown_values(tmp_path: Path, row: str, messa
     f = tmp_path / "raw.csv"
     f.write_text(RAW_HEADER + "s0,1,poem,both,heart0,no_neg,terrible\n" + row + "\n")
     with pytest.raises(DataError) as e:
-        load_human([f])
+        load_human(STUDIES.values(), [f])
     assert message in str(e.value) and str(f) in str(e.value) and "\n" not in str(e.value)
 
 
@@ -383,7 +383,7 @@ def test_authors_raw_file_needs_its_columns(tmp_path: Path) -> None:
     f = tmp_path / "raw.csv"
     f.write_text("subid,goal,true_state,utterance\ns1,social,heart1,good\n")
     with pytest.raises(DataError, match="missing 'positivity'"):
-        load_human([f])
+        load_human(STUDIES.values(), [f])
 
 
 BAD_FILES = [
@@ -410,7 +410,7 @@ def test_malformed_user_file_is_a_one_line_error(tmp_path: Path, text: str, mess
     f = tmp_path / "human.csv"
     f.write_text(text)
     with pytest.raises(DataError) as e:
-        load_human([f])
+        load_human(STUDIES.values(), [f])
     assert message in str(e.value) and str(f) in str(e.value) and "\n" not in str(e.value)
 
 
@@ -460,9 +460,9 @@ def test_bootstrap_is_seeded(tmp_path: Path, cfg, study2_trials) -> None:
     rng = np.random.default_rng(9)
     write_exp2(tmp_path / "run" / "m" / "study2", "m", "study2",
                study2_exp2_rows(study2_trials[:240], lambda t: rng.dirichlet(np.ones(8))))
-    a = compare_run(tmp_path / "run", cfg=cfg, n_boot=100, seed=1, plots=False).study2[0]
-    b = compare_run(tmp_path / "run", cfg=cfg, n_boot=100, seed=1, plots=False).study2[0]
-    c = compare_run(tmp_path / "run", cfg=cfg, n_boot=100, seed=2, plots=False).study2[0]
+    a = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=100, seed=1, plots=False).study2[0]
+    b = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=100, seed=1, plots=False).study2[0]
+    c = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=100, seed=2, plots=False).study2[0]
     assert a.js_ci == b.js_ci and a.r_ci == b.r_ci and a.js_ci != c.js_ci
 
 
@@ -472,7 +472,7 @@ def test_time_for_2424_study2_trials_both_sources(tmp_path: Path, cfg, study2_tr
     write_exp2(folder, "m", "study2", study2_exp2_rows(study2_trials, lambda t: rng.dirichlet(np.ones(8))))
     write_extracted(folder, "m", [{"trial_id": t["trial_id"], "utterance": UTTERANCES[rng.integers(8)]}
                                   for t in study2_trials])
-    rep = compare_run(tmp_path / "run", cfg=cfg, plots=False)  # default 1000 resamples
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, plots=False)  # default 1000 resamples
     assert [r.n_trials for r in rep.study2] == [2424, 2424]
     print(f"2,424 study2 trials (exp2 + exp1), 1000 resamples, no plots: {rep.seconds:.2f}s")
     assert rep.seconds < 60

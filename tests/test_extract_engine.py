@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import pandas as pd
 import pytest
 
 from grace.cli import main
-from grace.extract import Reply, extract_rows, extract_stage
+from grace.compare.outputs import load_study
+from grace.extract import extract_stage
 from grace.extract.models import schema_for, schema_path
 from grace.records import Exp1Record, ExtractedRecord
+from grace.studies.registry import get_study
 
 S1_OK = "Initial Answer: 2\nProbabilities: 0: 10%, 1: 20%, 2: 30%, 3: 40%\nKnowledge: yes\nShe saw them all."
 S1_PARTIAL = "Initial Answer: 2\nProbabilities: 0: 10%, 1: 20%, 2: 30%, 3: 20%\nKnowledge: no"
@@ -20,7 +23,7 @@ S1_PARTIAL = "Initial Answer: 2\nProbabilities: 0: 10%, 1: 20%, 2: 30%, 3: 20%\n
 
 @pytest.mark.parametrize("study", ["study1", "study2"])
 def test_committed_schema_matches_models(study: str) -> None:
-    assert json.loads(schema_path(study).read_text()) == schema_for(study)
+    assert json.loads(schema_path(study).read_text()) == schema_for(get_study(study))
 
 
 def test_cli_csv_contract(tmp_path: Path) -> None:
@@ -28,7 +31,7 @@ def test_cli_csv_contract(tmp_path: Path) -> None:
     pd.DataFrame({
         "trial_id": ["t3", "t1", "t2", "t1"],
         "response": [S1_OK, "", "I'm sorry, I can't help with that.", S1_PARTIAL],
-        "status": ["x", "y", "z", "w"],  # clashes with an output field: carried as input_status
+        "status": ["x", "y", "z", "w"],  # a record field's name: carried under `inputs` like any other column
         "extra": ["a", "b", "c", "d"],
     }).to_csv(src, index=False)
     out = tmp_path / "out.jsonl"
@@ -37,13 +40,14 @@ def test_cli_csv_contract(tmp_path: Path) -> None:
     assert [r["trial_id"] for r in recs] == ["t3", "t1", "t2", "t1"]  # one per row, same order
     assert [r["status"] for r in recs] == ["ok", "unparseable", "refused", "partial"]
     assert {r["method"] for r in recs} == {"rules"}
-    assert [r["extra"] for r in recs] == ["a", "b", "c", "d"]
-    assert recs[0]["input_status"] == "x"
-    assert recs[0]["initial_answer"] == 2 and recs[0]["knowledge"] == "yes"
-    assert recs[3]["probabilities_sum"] == 80 and recs[3]["sums_to_100"] is False
+    assert [r["inputs"]["extra"] for r in recs] == ["a", "b", "c", "d"]
+    assert recs[0]["inputs"]["status"] == "x"
+    assert recs[0]["fields"]["initial_answer"] == 2 and recs[0]["fields"]["knowledge"] == "yes"
+    assert recs[3]["fields"]["probabilities_sum"] == 80 and recs[3]["fields"]["sums_to_100"] is False
     schema = json.loads(schema_path("study1").read_text())
     for r in recs:
         jsonschema.validate(r, schema)
+        assert ExtractedRecord.model_validate(r).study == "study1"  # the extraction stage's own records
 
 
 def test_cli_jsonl_study2(tmp_path: Path) -> None:
@@ -55,9 +59,9 @@ def test_cli_jsonl_study2(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     assert main(["extract", "--study", "study2", "--input", str(src), "--output", str(out)]) == 0
     recs = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["trial_id"], r["utterance"], r["status"]) for r in recs] == [
+    assert [(r["trial_id"], r["fields"]["utterance"], r["status"]) for r in recs] == [
         ("a", "It wasn't bad", "ok"), ("b", None, "unparseable"), ("c", "It was amazing", "ok")]
-    assert recs[2]["nested"] == {"k": [1, 2]} and recs[0]["replicate"] == 0
+    assert recs[2]["inputs"]["nested"] == {"k": [1, 2]} and recs[0]["replicate"] == 0
     schema = json.loads(schema_path("study2").read_text())
     for r in recs:
         jsonschema.validate(r, schema)
@@ -98,7 +102,7 @@ def test_extract_stage_writes_records_and_table(tmp_path: Path) -> None:
     (tmp_path / "exp1.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in recs))
     pd.DataFrame({"trial_id": ["s-1", "s-2", "s-3", "s-4"], "replicate": [0] * 4, "access": ["3", "2", "1", "3"],
                   "observe": ["1", "2", "1", "3"]}).to_parquet(tmp_path / "exp1.parquet")
-    summary = extract_stage(tmp_path, "study1")
+    summary = extract_stage(tmp_path, get_study("study1"))
     lines = (tmp_path / "extracted.jsonl").read_text().splitlines()
     out = [ExtractedRecord.model_validate_json(x) for x in lines]
     assert [r.trial_id for r in out] == ["s-1", "s-2", "s-3", "s-4"]
@@ -117,6 +121,20 @@ def test_extract_stage_writes_records_and_table(tmp_path: Path) -> None:
     assert main(["extract", "--study", "study1", "--stage", str(tmp_path / "nope")]) == 2
 
 
-def test_extract_rows_unknown_study() -> None:
-    with pytest.raises(ValueError):
-        extract_rows("study9", [Reply("x")])
+def test_extraction_of_a_study_without_rules(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no extraction rules for study 'study1'"):
+        extract_stage(tmp_path, dataclasses.replace(get_study("study1"), extraction=None))
+
+
+def test_the_input_form_writes_what_the_comparison_reads(tmp_path: Path) -> None:
+    """One extracted-record format: `grace extract --input` output dropped into a run folder is read as the stage's."""
+    src = tmp_path / "in.csv"
+    src.write_text("trial_id,response,model\n"
+                   "study2-row00001,It was amazing,my-model\nstudy2-row00002,No idea,my-model\n")
+    folder = tmp_path / "run" / "my-model" / "study2"
+    folder.mkdir(parents=True)
+    assert main(["extract", "--study", "study2", "--input", str(src), "--output", str(folder / "extracted.jsonl")]) == 0
+    out = load_study(folder, get_study("study2"), None)
+    assert out.model == "my-model" and out.exp1_present
+    assert [(r["trial_id"], r["utterance"], r["status"]) for r in out.extracted] == [
+        ("study2-row00001", "It was amazing", "ok"), ("study2-row00002", None, "unparseable")]

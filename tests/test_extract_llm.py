@@ -21,17 +21,22 @@ from grace.extract.llm import (
     request_regex,
     request_schema,
 )
+from grace.extract.plugin import Extraction, extraction_of
 from grace.serving import Endpoint
+from grace.studies.registry import STUDIES
 from grace.studies.study1.extraction import grounded as grounded_study1
 from grace.studies.study1.rules import extract_study1
 from grace.studies.study2.rules import extract_study2
 from tests.support.fault_proxy import FaultProxy
 
+PART: dict[str, Extraction] = {name: extraction_of(study) for name, study in STUDIES.items()}
+
 
 def test_payload_uses_structured_outputs_not_guided_json() -> None:
-    p = build_payload("study1", "reply", "m", 100)
-    assert p["structured_outputs"] == {"regex": request_regex("study1")}
-    assert build_payload("study2", "r", "m", 9, mode="json")["structured_outputs"] == {"json": request_schema("study2")}
+    p = build_payload(PART["study1"], "reply", "m", 100)
+    assert p["structured_outputs"] == {"regex": request_regex(PART["study1"])}
+    assert build_payload(PART["study2"], "r", "m", 9, mode="json")["structured_outputs"] == {
+        "json": request_schema(PART["study2"])}
     assert "guided_json" not in p and p["temperature"] == 0.0
     assert "reply" in p["messages"][-1]["content"]
 
@@ -42,23 +47,23 @@ def test_payload_uses_structured_outputs_not_guided_json() -> None:
     ("study2", '{"utterance":"It wasn\'t bad"}'),
 ])
 def test_regex_constraint_yields_schema_json(study: str, text: str) -> None:
-    assert re.fullmatch(request_regex(study), text)
-    jsonschema.validate(json.loads(text), request_schema(study))
-    assert not re.fullmatch(request_regex(study), text.replace(":", ": "))
+    assert re.fullmatch(request_regex(PART[study]), text)
+    jsonschema.validate(json.loads(text), request_schema(PART[study]))
+    assert not re.fullmatch(request_regex(PART[study]), text.replace(":", ": "))
 
 
 def test_parse_reply_is_lenient_on_control_characters_and_strict_on_shape() -> None:
-    assert parse_reply("study2", '{"utterance": "It wasn\'t bad"}').model_dump() == {"utterance": "It wasn't bad"}
-    assert parse_reply("study1", '{"initial_answer": 2,\n\t"probabilities": null, "knowledge": "no"}').model_dump() == {
-        "initial_answer": 2, "probabilities": None, "knowledge": "no"}
+    assert parse_reply(PART["study2"], '{"utterance": "It wasn\'t bad"}').model_dump() == {"utterance": "It wasn't bad"}
+    assert parse_reply(PART["study1"], '{"initial_answer": 2,\n\t"probabilities": null, "knowledge": "no"}'
+                       ).model_dump() == {"initial_answer": 2, "probabilities": None, "knowledge": "no"}
     # a raw control character inside a string (constrained JSON may hold one) is read by the JSON decoder, and
     # the value is then judged by the schema: no study's field admits a tab, so the reply is refused on its shape
     with pytest.raises(ValueError, match="1 validation error"):
-        parse_reply("study1", '{"initial_answer": 2, "probabilities": null, "knowledge": "no\t"}')
+        parse_reply(PART["study1"], '{"initial_answer": 2, "probabilities": null, "knowledge": "no\t"}')
     with pytest.raises(ValueError):
-        parse_reply("study1", '{"initial_answer": 7}')
+        parse_reply(PART["study1"], '{"initial_answer": 7}')
     with pytest.raises(ValueError):
-        parse_reply("study2", '{"utterance": "It was')  # cut by max_tokens
+        parse_reply(PART["study2"], '{"utterance": "It was')  # cut by max_tokens
 
 
 def test_merge_keeps_grounded_values_only() -> None:
@@ -66,18 +71,18 @@ def test_merge_keeps_grounded_values_only() -> None:
     rr = extract_study1(text)
     assert set(rr.missing) == {"initial_answer", "probabilities", "knowledge"}
     ans = LLMAnswer({"initial_answer": 2, "probabilities": [10, 20, 30, 40], "knowledge": "yes"})
-    res = _merge("study1", rr, text, ans)
+    res = _merge(PART["study1"], rr, text, ans)
     assert (res.status, res.method) == ("ok", "llm")
     assert res.fields["probabilities"] == pytest.approx({"0": 0.1, "1": 0.2, "2": 0.3, "3": 0.4})
     invented = LLMAnswer({"initial_answer": 2, "probabilities": [5, 5, 45, 45], "knowledge": "yes"})
-    res = _merge("study1", rr, text, invented)
+    res = _merge(PART["study1"], rr, text, invented)
     assert res.fields["initial_answer"] == 2 and res.fields["probabilities"] is None
     short = "My first guess was two. Yes, he knows it."
-    res = _merge("study1", extract_study1(short), short, LLMAnswer({"initial_answer": 3, "knowledge": "yes"}))
+    res = _merge(PART["study1"], extract_study1(short), short, LLMAnswer({"initial_answer": 3, "knowledge": "yes"}))
     assert res.fields["initial_answer"] is None
     assert any("not found in the reply" in n for n in res.fields["notes"])
     assert res.status == "partial"  # knowledge ("yes") is grounded
-    res = _merge("study1", rr, text, LLMAnswer({"probabilities": [10, 20, 30, 30]}))
+    res = _merge(PART["study1"], rr, text, LLMAnswer({"probabilities": [10, 20, 30, 30]}))
     assert res.fields["probabilities"] is None  # an LLM's bets must sum to 100: no normalising of its numbers
     assert any("do not sum to 100%" in n for n in res.fields["notes"])
 
@@ -86,11 +91,11 @@ def test_merge_study2_and_llm_errors() -> None:
     text = "Honestly? Not terrible at all, she would tell him."
     rr = extract_study2(text)
     assert rr.missing == ["utterance"]
-    res = _merge("study2", rr, text, LLMAnswer({"utterance": "It wasn't terrible"}))
+    res = _merge(PART["study2"], rr, text, LLMAnswer({"utterance": "It wasn't terrible"}))
     assert (res.fields["utterance"], res.method, res.status) == ("It wasn't terrible", "llm", "ok")
-    res = _merge("study2", rr, text, LLMAnswer({"utterance": "It was amazing"}))
+    res = _merge(PART["study2"], rr, text, LLMAnswer({"utterance": "It was amazing"}))
     assert res.fields["utterance"] is None and res.status == "unparseable" and res.method == "rules"
-    res = _merge("study2", rr, text, LLMAnswer(None, "request failed: HTTP 500"))
+    res = _merge(PART["study2"], rr, text, LLMAnswer(None, "request failed: HTTP 500"))
     assert res.status == "unparseable" and "llm: request failed: HTTP 500" in res.fields["notes"]
 
 
@@ -104,10 +109,10 @@ def test_grounding_numbers() -> None:
 @pytest.mark.server
 def test_structured_outputs_on_the_real_server(toy_server: Endpoint) -> None:
     """The random toy model can only produce schema-shaped JSON under the constraint; unconstrained, it can't."""
-    answers = asyncio.run(ask_many(toy_server, "study2", ["It was fine, I guess.", "Not bad at all."],
+    answers = asyncio.run(ask_many(toy_server, PART["study2"], ["It was fine, I guess.", "Not bad at all."],
                                    concurrency=2, max_tokens=40))
     assert all(a.values is not None for a in answers), [a.error for a in answers]
-    answers += asyncio.run(ask_many(toy_server, "study1", ["2; 10% 20% 30% 40%; yes"], max_tokens=100))
+    answers += asyncio.run(ask_many(toy_server, PART["study1"], ["2; 10% 20% 30% 40%; yes"], max_tokens=100))
     for a in answers:
         assert a.values is not None, a.error
         assert set(a.values) in ({"utterance"}, {"initial_answer", "probabilities", "knowledge"})
@@ -115,7 +120,7 @@ def test_structured_outputs_on_the_real_server(toy_server: Endpoint) -> None:
         "model": toy_server.model, "max_tokens": 40, "temperature": 0.0,
         "messages": [{"role": "user", "content": "Answer in JSON."}]}).json()
     with pytest.raises(ValueError):
-        parse_reply("study2", free["choices"][0]["message"]["content"])
+        parse_reply(PART["study2"], free["choices"][0]["message"]["content"])
 
 
 # What the extraction model is made to answer, per reply: the proxy narrows each request's regex constraint to
@@ -145,7 +150,7 @@ def test_extract_rows_with_llm_stage(toy_server: Endpoint) -> None:
                Reply("Initial Answer: 1\nInitial Answer: 3"),
                Reply("")]
     with FaultProxy(toy_server.base_url, rewrite=force_answer) as proxy:
-        out, summary = extract_rows("study1", replies, dataclasses.replace(toy_server, base_url=proxy.url),
+        out, summary = extract_rows(PART["study1"], replies, dataclasses.replace(toy_server, base_url=proxy.url),
                                     concurrency=4, max_tokens=120)
         asked = proxy.forwarded["/v1/chat/completions#structured"]
     assert summary.llm_requests == asked == 2  # the clean reply and the empty one are not sent

@@ -11,10 +11,12 @@ from grace.cli import main
 from grace.errors import DataError
 from grace.extract.evaluate import evaluate, load_annotated, report_lines
 from grace.serving import Endpoint
+from grace.studies.registry import get_study
 from grace.studies.study1.extraction import grounded as grounded_study1
 from grace.studies.study1.prose import count_from_prose, knowledge_from_prose
 from grace.studies.study1.rules import extract_study1
 
+STUDY1 = get_study("study1")
 DEV = Path(__file__).resolve().parent / "fixtures" / "real_answers" / "study1-dev.jsonl"
 TARGET = 0.95
 
@@ -22,7 +24,7 @@ TARGET = 0.95
 def test_rules_reach_the_target_on_the_real_dev_set() -> None:
     """100 real answers of an open-weight model, annotated by people: the rules alone read >= 95% per field and
     invent nothing where people read nothing. Fails if the rules regress."""
-    rep = evaluate(DEV)
+    rep = evaluate(DEV, STUDY1)
     (rules,) = rep.stages
     assert rep.rows == 100
     for name, f in rules.fields.items():
@@ -60,11 +62,11 @@ def test_scoring_counts_null_annotations(tmp_path: Path) -> None:
                                                                  "knowledge": "no"}},
     ]
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (st,) = evaluate(f).stages
+    (st,) = evaluate(f, STUDY1).stages
     assert st.fields["initial_answer"].correct == 1 and st.fields["initial_answer"].invented == 1
     assert st.fields["probabilities"].correct == 1 and st.fields["probabilities"].invented == 1
     assert st.fields["knowledge"].wrong == 1
-    assert any("w = a different value" in line for line in report_lines(evaluate(f)))
+    assert any("w = a different value" in line for line in report_lines(evaluate(f, STUDY1)))
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -78,7 +80,7 @@ def test_bad_annotation_file_is_one_line_error(tmp_path: Path, line: str, messag
     f = tmp_path / "a.jsonl"
     f.write_text(line + "\n")
     with pytest.raises(DataError) as e:
-        load_annotated(f)
+        load_annotated(f, STUDY1)
     assert message in str(e.value) and str(f) in str(e.value)
 
 
@@ -203,7 +205,7 @@ def test_llm_stage_with_smollm2_on_real_answers(smollm2_server: Endpoint, tmp_pa
             "Knowledge: Response:", "")
     f = tmp_path / "unlabelled.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    rep = evaluate(f, smollm2_server, concurrency=2, max_tokens=80)
+    rep = evaluate(f, STUDY1, smollm2_server, concurrency=2, max_tokens=80)
     assert [s.stage for s in rep.stages] == ["rules", "rules+llm", "llm-only"]
     assert rep.stages[1].summary["llm_requests"] >= 1 and rep.stages[2].summary["llm_requests"] == 2
     for st in rep.stages:

@@ -24,7 +24,7 @@ from grace.scoring.engine import build_questions, run_exp2
 from grace.scoring.harmony import FINAL_HEADER, HarmonyRenderer
 from grace.scoring.server import Counter, score_trie
 from grace.serving import Endpoint, LocalVLLMServer
-from grace.studies import get_study
+from grace.studies.registry import get_study
 
 pytestmark = pytest.mark.server
 

@@ -24,7 +24,7 @@ from grace.query import run_exp1_sync
 from grace.records import Exp1Record
 from grace.run import RunFolder
 from grace.serving import Endpoint
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from tests.support.fault_proxy import FaultProxy, Faults
 
 pytestmark = [pytest.mark.faults, pytest.mark.server]

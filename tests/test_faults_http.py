@@ -6,8 +6,10 @@ every trial present exactly once, the attempts recorded per row add up to the re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +17,8 @@ import pytest
 
 from grace.config import Config, ExperimentConfig, Retry
 from grace.query import run_exp1_sync
-from grace.serving import Endpoint
-from grace.studies import get_study
+from grace.serving import Endpoint, ManagedServer
+from grace.studies.registry import get_study
 from tests.conftest import vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 
@@ -97,3 +99,20 @@ def test_exhausted_retries_are_recorded_then_redone_once(cfg: Config, toy_server
     assert (table["status"] != "error").all()
     table_line("HTTP 503 until retries exhausted, then resume", 2, len(trials),
                table.to_dict("records"), 0)
+
+
+def test_ensure_alive_probes_a_failing_server_once(toy_server: Endpoint) -> None:
+    """A server whose one-token completion fails is probed once, then restarted (a hung one: one timeout)."""
+    with FaultProxy(toy_server.base_url, Faults(mode="503", paths=("/v1/completions",))) as proxy:
+        ep = dataclasses.replace(toy_server, base_url=proxy.url)
+        started: list[Endpoint] = []
+
+        def factory() -> AbstractContextManager[Endpoint]:
+            started.append(ep)
+            return nullcontext(ep)
+
+        with ManagedServer(factory) as server:
+            assert server.ensure_alive() is ep and server.restarts == 1
+        assert len(started) == 2, "started, then restarted once"
+        assert proxy.counts["/v1/models"] == 1 and proxy.counts["/v1/completions"] == 1, proxy.counts
+

@@ -28,9 +28,9 @@ import yaml
 
 from grace.config import Config
 from grace.errors import ServerError
+from grace.server_waits import read_waits
 from grace.serving import Endpoint, LocalVLLMServer
 from grace.serving.local import pid_dir
-from grace.serving.watch import read_waits
 from tests.conftest import vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 
@@ -81,7 +81,7 @@ def test_server_sigkilled_mid_exp1_is_restarted_by_the_task_retry(
     assert len(counts) == n and set(counts.values()) == {1}, "every trial exactly one response"
     assert (table["status"] != "error").all()
     assert errors_seen == 0, "rows the server never answered get no record (not error): the retry asks them"
-    assert [w["outcome"] for w in waits] == ["lost"] and "vLLM exited with signal 9" in waits[0]["reason"], waits
+    assert [w.outcome for w in waits] == ["lost"] and "vLLM exited with signal 9" in waits[0].reason, waits
     assert len(lines) == n, "one line per trial: nothing asked twice"
     assert all(not psutil.pid_exists(pid) or not psutil.Process(pid).is_running() for pid in killed)
     assert not leaked, f"server(s) left running: {[p.pid for p in leaked]}"

@@ -1,4 +1,4 @@
-"""The server dies, restarts or rejects everything mid-stage (grace.serving.watch): real vLLM servers, real CLI.
+"""The server dies, restarts or rejects everything mid-stage (grace.serving.gate): real vLLM servers, real CLI.
 
 - vLLM SIGKILLed mid-Exp 1 under `grace query` (local backend): the command exits within seconds with the
   reason, no row it never had answered is recorded as `error`, no vLLM process (EngineCore included) is left,
@@ -28,12 +28,14 @@ import pytest
 
 from grace.config import Config, ExperimentConfig, Retry
 from grace.extract import Reply, extract_rows
+from grace.extract.plugin import extraction_of
 from grace.query import run_exp1_sync
 from grace.scoring import run_exp2_sync
+from grace.server_waits import read_waits
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
+from grace.serving.gate import FAIL_FAST_AFTER, RequestsRejected, ServerLost
 from grace.serving.local import free_port
-from grace.serving.watch import FAIL_FAST_AFTER, RequestsRejected, ServerLost, read_waits
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from tests.conftest import ROOT, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 
@@ -130,7 +132,7 @@ def test_sigkill_mid_exp1_stops_the_cli_in_seconds_and_a_rerun_resumes(
     assert done < n
     left = [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"vLLM processes left after the stop (EngineCore included): {left}"
-    assert [w["outcome"] for w in read_waits(ckpt.parent, "exp1")] == ["lost"]
+    assert [w.outcome for w in read_waits(ckpt.parent, "exp1")] == ["lost"]
 
     with FaultProxy(toy_server.base_url) as proxy:
         code, err2 = Cli(tmp_path, "query", "--model", "toy", "--study", "study2", "--limit", str(n), "--max-tokens",
@@ -175,11 +177,11 @@ def test_server_restarted_on_the_same_port_is_waited_through(cfg: Config, tmp_pa
     assert all(r["status"] != "error" for r in rows), [r["error"] for r in rows if r["status"] == "error"]
     assert len(keys) == n and set(keys.values()) == {1}, "every row exactly once"
     waits = read_waits(ckpt.parent, "exp1")
-    assert [w["outcome"] for w in waits] == ["back"], waits
-    assert waits[0]["waited_s"] >= gap_s
-    assert f"note: waited {waits[0]['waited_s']:.0f} s for the server (1 time(s))" in cli.out.read_text()
+    assert [w.outcome for w in waits] == ["back"], waits
+    assert waits[0].waited_s >= gap_s
+    assert f"note: waited {waits[0].waited_s:.0f} s for the server (1 time(s))" in cli.out.read_text()
     print(f"FAULTS-TABLE | server stopped, started again on the same port {gap_s} s later, under `grace query "
-          f"--endpoint` (waited {waits[0]['waited_s']:.0f} s; ready again {marks['ready'] - marks['stopped']:.0f} s "
+          f"--endpoint` (waited {waits[0].waited_s:.0f} s; ready again {marks['ready'] - marks['stopped']:.0f} s "
           f"after the stop) | 1 | {n} | {len(keys)} | 0 | 0")
 
 
@@ -200,7 +202,7 @@ def test_first_requests_rejected_alike_stop_the_stage_and_a_rerun_redoes_them(
         assert sent == FAIL_FAST_AFTER, f"{sent} requests sent: only the first few may be"
         first = jsonl(ckpt)
         assert len(first) == FAIL_FAST_AFTER - 1 and all(r["status"] == "error" for r in first)
-        assert [w["outcome"] for w in read_waits(ckpt.parent, "exp1")] == ["rejected"]
+        assert [w.outcome for w in read_waits(ckpt.parent, "exp1")] == ["rejected"]
 
         code, err2 = Cli(tmp_path, *args, "--max-tokens", "8", "--endpoint", proxy.url).wait(timeout=600)
         asked = proxy.forwarded[CHAT] - sent
@@ -264,7 +266,7 @@ def test_extraction_waits_through_a_dark_server(cfg: Config, toy_server: Endpoin
 
         t = threading.Thread(target=outage, daemon=True)
         t.start()
-        out, summary = extract_rows("study2", replies, ep, concurrency=2, max_tokens=24,
+        out, summary = extract_rows(extraction_of(get_study("study2")), replies, ep, concurrency=2, max_tokens=24,
                                     retry=Retry(attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5))
         t.join(timeout=10)
     assert marks and proxy.injected["down"] > 0

@@ -15,8 +15,8 @@ from grace.cli import main
 from grace.config import Config
 from grace.query import run_exp1
 from grace.serving import Endpoint, LocalVLLMServer
-from grace.studies import get_study
 from grace.studies.generate import STUDY1_COLUMNS, STUDY2_COLUMNS, study1_rows, study2_rows
+from grace.studies.registry import get_study
 from grace.studies.study2 import UTTERANCES, goal_label
 from tests.conftest import ROOT
 

@@ -15,7 +15,7 @@ import pytest
 from grace.config import Config
 from grace.scoring.harmony import FINAL_HEADER, HarmonyRenderer
 from grace.scoring.vocab import O200K_FILE, O200K_SHA256, quicktok_encoding, tiktoken_dir
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from grace.studies.study2 import UTTERANCES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,10 +25,11 @@ from grace.errors import ServerError
 from grace.manifests.build import RUNNER_RULES
 from grace.manifests.settings import ClusterSettings, load_cluster_settings
 from grace.query import run_exp1_sync
+from grace.server_waits import read_waits
 from grace.serving.base import Endpoint
+from grace.serving.gate import ServerLost
 from grace.serving.kubernetes import KubernetesServer, api_client_from_env
-from grace.serving.watch import ServerLost, read_waits
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from tests.fake_kube import FakeKube, Scenario
 from tests.support.fault_proxy import FaultProxy, Faults
 from tests.support.rbac import denied
@@ -171,7 +172,7 @@ def test_kubeconfig_and_missing_config(kube: FakeKube, tmp_path: Path, monkeypat
         api_client_from_env()
 
 
-# -- while a stage runs (grace.serving.watch): a pod restart is waited through, a deleted Deployment stops it ------
+# -- while a stage runs (grace.serving.gate): a pod restart is waited through, a deleted Deployment stops it ------
 
 def exp1_settings(cfg: Config, concurrency: int = 4) -> ExperimentConfig:
     exp = cfg.experiment("study2", "exp1")
@@ -232,7 +233,7 @@ def test_pod_restart_mid_stage_is_waited_through(kube: FakeKube, cfg: Config, se
     wait = res.waits[0]
     assert "restart count 0 -> 1" in wait["reason"] and "OOMKilled (137)" in wait["reason"], wait["reason"]
     assert 3 <= wait["waited_s"] < 30, wait
-    assert [{k: v for k, v in w.items() if k != "experiment"} for w in read_waits(tmp_path, "exp1")] == res.waits
+    assert [w.as_dict() for w in read_waits(tmp_path, "exp1")] == res.waits
     print(f"FAULTS-TABLE | pod restart mid-Exp 1 (fake API; Service dark 4 s) | 1 | {len(trials)} | {len(rows)} | 0 "
           f"| 0   (waited {wait['waited_s']:.1f} s)")
 
@@ -264,6 +265,6 @@ def test_deployment_deleted_mid_stage_stops_it_with_the_reason(kube: FakeKube, c
     assert rows and all(r["status"] != "error" for r in rows), "no row recorded as failed: the rest stays unasked"
     assert len(rows) < len(trials)
     assert stopped < 10, f"the stage took {stopped:.1f} s to stop"
-    assert [w["outcome"] for w in read_waits(tmp_path, "exp1")] == ["lost"]
+    assert [w.outcome for w in read_waits(tmp_path, "exp1")] == ["lost"]
     assert grace_objects(kube) == []
     print(f"deleted Deployment: stage stopped {stopped:.1f} s later: {err.value}")

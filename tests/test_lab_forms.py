@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from grace.cli import main
-from grace.compare.outputs import load_stage
+from grace.compare.outputs import load_study
 from grace.report.load import conditions_table
 from grace.serving import Endpoint
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from grace.studies.study2 import STATES, state_label, state_sentence
 from grace.studies.study2.goals import classify_goal, goal_and_question
 from grace.studies.text import clean
@@ -266,8 +266,8 @@ def test_query_and_score_a_lab_form_csv_on_toy(study: str, path: Path, extra: tu
     # the human comparison and the report read the design cells from these tables (via Study.condition)
     expected = {tid: s.condition(t) for tid, t in trials.items()}
     assert all(all(c.values()) for c in expected.values())
-    compared = load_stage(stage, study, None)
+    compared = load_study(stage, s, None)
     assert compared.conditions == expected and compared.unknown_trials == 0
-    reported = conditions_table(stage)
+    reported = conditions_table(stage, s)
     assert reported is not None
     assert {r.pop("trial_id"): r for r in reported.to_dict("records")} == expected

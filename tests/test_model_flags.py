@@ -16,6 +16,7 @@ import yaml
 from grace.config import Config, ExperimentConfig, ModelConfig, load_config
 from grace.errors import ConfigError
 from grace.extract.llm import build_payload
+from grace.extract.plugin import extraction_of
 from grace.manifests.build import build_all, vllm_deployment
 from grace.manifests.policy import check_objects, errors
 from grace.manifests.settings import ClusterSettings, load_cluster_settings
@@ -24,7 +25,7 @@ from grace.query import run_exp1, sampling_payload
 from grace.run import RunFolder
 from grace.serving import Endpoint, LocalVLLMServer
 from grace.serving.args import server_env, vllm_args
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from grace.versions import load_versions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,8 +125,9 @@ def test_llama3_stop_token_goes_with_every_chat_request(cfg: Config) -> None:
         assert cfg.model(name).stop_token_ids == [128009]
     assert sampling_payload(exp, 0, Endpoint("http://x", "m", stop_token_ids=(128009,)))["stop_token_ids"] == [128009]
     assert "stop_token_ids" not in sampling_payload(exp, 0, Endpoint("http://x", "m"))
-    assert build_payload("study1", "r", "m", 50, stop_token_ids=(128009,))["stop_token_ids"] == [128009]
-    assert "stop_token_ids" not in build_payload("study1", "r", "m", 50)
+    study1 = extraction_of(get_study("study1"))
+    assert build_payload(study1, "r", "m", 50, stop_token_ids=(128009,))["stop_token_ids"] == [128009]
+    assert "stop_token_ids" not in build_payload(study1, "r", "m", 50)
     assert isinstance(exp, ExperimentConfig)
 
 

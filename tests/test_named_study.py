@@ -9,7 +9,7 @@ import pytest
 from grace.config import Config
 from grace.errors import UserInputError
 from grace.named_study import check_same_plan, nothing_left, remaining_models, study_folder
-from grace.pipeline import mark_model_done, plan_key
+from grace.pipeline import plan_key
 
 KEY = plan_key(studies=["study1"], experiments=["exp1"], sample=True, limit=3, max_tokens=8, profile="local")
 PARAMS = {"models": ["toy", "smollm2"], **KEY}
@@ -31,12 +31,12 @@ def test_completed_study_is_resumed_not_refused_and_nothing_left_only_when_every
     run = study_folder(tmp_path, "s")
     assert not nothing_left(run, PARAMS["models"], KEY)  # a new folder
     run.begin(cfg, PARAMS)
-    mark_model_done(run, "toy", KEY, [])
+    run.mark_model_done("toy", KEY, [])
     assert remaining_models(run, PARAMS["models"], KEY) == ["smollm2"]
     run.end("failed")
     assert not nothing_left(run, PARAMS["models"], KEY)
     run.begin(cfg, PARAMS, resume=True)
-    mark_model_done(run, "smollm2", KEY, [])
+    run.mark_model_done("smollm2", KEY, [])
     assert not nothing_left(run, PARAMS["models"], KEY), "still running: the report has not been written"
     run.end("completed")
     assert nothing_left(run, PARAMS["models"], KEY)

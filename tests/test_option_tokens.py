@@ -12,10 +12,11 @@ import pytest
 from grace.config import Config
 from grace.paths import cache_dir
 from grace.scoring.tokenize import encode_question
-from grace.scoring.vocab import quicktok_encoding, saved_tokenizer
-from grace.studies import get_study
+from grace.scoring.vocab import quicktok_encoding
+from grace.studies.registry import get_study
 from grace.studies.study2 import UTTERANCES
 from tests.support.templates import LLAMA31
+from tests.support.vocab import saved_tokenizer
 
 HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"
 

@@ -9,6 +9,7 @@ from prefect.utilities.callables import parameter_schema, parameter_schema_from_
 from pydantic import ValidationError
 
 from flows.grace_flow import grace
+from grace.config import load_config
 from grace.params import FIELDS, RunParams
 from tests.conftest import ROOT
 
@@ -16,7 +17,11 @@ from tests.conftest import ROOT
 def test_defaults_are_the_embedded_default() -> None:
     p = RunParams()
     assert (p.models, p.studies, p.experiments, p.sample, p.profile) == (
-        None, ["study1", "study2"], ["exp1", "exp2"], True, "local")
+        None, None, ["exp1", "exp2"], True, "local")
+    cfg = load_config(ROOT / "config")  # no studies named: every study of the config, in its order
+    assert p.study_names(cfg) == ["study1", "study2"] == list(cfg.experiments_file.studies)
+    assert [s.name for s in p.study_objects(cfg)] == ["study1", "study2"]
+    assert RunParams(studies=["study2"]).study_names(cfg) == ["study2"]
     assert (p.preflight, p.fail_on_unfit, p.study_id, p.task_retries) == (True, False, None, 2)
 
 
@@ -50,4 +55,4 @@ def test_the_deployment_form_shows_help_and_constraints(source: str) -> None:
     assert "default models" in props["models"]["description"]
     assert props["task_retries"]["minimum"] == 0 and props["task_retries"]["maximum"] == 10
     assert props["profile"]["enum"] == ["local", "rtx3090", "a100"]
-    assert props["studies"]["minItems"] == 1
+    assert props["studies"]["minItems"] == 1 and "anyOf" not in props["studies"]  # empty: not sent, no "None"

@@ -1,4 +1,4 @@
-"""Unit tests of the GPU-hour arithmetic in grace.plan (pure: no server, no config)."""
+"""Unit tests of the GPU-hour arithmetic in grace.gpu_hours (pure: no server, no config)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from grace.plan import (
+from grace.gpu_hours import (
     Measured,
     StudyLoad,
     actual_rows,
+    estimate_row,
     exp1_tokens,
     exp2_tokens,
     gpu_hours,
     load_with,
     measure_run,
-    plan_row,
     planned_hours,
     pooled,
     study_tokens,
@@ -54,9 +54,9 @@ def test_gpu_hours_scale_with_gpu_count_and_cpu_counts_as_one() -> None:
 
 
 def test_plan_row_without_throughput_has_no_hours() -> None:
-    row = plan_row("m", "a100", 2, None, [LOAD], startup_s=0)
+    row = estimate_row("m", "a100", 2, None, [LOAD], startup_s=0)
     assert row.hours is None and row.gpu_hours is None
-    row = plan_row("m", "a100", 2, 205 * 100 / 3600, [LOAD], prefill_weight=0.1, startup_s=0)
+    row = estimate_row("m", "a100", 2, 205 * 100 / 3600, [LOAD], prefill_weight=0.1, startup_s=0)
     assert row.hours == pytest.approx(1.0) and row.gpu_hours == pytest.approx(2.0)
 
 

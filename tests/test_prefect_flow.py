@@ -15,6 +15,7 @@ from prefect.deployments import run_deployment
 
 from grace.report.limits import model_verdicts, stage_breaches
 from grace.serving import Endpoint
+from grace.studies.registry import get_studies, get_study
 from tests.conftest import SampleRun, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
@@ -79,13 +80,13 @@ def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
         keys = {a.key for a in artifacts_of(client, tree) if a.key}
         tasks = {t.name: t.state.name for t in task_runs_of(client, tree[1:])}
     subflows = {r.name: r.state.name for r in tree[1:]}
-    verdicts = model_verdicts(rd / "toy", ["study1", "study2"], 0.0)
+    verdicts = model_verdicts(rd / "toy", get_studies(["study1", "study2"]), 0.0)
     assert subflows == {"toy": "Fit" if all(v.fit for v in verdicts) else "Not fit"}, subflows
     # each stage's state says whether it is within the data-quality limits: "Not fit" (Failed) when its own
     # files breach one (the toy's 16-token replies are all cut and unreadable), "Completed" otherwise
     wanted = {f"{s}-{e}": (s, e) for e in ("exp1", "exp2") for s in ("study1", "study2")}
     wanted |= {f"extract-toy-{s}": (s, "extract") for s in ("study1", "study2")}
-    expected = {n: "Not fit" if stage_breaches(rd / "toy" / s, s, e, 0.0) else "Completed"
+    expected = {n: "Not fit" if stage_breaches(rd / "toy" / s, get_study(s), e, 0.0) else "Completed"
                 for n, (s, e) in wanted.items()}
     assert {n: tasks.get(n) for n in wanted} == expected, tasks
     assert expected["study1-exp1"] == "Not fit" and expected["study1-exp2"] == "Completed", expected

@@ -13,7 +13,8 @@ import pytest
 from grace.cli import main
 from grace.extract import extract_stage
 from grace.records import Exp1Record, Exp2Record, OptionScores
-from grace.report import build_report
+from grace.report.build import build_report
+from grace.studies.registry import STUDIES, get_study
 from grace.studies.study2 import UTTERANCES
 
 S1 = "Initial Answer: {a}\nProbabilities: 0: {p[0]}%, 1: {p[1]}%, 2: {p[2]}%, 3: {p[3]}%\nKnowledge: {k}"
@@ -57,7 +58,7 @@ def _study1_stage(run: Path, model: str, n: int = 12, shift: int = 0, exp2: bool
             "prior": _scores(("0", "1", "2", "3"), [0.1, 0.1, 0.1, 0.7]),
             "posterior": _scores(("0", "1", "2", "3"), [0.05, 0.05, 0.6, 0.3]),
             "knowledge": _scores(("yes", "no"), [0.2, 0.8])}) for t in tids])
-    extract_stage(d, "study1")
+    extract_stage(d, get_study("study1"))
     return d
 
 
@@ -69,7 +70,7 @@ def _study2_stage(run: Path, model: str, n: int = 16) -> Path:
                   "goal": [("informative", "social", "both")[i % 3] for i in range(n)],
                   "state": [f"{i % 4} heart{'s' if i % 4 != 1 else ''}" for i in range(n)]}).to_parquet(
         d / "exp1.parquet")
-    extract_stage(d, "study2")
+    extract_stage(d, get_study("study2"))
     return d
 
 
@@ -83,7 +84,7 @@ def run(tmp_path: Path) -> Path:
 
 
 def test_report_files_verdicts_and_variants(run: Path) -> None:
-    md = build_report(run)
+    md = build_report(run, STUDIES.values())
     out = run / "report"
     assert md == out / "report.md"
     data = json.loads((out / "report.json").read_text())
@@ -113,7 +114,7 @@ def test_not_fit_with_reasons(run: Path) -> None:
     recs = [Exp2Record.model_validate_json(x) for x in (bad / "exp2.jsonl").read_text().splitlines()]
     recs[0].questions["posterior"].probs = {"0": 0.5, "1": 0.5, "2": 0.5, "3": 0.5}
     _write(bad / "exp2.jsonl", recs)
-    build_report(run)
+    build_report(run, STUDIES.values())
     r = json.loads((run / "report" / "report.json").read_text())["models"]["broken"]["study1"]
     assert r["fit"] is False
     reasons = " | ".join(r["reasons"])
@@ -135,7 +136,7 @@ def test_report_reads_as_prose_not_python(run: Path) -> None:
     cut = json.loads(lines[0])
     cut.update(finish_reason="length", status="truncated")
     (d / "exp1.jsonl").write_text("\n".join([json.dumps(cut), *lines[1:]]) + "\n")
-    md = build_report(run).read_text()
+    md = build_report(run, STUDIES.values()).read_text()
     assert not re.search(r"\{'|'\}|\['|'\]", md), "a Python repr in the report"
     assert "finish reasons length 1, stop 11 ([the 1 cut by max_tokens](../trials.html#model=gemma2-27b&" \
            "study=study1&phase=study&finish=length))" in md
@@ -146,8 +147,8 @@ def test_unreadable_answers_make_a_model_unfit(tmp_path: Path) -> None:
     run = tmp_path / "r"
     d = run / "toy" / "study2"
     _write(d / "exp1.jsonl", [_e1("toy", "study2", f"t{i}", "zxq vortex", "length") for i in range(5)])
-    extract_stage(d, "study2")
-    build_report(run)
+    extract_stage(d, get_study("study2"))
+    build_report(run, STUDIES.values())
     r = json.loads((run / "report" / "report.json").read_text())["models"]["toy"]["study2"]
     assert not r["fit"]
     assert any("0.0% of replies fully read" in x for x in r["reasons"])
@@ -157,7 +158,7 @@ def test_unreadable_answers_make_a_model_unfit(tmp_path: Path) -> None:
 def test_missing_extraction_is_a_reason(tmp_path: Path) -> None:
     d = tmp_path / "r" / "m" / "study2"
     _write(d / "exp1.jsonl", [_e1("m", "study2", "t0", "It was bad")])
-    build_report(tmp_path / "r")
+    build_report(tmp_path / "r", STUDIES.values())
     r = json.loads((tmp_path / "r" / "report" / "report.json").read_text())["models"]["m"]["study2"]
     assert not r["fit"] and "no extracted.jsonl" in r["reasons"][0]
 

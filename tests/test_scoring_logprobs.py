@@ -16,10 +16,12 @@ from grace.scoring.logprobs import (
     softmax,
     trie_nodes,
 )
-from grace.scoring.server import MAX_TOKEN_IDS, choices_in_order, parse_next_token, parse_prompt_logprobs, waves
+from grace.scoring.server import MAX_TOKEN_IDS, choices_in_order, parse_prompt_logprobs, waves
 from grace.scoring.tokenize import encode_question, load_tokenizer
-from grace.studies import STUDIES, Question
+from grace.studies import Question
+from grace.studies.registry import STUDIES
 from grace.studies.study2 import UTTERANCES
+from tests.support.scoring import parse_next_token
 
 
 def test_softmax_sums_to_one_and_matches_hand_computation() -> None:

@@ -19,7 +19,7 @@ from grace.scoring import run_exp2_inprocess, run_exp2_sync
 from grace.scoring.inprocess import InProcessScorer
 from grace.scoring.tokenize import load_tokenizer
 from grace.serving import Endpoint
-from grace.studies import get_study
+from grace.studies.registry import get_study
 
 pytestmark = pytest.mark.server
 TOL = 1e-3

@@ -23,7 +23,7 @@ from grace.progress import Progress
 from grace.records import Exp2Record, Record
 from grace.serving import Endpoint, ExternalServer, ManagedServer
 from grace.stage import LocalStage, Write, run_local
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from tests.conftest import ROOT
 
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from grace.cli import main
-from grace.report import build_report
+from grace.report.build import build_report
+from grace.studies.registry import STUDIES
 from grace.view.links import check_link, fragment, localize, served_url
 from grace.view.page import read_payload, viewer_html, write_viewer
 from grace.view.serve import find_runs, make_server
@@ -96,7 +97,7 @@ def test_the_page_is_one_file_that_loads_nothing(run: Path) -> None:
 
 
 def test_verdicts_link_to_the_trials_behind_each_reason(run: Path) -> None:
-    build_report(run)
+    build_report(run, STUDIES.values())
     (verdicts,) = [r["verdicts"] for r in read_payload(viewer_html([run]))["runs"]]
     fit = {(v["model"], v["study"]): v for v in verdicts}
     assert fit["a", "study1"]["fit"] and not fit["a", "study1"]["reasons"]

@@ -28,6 +28,7 @@ from prefect.client.schemas.objects import Artifact
 from prefect.deployments import run_deployment
 
 from grace.report.limits import stage_breaches
+from grace.studies.registry import get_study
 from grace.view.page import read_payload
 from tests.conftest import ROOT, SampleRun, wait_final_flow_run
 from tests.support.browser import UI, chromium, origin_of
@@ -228,7 +229,7 @@ def _expected_states(readme_run: SampleRun) -> dict[str, str]:
         d = readme_run.run_dir / "smollm2" / study
         for task, exp in ((f"{study}-exp1", "exp1"), (f"{study}-exp2", "exp2"),
                           (f"extract-smollm2-{study}", "extract")):
-            out[task] = NOT_FIT if stage_breaches(d, study, exp) else "Completed"
+            out[task] = NOT_FIT if stage_breaches(d, get_study(study), exp) else "Completed"
     return out
 
 

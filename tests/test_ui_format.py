@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from grace.compare import compare_run
-from grace.compare.report import ranking_rows
+from grace.compare.report import compare_run, ranking_rows
 from grace.manifests.build import pvc_name
 from grace.manifests.settings import load_cluster_settings
-from grace.report import build_report
+from grace.report.build import build_report
 from grace.report.inline import MAX_WIDTH, inline_images, png_data_uri
 from grace.report.summary import ArtifactLink, run_summary
+from grace.studies.registry import STUDIES
 from grace.ui_format import cell, counts, interval, md_table, readable_rows, results_location, sig
 from tests.test_compare import study1_rows, write_exp2, write_extracted
 from tests.test_report import _study1_stage, _study2_stage
@@ -106,7 +106,7 @@ def test_report_artifact_inlines_every_plot(tmp_path: Path) -> None:
     run = tmp_path / "run-1"
     _study1_stage(run, "m1")
     _study2_stage(run, "m1")
-    md_path = build_report(run)
+    md_path = build_report(run, STUDIES.values())
     on_disk = md_path.read_text()
     refs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", on_disk)
     assert len(refs) >= 4 and all("/" not in r for r in refs), "report.md keeps its relative links"
@@ -200,7 +200,7 @@ def test_comparison_tables_read_sensibly(tmp_path: Path, cfg) -> None:
     write_exp2(tmp_path / "run" / "m" / "study1", "m", "study1", study1_rows(trials[:40], PASS))
     write_extracted(tmp_path / "run" / "m" / "study1", "m",
                     [{"trial_id": t["trial_id"], "status": "unparseable"} for t in trials[:10]])
-    rep = compare_run(tmp_path / "run", cfg=cfg, n_boot=20, plots=False)
+    rep = compare_run(tmp_path / "run", STUDIES.values(), cfg=cfg, n_boot=20, plots=False)
     md = (tmp_path / "run" / "compare" / "compare.md").read_text()
     assert "| access | observe | n | mean bets 0/1/2/3 |\n|---|---|---|---|\n\n" not in md, "no empty table"
     assert "_No mean bets: all 10 responses lack usable posterior probabilities" in md
@@ -208,7 +208,7 @@ def test_comparison_tables_read_sensibly(tmp_path: Path, cfg) -> None:
     rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| observe 2, access 3")]
     assert rows and all(r[6] in {"**yes**", "no", "not testable"} for r in rows), rows
     assert str(tmp_path) not in md.split("\n")[0]
-    table = ranking_rows(rep.ranking)
+    table = ranking_rows(rep.ranking, STUDIES.values())
     assert len({tuple(r) for r in table}) == 1, "every row has the same columns (the UI takes the first row's)"
     for r in table:
         assert all(isinstance(v, str) for v in r.values())

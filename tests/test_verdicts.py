@@ -13,13 +13,14 @@ from prefect.utilities.callables import parameter_schema_from_entrypoint
 from scipy.stats import binomtest
 
 from grace.cli import main
-from grace.compare import compare_run
+from grace.compare.report import compare_run
 from grace.config import load_config
 from grace.preflight import over_limit
-from grace.report import build_report
+from grace.report.build import build_report
 from grace.report.checks import MAX_TRUNCATION_RATE, MIN_OK_RATE
 from grace.report.limits import model_verdicts, stage_breaches
 from grace.report.verdict import Verdict
+from grace.studies.registry import STUDIES, get_studies, get_study
 from tasks.artifacts import run_key
 from tasks.verdict import FIT, NOT_FIT, stage_outcome, stage_state, verdict_state
 from tests.conftest import ROOT
@@ -36,14 +37,14 @@ def _cut(stage: Path, n: int) -> None:
 
 
 def test_a_stage_over_a_limit_names_the_breach_and_ends_not_fit(tmp_path: Path) -> None:
-    d = _study1_stage(tmp_path / "run", "m", n=10)
-    assert stage_breaches(d, "study1", "exp1") == []
+    d, study1 = _study1_stage(tmp_path / "run", "m", n=10), get_study("study1")
+    assert stage_breaches(d, study1, "exp1") == []
     _cut(d, 3)  # 30% cut, the limit is 20%
-    assert stage_breaches(d, "study1", "exp1") == ["exp1: 30.0% of replies cut by max_tokens (limit 20%)"]
-    assert stage_breaches(d, "study1", "exp2") == [] and stage_breaches(d, "study1", "extract") == []
+    assert stage_breaches(d, study1, "exp1") == ["exp1: 30.0% of replies cut by max_tokens (limit 20%)"]
+    assert stage_breaches(d, study1, "exp2") == [] and stage_breaches(d, study1, "extract") == []
     summary = {"model": "m", "ok": 10}
     assert stage_state(summary, [], "m study1-exp1") is summary
-    state = stage_state(summary, stage_breaches(d, "study1", "exp1"), "m study1-exp1")
+    state = stage_state(summary, stage_breaches(d, study1, "exp1"), "m study1-exp1")
     assert state.is_failed() and state.name == NOT_FIT  # red on the badge, "Not fit" written on it
     assert state.message == "m study1-exp1: exp1: 30.0% of replies cut by max_tokens (limit 20%)"
     assert stage_outcome(state)["limits"] == ["exp1: 30.0% of replies cut by max_tokens (limit 20%)"]
@@ -53,14 +54,15 @@ def test_a_models_verdict_is_the_reports(tmp_path: Path) -> None:
     run = tmp_path / "run"
     d = _study1_stage(run, "m", n=10)
     _cut(d, 3)
-    (v,) = model_verdicts(run / "m", ["study1", "study2"])
-    build_report(run)
+    (v,) = model_verdicts(run / "m", get_studies(["study1", "study2"]))
+    build_report(run, STUDIES.values())
     report = json.loads((run / "report" / "report.json").read_text())["models"]["m"]["study1"]
     assert (v.fit, v.reason) == (report["fit"], report["reasons"][0]) == (False, "exp1: 30.0% of replies cut by "
                                                                                  "max_tokens (limit 20%)")
     (d / "extracted.jsonl").unlink()
-    assert not model_verdicts(run / "m", ["study1"])[0].fit  # the extraction is missing ...
-    assert model_verdicts(run / "m", ["study1"], extraction_pending=True)[0].reason.startswith("exp1: 30.0%")
+    assert not model_verdicts(run / "m", get_studies(["study1"]))[0].fit  # the extraction is missing ...
+    pending = model_verdicts(run / "m", get_studies(["study1"]), extraction_pending=True)
+    assert pending[0].reason.startswith("exp1: 30.0%")
 
 
 def test_the_runs_state_carries_the_verdict() -> None:
@@ -95,8 +97,6 @@ def test_the_preflight_stops_a_study_only_on_evidence(hits: int, n: int, limit: 
 
 
 def test_the_comparison_ranks_exp1_and_exp2_apart(tmp_path: Path, cfg, capsys: pytest.CaptureFixture[str]) -> None:
-    from grace.studies import get_study
-
     trials = get_study("study2").load(ROOT / "data" / "study2.csv")[:96]
     rng = np.random.default_rng(1)
     run = tmp_path / "run"
@@ -105,7 +105,7 @@ def test_the_comparison_ranks_exp1_and_exp2_apart(tmp_path: Path, cfg, capsys: p
             trials, lambda t: rng.dirichlet(1 + 20 * HUMAN.study2.cells[cell_of(t)])))
         write_extracted(run / model / "study2", model, [{"trial_id": t["trial_id"], "utterance": "It was good"}
                                                         for t in trials])
-    rep = compare_run(run, cfg=cfg, n_boot=50, plots=False)
+    rep = compare_run(run, STUDIES.values(), cfg=cfg, n_boot=50, plots=False)
     by_source = {(r.source, r.rank): r.model for r in rep.ranking}
     assert {k[0] for k in by_source} == {"exp1", "exp2"} and len(rep.ranking) == 4
     assert sorted(r for s, r in by_source if s == "exp2") == [1, 2] == sorted(r for s, r in by_source if s == "exp1")
@@ -115,14 +115,12 @@ def test_the_comparison_ranks_exp1_and_exp2_apart(tmp_path: Path, cfg, capsys: p
 
 
 def test_two_runs_side_by_side(tmp_path: Path, cfg, capsys: pytest.CaptureFixture[str]) -> None:
-    from grace.studies import get_study
-
     trials = get_study("study2").load(ROOT / "data" / "study2.csv")[:96]
     rng = np.random.default_rng(2)
     for run, noise in (("run-a", 50.0), ("run-b", 0.5)):
         write_exp2(tmp_path / run / "m" / "study2", "m", "study2", study2_exp2_rows(
             trials, lambda t, s=noise: rng.dirichlet(1 + 100 / s * HUMAN.study2.cells[cell_of(t)])))
-    build_report(tmp_path / "run-b")
+    build_report(tmp_path / "run-b", STUDIES.values())
     assert main(["compare", str(tmp_path / "run-a"), str(tmp_path / "run-b"), "--bootstrap", "50",
                  "--no-plots"]) == 0
     out = tmp_path / "compare-run-a-vs-run-b"

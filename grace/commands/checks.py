@@ -8,7 +8,7 @@ from pathlib import Path
 
 from grace.commands.common import add_config_option, config_from
 from grace.manifests.settings import load_cluster_settings
-from grace.studies import get_study
+from grace.studies.registry import get_study
 from grace.versions import image_drift
 
 

@@ -16,7 +16,8 @@ from grace.progress import Progress as StageProgress
 from grace.run import safe_name
 from grace.serving import Endpoint
 from grace.stage import StageResult
-from grace.studies import Study, Trial, described, get_study
+from grace.studies import Study, Trial
+from grace.studies.registry import described, get_study
 
 
 def add_config_option(p: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ from grace.commands.common import add_config_option, config_from
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from grace.compare.report import compare_run, fitness, table_lines
 from grace.compare.runs import compare_runs
+from grace.studies.registry import STUDIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,13 +37,14 @@ def compare(args: argparse.Namespace) -> int:
     if len(args.run_dirs) > 1:
         first = Path(args.run_dirs[0])
         out = args.out or first.parent / ("compare-" + "-vs-".join(Path(d).name for d in args.run_dirs))
-        path, tables = compare_runs([Path(d) for d in args.run_dirs], Path(out), args.human, cfg=cfg, **options)
+        path, _ = compare_runs([Path(d) for d in args.run_dirs], STUDIES.values(), Path(out), args.human, cfg=cfg,
+                               **options)
         print(path.read_text(encoding="utf-8"))
         print(f"wrote {path}, {path.with_suffix('.json')}")
         return 0
     run_dir = Path(args.run_dirs[0])
-    rep = compare_run(run_dir, args.human, cfg=cfg, out_dir=args.out, **options)
-    print("\n".join(table_lines(rep.ranking, fitness(run_dir), links=False)))
+    rep = compare_run(run_dir, STUDIES.values(), args.human, cfg=cfg, out_dir=args.out, **options)
+    print("\n".join(table_lines(rep.ranking, STUDIES.values(), fitness(run_dir), links=False)))
     for note in rep.notes:
         print(f"note: {note}")
     out = Path(args.out) if args.out else run_dir / "compare"

@@ -1,9 +1,11 @@
 """`grace extract`: structured answers from free-text replies (rules, then optionally an LLM).
 
 Contract: `grace extract --study S --input FILE --output FILE [--llm-endpoint URL --llm-model NAME]`. The input
-is CSV or JSONL with `trial_id` and `response` columns (others are carried through, renamed `input_<name>` when
-they clash with an output field); the output is JSONL, one record per input row in the same order. With
-`--stage DIR` instead, a run folder's `<model>/<study>/exp1.jsonl` becomes `extracted.jsonl` there.
+is CSV or JSONL with `trial_id` and `response` columns (optional: `finish_reason`, `replicate`, `model`,
+`model_revision`; any other column is carried through under the record's `inputs`); the output is JSONL of
+the records the extraction stage writes (grace.records.ExtractedRecord), one per input row in the same order.
+With `--study-dir DIR` instead (older name `--stage`), a run folder's study folder's `<model>/<study>/exp1.jsonl`
+becomes `extracted.jsonl` there.
 `grace extract-eval FILE` scores extraction against annotated real answers (grace/extract/evaluate.py).
 """
 
@@ -13,22 +15,25 @@ import argparse
 import json
 import math
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from grace.checkpoint import atomic_path
+from grace.checkpoint import LoadReport, atomic_path, read_objects
 from grace.commands.common import config_from
 from grace.config import ExtractionConfig, ExtractionEndpoint
 from grace.errors import DataError, UserInputError
 from grace.extract import Reply, extract_rows, extract_stage
-from grace.extract.evaluate import evaluate, report_lines
+from grace.extract.engine import Extracted, extracted_record
+from grace.extract.evaluate import annotated_study, evaluate, report_lines
 from grace.extract.extractor import external_endpoint
+from grace.records import ExtractedRecord, now
 from grace.serving import Endpoint, ExternalServer, LocalVLLMServer
-from grace.studies import described, get_study
+from grace.studies.registry import STUDIES, described, get_study
 
-RESERVED = ("trial_id", "status", "method")
+OWN = ("trial_id", "response", "finish_reason", "replicate", "model", "model_revision")  # read, not carried
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True, help=f"the study ({described()})")
     p.add_argument("--input", type=Path, help="CSV or JSONL with trial_id and response columns")
     p.add_argument("--output", type=Path, help="JSONL to write: one record per input row, same order")
-    p.add_argument("--stage", type=Path, help="instead of --input/--output: a run folder's <model>/<study> dir")
+    p.add_argument("--study-dir", "--stage", dest="study_dir", type=Path, metavar="DIR",
+                   help="instead of --input/--output: a run folder's study folder, <model>/<study>/ (--stage: its "
+                        "older name)")
     p.add_argument("--llm-endpoint", default=None, help="OpenAI-compatible vLLM server for the LLM stage")
     p.add_argument("--llm-model", default=None, help="served model name at --llm-endpoint")
     p.add_argument("--llm-api-key-env", default=None, metavar="VAR",
@@ -65,23 +72,16 @@ def read_input(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {i}: not JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {i}: not a JSON object")
-            rows.append(row)
+        report = LoadReport()
+        rows = [row for _, row in read_objects(path, report)]
+        if report.truncated:
+            print(f"note: {path}: the last line is torn (no newline, not JSON): left out")
     else:
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
             raise DataError(f"{path}: not a readable CSV ({str(e).splitlines()[0]})") from None
-        rows = df.to_dict(orient="records")
+        rows = [{str(k): v for k, v in r.items()} for r in df.to_dict(orient="records")]
     if not rows:
         raise DataError(f"{path}: no rows")
     for col in ("trial_id", "response"):
@@ -100,16 +100,28 @@ def read_input(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def output_record(row: dict[str, Any], fields: dict[str, Any], status: str, method: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"trial_id": str(row["trial_id"])}
-    for k, v in row.items():
-        if k == "trial_id":
-            continue
-        out[f"input_{k}" if (k in fields or k in RESERVED) else k] = v
-    out.update(fields)
-    out["status"] = status
-    out["method"] = method
-    return out
+def _replicate(path: Path, i: int, value: Any) -> int:
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise DataError(f"{path}: row {i}, column 'replicate': {value!r} is not a whole number")
+
+
+def _text(row: dict[str, Any], name: str) -> str:
+    value = row.get(name)
+    return str(value) if value not in (None, "") else "unknown"
+
+
+def output_record(path: Path, i: int, row: dict[str, Any], res: Extracted, study: str, endpoint: Endpoint | None,
+                  started: datetime, finished: datetime) -> ExtractedRecord:
+    """Input row i and its result as the extraction stage's record; the row's other columns under `inputs`."""
+    return extracted_record(res, trial_id=str(row["trial_id"]), replicate=_replicate(path, i, row.get("replicate")),
+                            model=_text(row, "model"), model_revision=_text(row, "model_revision"), study=study,
+                            endpoint=endpoint, started=started, finished=finished,
+                            inputs={k: v for k, v in row.items() if k not in OWN})
 
 
 def _endpoint(args: argparse.Namespace) -> AbstractContextManager[Endpoint | None]:
@@ -127,40 +139,46 @@ def _endpoint(args: argparse.Namespace) -> AbstractContextManager[Endpoint | Non
 
 
 def extract(args: argparse.Namespace) -> int:
-    s = get_study(args.study)
-    if s.extraction is None:
-        raise UserInputError(f"no extraction schema for study {s.name!r}")
-    study = s.name
+    study = get_study(args.study)
+    if study.extraction is None:
+        raise UserInputError(f"no extraction schema for study {study.name!r}")
     cfg = config_from(args)
     ex = cfg.experiments_file.extraction
     server = _endpoint(args)
-    if args.stage:
+    if args.study_dir:
         if args.input or args.output:
-            raise UserInputError("use either --stage or --input/--output")
-        if not (args.stage / "exp1.jsonl").is_file():
-            raise DataError(f"{args.stage}: no exp1.jsonl")
+            raise UserInputError("use either --study-dir or --input/--output")
+        if not (args.study_dir / "exp1.jsonl").is_file():
+            raise DataError(f"{args.study_dir}: no exp1.jsonl")
         with server as ep:
-            summary = extract_stage(args.stage, study, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
+            summary = extract_stage(args.study_dir, study, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
         print(summary.line())
         for p in summary.outputs:
             print(f"wrote {p}")
         return 0
     if not args.input or not args.output:
-        raise UserInputError("--input and --output are required (or --stage DIR)")
+        raise UserInputError("--input and --output are required (or --study-dir DIR)")
     rows = read_input(args.input)
     replies = [Reply(r["response"], r.get("finish_reason") if isinstance(r.get("finish_reason"), str) else None)
                for r in rows]
+    for i, row in enumerate(rows, start=1):
+        _replicate(args.input, i, row.get("replicate"))  # refused before any LLM request
     with server as ep:
-        results, summary = extract_rows(study, replies, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
+        started = now()
+        results, summary = extract_rows(study.extraction, replies, ep, concurrency=ex.concurrency,
+                                        max_tokens=ex.max_tokens)
+        finished = now()
+        records = [output_record(args.input, i, row, res, study.name, ep, started, finished)
+                   for i, (row, res) in enumerate(zip(rows, results, strict=True), start=1)]
     with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for row, res in zip(rows, results, strict=True):
-            fh.write(json.dumps(output_record(row, res.fields, res.status, res.method), default=str) + "\n")
+        fh.writelines(rec.model_dump_json() + "\n" for rec in records)
     print(summary.line())
     print(f"wrote {args.output} ({len(rows)} records)")
     return 0
 
 
 def extract_eval(args: argparse.Namespace) -> int:
+    study = get_study(args.study) if args.study else annotated_study(STUDIES.values())
     cfg = config_from(args)
     ex = cfg.experiments_file.extraction
     server = _endpoint(args)
@@ -169,7 +187,7 @@ def extract_eval(args: argparse.Namespace) -> int:
         print(f"starting vLLM for {model.name} (profile {args.profile}) ...", flush=True)
         server = LocalVLLMServer(model, profile=args.profile, run_id="extract-eval")
     with server as ep:
-        rep = evaluate(args.file, ep, study=args.study, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
+        rep = evaluate(args.file, study, ep, concurrency=ex.concurrency, max_tokens=ex.max_tokens)
     print("\n".join(report_lines(rep)))
     if args.json:
         with atomic_path(args.json) as tmp:

@@ -1,4 +1,6 @@
-"""`grace plan`: planned GPU-hours of the full study per model and profile; `--run DIR`: actual hours of a run."""
+"""`grace plan`: planned GPU-hours of the full study per model and profile; `--run DIR`: actual hours of a run.
+
+The verb keeps its name; the estimate lives in grace/gpu_hours.py (a run's plan is grace.pipeline's Plan)."""
 
 from __future__ import annotations
 
@@ -10,21 +12,21 @@ from pathlib import Path
 from grace.commands.common import add_config_option, config_from
 from grace.config import PROFILES, Config, ProfileName
 from grace.errors import UserInputError
-from grace.plan import (
+from grace.gpu_hours import (
     CHARS_PER_TOKEN,
     LOCAL_STARTUP_S,
     PREFILL_WEIGHT,
     STARTUP_S,
+    HoursEstimate,
     Measured,
-    PlanRow,
     StudyLoad,
     actual_rows,
+    estimate_row,
     load_with,
     measure_run,
-    plan_row,
     pooled,
 )
-from grace.studies import get_study
+from grace.studies.registry import get_study
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,7 +86,7 @@ def _fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:,.{digits}f}"
 
 
-def print_plan(rows: list[PlanRow], loads: list[StudyLoad], args: argparse.Namespace) -> None:
+def print_estimates(rows: list[HoursEstimate], loads: list[StudyLoad], args: argparse.Namespace) -> None:
     print(f"planned hours, full study ({', '.join(f'{ld.study} {ld.trials} trials' for ld in loads)}); "
           f"experiments {'+'.join(args.experiments)}; prefill weight {args.prefill_weight:g}; "
           f"server start {_startup(args.startup_s, 1):g} s per model ({_startup(args.startup_s, 0):g} s local)")
@@ -123,7 +125,7 @@ def plan(args: argparse.Namespace) -> int:
     if args.tokens_from and not measured:
         raise UserInputError(f"{args.tokens_from}: no exp1.jsonl/exp2.jsonl records to measure tokens from")
     base = base_loads(cfg)
-    rows: list[PlanRow] = []
+    rows: list[HoursEstimate] = []
     profiles: list[ProfileName] = args.profile or list(PROFILES)
     for m in (cfg.model(n) for n in args.model) if args.model else cfg.models.values():
         if not args.model and not m.enabled:
@@ -133,7 +135,7 @@ def plan(args: argparse.Namespace) -> int:
             if pname not in m.profiles:
                 continue
             prof = m.profiles[pname]
-            rows.append(plan_row(m.name, pname, prof.gpu_count, prof.throughput_tokens_per_s, loads,
+            rows.append(estimate_row(m.name, pname, prof.gpu_count, prof.throughput_tokens_per_s, loads,
                                  experiments=args.experiments, prefill_weight=args.prefill_weight,
                                  startup_s=_startup(args.startup_s, prof.gpu_count)))
     if args.json:
@@ -141,5 +143,5 @@ def plan(args: argparse.Namespace) -> int:
         return 0
     if args.run is not None:
         print()
-    print_plan(rows, model_loads(base, "", measured, args.tokens_from) if measured else base, args)
+    print_estimates(rows, model_loads(base, "", measured, args.tokens_from) if measured else base, args)
     return 0

@@ -10,6 +10,7 @@ from grace.commands.common import add_config_option, config_from
 from grace.pipeline import EXPERIMENTS, backend_factory, make_plan
 from grace.preflight import PREFLIGHT_TRIALS, run_preflight
 from grace.run import safe_name
+from grace.studies.registry import get_studies
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def preflight(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     model = cfg.model(args.model)
     studies = args.studies or list(cfg.experiments_file.studies)
-    plan = make_plan(cfg, models=[model.name], studies=studies, experiments=args.experiments, sample=True,
+    plan = make_plan(cfg, models=[model.name], studies=get_studies(studies), experiments=args.experiments, sample=True,
                      profile=args.profile, limit=max(1, args.trials))
     out = args.out or Path("results") / safe_name(f"preflight-{model.name}")
     seed = cfg.experiment(studies[0], args.experiments[0]).sampling.seed

@@ -32,7 +32,7 @@ def query(args: argparse.Namespace) -> int:
         exp = exp.model_copy(update={"sampling": exp.sampling.model_copy(update={"max_tokens": args.max_tokens})})
     study, trials, path = load_trials(cfg, args)
     run = RunFolder(args.out or default_out("query", args))
-    out = run.stage_dir(model.name, study.name)
+    out = run.study_dir(model.name, study.name)
     print(f"{len(trials)} trials from {path} -> {out}")
     with serving(cfg, args, run.root.name, seed=exp.sampling.seed) as ep:
         total = len(trials) * exp.sampling.replications

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from grace.report import build_report
+from grace.studies.registry import STUDIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
-    path = build_report(args.run_dir)
+    # imported when the verb runs: the report draws with matplotlib, which the other verbs (grace query) never load
+    from grace.report.build import build_report
+
+    path = build_report(args.run_dir, STUDIES.values())
     data = json.loads((path.parent / "report.json").read_text(encoding="utf-8"))
     for model, studies in data["models"].items():
         for study, r in studies.items():

@@ -43,7 +43,7 @@ def score(args: argparse.Namespace) -> int:
     study, trials, src = load_trials(cfg, args)
     out_root = args.out or default_out("score" if path == "server" else f"score-{path}", args)
     run = RunFolder(out_root)
-    out = run.stage_dir(model.name, study.name)
+    out = run.study_dir(model.name, study.name)
     print(f"{len(trials)} trials from {src} -> {out} (path {path})")
     label = f"exp2 {model.name} {study.name} {path}"
     if path == "inprocess":

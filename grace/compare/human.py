@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,10 +117,10 @@ def file_kind(t: Table, parts: list[tuple[Study, Comparison]]) -> tuple[Study, C
     raise DataError(f"{t.path}: header: not a known human-data format (need {need}); see docs/compare.md")
 
 
-def load_human(paths: list[Path] | None = None) -> HumanData:
-    """The shipped baselines, with any user files replacing the part (study/kind) they provide."""
+def load_human(studies: Iterable[Study], paths: list[Path] | None = None) -> HumanData:
+    """The shipped baselines of these studies, with any user files replacing the part (study/kind) they provide."""
     d = human_dir()
-    parts = comparisons()
+    parts = comparisons(studies)
     data = HumanData({study.name: part.empty_human(d) for study, part in parts})
     defaults = [f for _, part in parts for f in part.default_files(d)]
     for path in [*defaults, *(Path(p) for p in paths or [])]:

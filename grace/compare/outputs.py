@@ -1,32 +1,32 @@
 """Reading a run folder for the comparison: which model/study outputs exist, each trial's condition, and the
 Exp 2 and extracted Exp 1 answers (the one adapter that knows those files' field names).
 
-Layout: RUN_DIR/<model>/<study>/exp2.jsonl (grace.records.Exp2Record) and extracted.jsonl (one line per Exp 1
-response: trial_id, replicate, status, method and the schema fields, either at the top level or under
-`fields`). A later line for a key replaces an earlier one, as in every checkpoint.
+Layout: RUN_DIR/<model>/<study>/exp2.jsonl (grace.records.Exp2Record) and extracted.jsonl (one
+grace.records.ExtractedRecord per Exp 1 response, the schema fields under `fields`), read as every checkpoint
+is (grace.checkpoint): a later line for a key replaces an earlier one, a torn last line is left out (noted).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from grace.checkpoint import Checkpoint
+from grace.checkpoint import Checkpoint, LoadReport
 from grace.config import Config
 from grace.errors import DataError, GraceError
-from grace.records import Exp2Record
-from grace.studies import STUDIES, Study, get_study
+from grace.records import Exp2Record, ExtractedRecord
+from grace.studies import Study
 
 STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
 TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
 
 
 @dataclass
-class StageOutputs:
+class StudyOutputs:
     """One model's outputs for one study, as the comparison needs them."""
 
     model: str  # the model name recorded in the files (falls back to the folder name)
@@ -42,34 +42,16 @@ class StageOutputs:
     notes: list[str] = field(default_factory=list)
 
 
-def extracted_row(line: dict[str, Any]) -> dict[str, Any]:
-    """The adapter for extracted.jsonl: trial_id, replicate, status, model and the schema fields, flattened (a
-    field under `fields` wins over the same name at the top level)."""
-    fields: dict[str, Any] = line["fields"] if isinstance(line.get("fields"), dict) else {}
-    top = {k: v for k, v in line.items() if k != "fields"}
-    return {
-        **top, **fields,
-        "trial_id": str(line["trial_id"]),
-        "replicate": int(line.get("replicate", 0)),
-        "status": str(line.get("status", "ok")),
-        "model": line.get("model"),
-    }
+def extracted_row(rec: ExtractedRecord) -> dict[str, Any]:
+    """One extracted record as the comparison reads it: its fields (trial_id, replicate, status, model, ...)
+    and the schema fields, flattened (a schema field wins over a record field of the same name)."""
+    top = rec.model_dump(mode="json", exclude={"fields"})
+    return {**top, **rec.fields}
 
 
-def read_extracted(path: Path) -> list[dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = extracted_row(json.loads(line))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            if i == len(lines):  # a truncated last line (crash mid-write)
-                continue
-            raise DataError(f"{path}: line {i}: not an extraction record (needs trial_id, status)") from None
-        rows[f"{row['trial_id']}#{row['replicate']}"] = row
-    return list(rows.values())
+def _torn(out: StudyOutputs, name: str, report: LoadReport) -> None:
+    if report.truncated:
+        out.notes.append(f"{name}: a torn last line (a write cut short), left out")
 
 
 def _text(v: Any) -> str:
@@ -121,17 +103,14 @@ def _conditions_from_csvs(study: Study, cfg: Config | None) -> dict[str, dict[st
     return out
 
 
-def load_stage(folder: Path, study_name: str, cfg: Config | None) -> StageOutputs:
-    study = get_study(study_name)
-    out = StageOutputs(model=folder.parent.name, study=study, folder=folder)
+def load_study(folder: Path, study: Study, cfg: Config | None) -> StudyOutputs:
+    out = StudyOutputs(model=folder.parent.name, study=study, folder=folder)
     exp2_path = folder / "exp2.jsonl"
     if exp2_path.exists():
         out.exp2_present = True
         ckpt = Checkpoint(exp2_path, Exp2Record)
-        recs = ckpt.load()
-        if ckpt.report.invalid:
-            out.notes.append(f"exp2.jsonl: {len(ckpt.report.invalid)} line(s) not valid Exp2Record, left out "
-                             f"(first: line {ckpt.report.invalid[0]})")
+        recs = ckpt.load(trim=False)
+        _torn(out, "exp2.jsonl", ckpt.report)
         for r in recs.values():
             out.model = r.model
             if r.status == "ok":
@@ -141,7 +120,9 @@ def load_stage(folder: Path, study_name: str, cfg: Config | None) -> StageOutput
     ext_path = folder / "extracted.jsonl"
     if ext_path.exists():
         out.exp1_present = True
-        out.extracted = read_extracted(ext_path)
+        extracted = Checkpoint(ext_path, ExtractedRecord)
+        out.extracted = [extracted_row(r) for r in extracted.load(trim=False).values()]
+        _torn(out, "extracted.jsonl", extracted.report)
         for line in out.extracted:
             if line.get("model"):
                 out.model = str(line["model"])
@@ -160,17 +141,18 @@ def load_stage(folder: Path, study_name: str, cfg: Config | None) -> StageOutput
     return out
 
 
-def discover(run_dir: Path, cfg: Config | None) -> list[StageOutputs]:
-    """Every RUN_DIR/<model>/<study>/ that holds exp2.jsonl or extracted.jsonl for a known study."""
+def discover(run_dir: Path, studies: Iterable[Study], cfg: Config | None) -> list[StudyOutputs]:
+    """Every RUN_DIR/<model>/<study>/ that holds exp2.jsonl or extracted.jsonl, for these studies."""
+    studies = list(studies)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: run folder not found")
     found = []
     for model_dir in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name not in {"compare", "report"}):
-        for study_name in STUDIES:
-            folder = model_dir / study_name
+        for study in studies:
+            folder = model_dir / study.name
             if any((folder / f).exists() for f in STAGE_FILES):
-                found.append(load_stage(folder, study_name, cfg))
+                found.append(load_study(folder, study, cfg))
     if not found:
         raise DataError(f"{run_dir}: no <model>/<study>/exp2.jsonl or extracted.jsonl to compare "
                         "(run `grace score` and `grace extract` first)")

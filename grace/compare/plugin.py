@@ -8,18 +8,17 @@ of the comparison with a note.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from grace.studies import STUDIES, Study
-
 if TYPE_CHECKING:  # human.py and report.py ask this module, so their types are for the annotations only
     from grace.compare.human import Table
-    from grace.compare.outputs import StageOutputs
+    from grace.compare.outputs import StudyOutputs
     from grace.compare.schema import RankedRow
+    from grace.studies.base import Study
 
 
 class Comparison(ABC):
@@ -52,7 +51,7 @@ class Comparison(ABC):
         return {}
 
     @abstractmethod
-    def compare(self, out: StageOutputs, human: Any, alpha: float, n_boot: int,
+    def compare(self, out: StudyOutputs, human: Any, alpha: float, n_boot: int,
                 rng: np.random.Generator) -> list[Any]:
         """One result (a pydantic model of the study's) per source, exp2 and exp1, of one model's outputs."""
 
@@ -69,7 +68,7 @@ class Comparison(ABC):
         return []
 
 
-def comparisons() -> list[tuple[Study, Comparison]]:
-    """Every registered study that has a comparison, with it, in comparison order."""
-    parts = [(s, s.comparison) for s in STUDIES.values() if s.comparison is not None]
+def comparisons(studies: Iterable[Study]) -> list[tuple[Study, Comparison]]:
+    """Each of these studies that has a comparison, with it, in comparison order."""
+    parts = [(s, s.comparison) for s in studies if s.comparison is not None]
     return sorted(parts, key=lambda p: p[1].order)

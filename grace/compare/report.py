@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from grace.compare.schema import CompareReport, RankedRow, VariantPair
 from grace.config import Config
 from grace.errors import DataError
 from grace.run import safe_name
-from grace.studies import STUDIES
+from grace.studies.base import Study
 from grace.ui_format import MISSING, fit_mark, interval, percent, shown_path, sig
 from grace.view.links import trials_link
 
@@ -47,10 +47,9 @@ def _num(x: float | None, fmt: str | None = None) -> str:
     return sig(x) if (x is None or fmt is None) else f"{x:{fmt}}"
 
 
-def _measures(study: str) -> tuple[str, ...]:
-    """The measures a study's ranking rows carry (its comparison's), none for a study no longer registered."""
-    s = STUDIES.get(study)
-    return s.comparison.measures if s is not None and s.comparison is not None else ()
+def _measures(studies: Iterable[Study]) -> dict[str, tuple[str, ...]]:
+    """The measures each study's ranking rows carry (its comparison's), by study name."""
+    return {s.name: s.comparison.measures for s in studies if s.comparison is not None}
 
 
 SOURCES = ("exp2", "exp1")  # Exp 2 (option probabilities) first, then Exp 1 (extracted answers)
@@ -103,18 +102,20 @@ def _trials_of(r: RankedRow) -> str:
     return trials_link(model=safe_name(r.model), study=r.study, phase="study", **extra)
 
 
-def table_lines(ranking: list[RankedRow], fit: dict[tuple[str, str], bool] | None = None,
+def table_lines(ranking: list[RankedRow], studies: Iterable[Study], fit: dict[tuple[str, str], bool] | None = None,
                 links: bool = True) -> list[str]:
     """The ranking as Markdown: one table per study and source (like with like), each model's measure with its
     interval and its data-quality verdict (`fit`, from the run's report); notes numbered under the tables, so
-    no long text widens a column. Each model links to its trials (`links`; the command prints them without)."""
+    no long text widens a column. Each model links to its trials (`links`; the command prints them without);
+    `studies` say which measures a row has."""
+    measures = _measures(studies)
     lines: list[str] = []
     notes: list[str] = []
     groups: dict[tuple[str, str], list[RankedRow]] = {}
     for r in ranking:
         groups.setdefault((r.study, r.source), []).append(r)
     for (study, source), rows in groups.items():
-        m = _measures(study)
+        m = measures.get(study, ())
         head = ["rank", "model", "data quality"] + (["JS divergence [95% CI]"] if "js" in m else []) + \
             (["r [95% CI]"] if "r" in m else []) + (["findings [95% CI]"] if "findings" in m else []) + \
             ["unparseable", "note"]
@@ -147,15 +148,17 @@ def fit_of(fit: dict[tuple[str, str], bool], model: str, study: str) -> str:
     return MISSING if v is None else fit_mark(v)
 
 
-def ranking_rows(ranking: list[RankedRow], fit: dict[tuple[str, str], bool] | None = None) -> list[dict[str, str]]:
+def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study],
+                 fit: dict[tuple[str, str], bool] | None = None) -> list[dict[str, str]]:
     """The ranking as rows for the UI's table artifact, narrow enough for its pane (its cells do not wrap): the
     same columns in every row (the UI takes them from the first), 3 significant digits, intervals as "[a, b]";
     ranked within study and source; "human-likeness" holds the study's own measure (JS divergence, lower is
     closer; else published findings reproduced), or why there is none; "quality" is the report's fit / not
     fit of the model on the study (`fit`, see `fitness`). Notes and r are in grace-compare-details."""
+    measures = _measures(studies)
     rows = []
     for r in ranking:
-        m = _measures(r.study)
+        m = measures.get(r.study, ())
         like = MISSING
         if r.status != "ok":
             like = f"not compared ({r.status})"
@@ -172,21 +175,24 @@ def ranking_rows(ranking: list[RankedRow], fit: dict[tuple[str, str], bool] | No
     return rows
 
 
-def markdown(rep: CompareReport, plots_drawn: bool = True, fit: dict[tuple[str, str], bool] | None = None) -> str:
+def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = True,
+             fit: dict[tuple[str, str], bool] | None = None) -> str:
+    studies = list(studies)
+    parts = comparisons(studies)
     out = [f"# Human comparison: run `{Path(rep.run_dir).name}`", "",
            f"Created {rep.created_at}; bootstrap {rep.n_boot} resamples of trials (seed {rep.seed}); "
            f"alpha {rep.alpha}; took {rep.seconds:.2f} s "
            f"({rep.seconds_plots:.2f} s of it for the plots).", "",
            "Human data: " + "; ".join(f"{k}: `{shown_path(v)}`" for k, v in rep.human_sources.items()), "",
-           " ".join(part.legend for _, part in comparisons() if part.legend), "",
-           "## Ranking", "", *table_lines(rep.ranking, fit), ""]
+           " ".join(part.legend for _, part in parts if part.legend), "",
+           "## Ranking", "", *table_lines(rep.ranking, studies, fit), ""]
     if rep.variants:
         out += ["## Quantized vs full precision", "", "| variant | base | study | source | JS variant | JS base | "
                 "findings variant | findings base |", "|---|---|---|---|---|---|---|---|"]
         out += [f"| {v.model} | {v.base} | {v.study} | {v.source} | {_num(v.model_js)} | {_num(v.base_js)} | "
                 f"{v.model_findings} | {v.base_findings} |" for v in rep.variants]
         out.append("")
-    for study, part in comparisons():
+    for study, part in parts:
         out += part.markdown(rep.results(study.name))
     if rep.notes:
         out += ["## Notes", "", *[f"- {n}" for n in rep.notes], ""]
@@ -196,20 +202,22 @@ def markdown(rep: CompareReport, plots_drawn: bool = True, fit: dict[tuple[str, 
     return "\n".join(out)
 
 
-def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Config | None = None,
-                out_dir: Path | None = None, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
-                alpha: float = 0.05, plots: bool = True) -> CompareReport:
-    """Compare every model/study in RUN_DIR with the human data; write out_dir (default RUN_DIR/compare)."""
+def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path] | None = None,
+                cfg: Config | None = None, out_dir: Path | None = None, n_boot: int = DEFAULT_BOOTSTRAP,
+                seed: int = DEFAULT_SEED, alpha: float = 0.05, plots: bool = True) -> CompareReport:
+    """Compare every model/study in RUN_DIR (of these studies) with the human data; write out_dir (default
+    RUN_DIR/compare)."""
+    studies = list(studies)
     t0 = time.perf_counter()
     if n_boot < 1:
         raise DataError("--bootstrap must be at least 1")
     if not 0 < alpha < 1:
         raise DataError("--alpha must lie between 0 and 1")
     run_dir = Path(run_dir)
-    human = load_human(human_files)
-    stages = discover(run_dir, cfg)
+    human = load_human(studies, human_files)
+    stages = discover(run_dir, studies, cfg)
     rng = np.random.default_rng(seed)
-    parts = comparisons()
+    parts = comparisons(studies)
     results: dict[str, list[Any]] = {study.name: [] for study, _ in parts}
     notes: list[str] = []
     for st in stages:
@@ -244,5 +252,5 @@ def compare_run(run_dir: Path, human_files: list[Path] | None = None, cfg: Confi
     rep.seconds = time.perf_counter() - t0
     write_json_atomic(out_dir / "compare.json", rep.model_dump(mode="json"))
     with atomic_path(out_dir / "compare.md") as tmp:
-        tmp.write_text(markdown(rep, plots_drawn=plots, fit=fitness(run_dir)), encoding="utf-8")
+        tmp.write_text(markdown(rep, studies, plots_drawn=plots, fit=fitness(run_dir)), encoding="utf-8")
     return rep

@@ -9,6 +9,7 @@ trials side by side.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from grace.compare.report import compare_run, fitness, ranking_rows
 from grace.compare.schema import CompareReport
 from grace.config import Config
 from grace.errors import UserInputError
+from grace.studies.base import Study
 from grace.ui_format import MISSING, md_table
 from grace.view.links import VIEWER, fragment
 
@@ -44,11 +46,11 @@ def _cell(row: dict[str, str] | None) -> str:
     return f"{row[LIKENESS]} · {row['quality']}"
 
 
-def side_by_side(sides: list[RunSide]) -> list[dict[str, Any]]:
+def side_by_side(sides: list[RunSide], studies: list[Study]) -> list[dict[str, Any]]:
     """One table per (study, source): a row per model in any run, a column per run (measure · fit)."""
     rows: dict[tuple[str, str], dict[str, dict[str, dict[str, str]]]] = {}
     for side in sides:
-        for r in ranking_rows(side.report.ranking, side.fit):
+        for r in ranking_rows(side.report.ranking, studies, side.fit):
             rows.setdefault((r["study"], r["source"]), {}).setdefault(r["model"], {})[side.name] = r
     tables = []
     for (study, source), by_model in rows.items():
@@ -79,18 +81,20 @@ def markdown(sides: list[RunSide], tables: list[dict[str, Any]], out: Path) -> s
     return "\n".join(lines)
 
 
-def compare_runs(run_dirs: list[Path], out: Path, human_files: list[Path] | None = None, cfg: Config | None = None,
-                 **options: Any) -> tuple[Path, list[dict[str, Any]]]:
-    """Compare each run (into OUT/<run>/) and write OUT/compare.md and compare.json side by side."""
+def compare_runs(run_dirs: list[Path], studies: Iterable[Study], out: Path, human_files: list[Path] | None = None,
+                 cfg: Config | None = None, **options: Any) -> tuple[Path, list[dict[str, Any]]]:
+    """Compare each run (into OUT/<run>/) on these studies and write OUT/compare.md and compare.json side by
+    side."""
+    studies = list(studies)
     names = [Path(d).name for d in run_dirs]
     if len(set(names)) != len(names):
         raise UserInputError(f"two run folders of the same name ({', '.join(names)}): compare folders named apart")
     sides = []
     for d in run_dirs:
         d = Path(d)
-        rep = compare_run(d, human_files, cfg=cfg, out_dir=out / d.name, **options)
+        rep = compare_run(d, studies, human_files, cfg=cfg, out_dir=out / d.name, **options)
         sides.append(RunSide(d, rep, fitness(d)))
-    tables = side_by_side(sides)
+    tables = side_by_side(sides, studies)
     write_json_atomic(out / "compare.json", {"runs": [str(s.run_dir) for s in sides], "tables": tables})
     target = out / "compare.md"
     with atomic_path(target) as tmp:

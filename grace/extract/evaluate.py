@@ -13,25 +13,26 @@ URL --llm-model M]`, or `python -m grace.extract.evaluate FILE`).
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grace.checkpoint import LoadReport, read_objects
 from grace.errors import DataError, UserInputError
 from grace.extract import llm
 from grace.extract.engine import Extracted, ExtractSummary, Reply, _merge, extract_rows
-from grace.extract.plugin import Annotations, Extraction, extraction_for
+from grace.extract.plugin import Annotations, Extraction
 from grace.extract.text import RuleResult
 from grace.serving.base import Endpoint
-from grace.studies import STUDIES
+from grace.studies.base import Study
 
 
 @dataclass(frozen=True)
-class Annotated:
+class AnnotatedAnswer:
     """One real answer and what people read from it, by answer field (None: people read none)."""
 
     trial_id: str
@@ -42,41 +43,30 @@ class Annotated:
         return self.values.get(name)
 
 
-def annotated_study(study: str | None = None) -> str:
-    """The study whose annotated answers are scored: `study`, or the one study that has annotations."""
-    if study is not None:
-        if extraction_for(study).annotations is None:
-            raise UserInputError(f"study {study!r} has no scoring of annotated answers")
-        return study
-    able = [name for name, s in STUDIES.items() if s.extraction is not None and s.extraction.annotations]
+def annotated_study(studies: Iterable[Study]) -> Study:
+    """The one study among these that scores annotated answers (the default of `grace extract-eval --study`)."""
+    able = [s for s in studies if s.extraction is not None and s.extraction.annotations]
     if len(able) != 1:
-        raise UserInputError(f"name the study of the annotated answers with --study (one of: {', '.join(able)})")
+        names = ", ".join(s.name for s in able)
+        raise UserInputError(f"name the study of the annotated answers with --study (one of: {names})")
     return able[0]
 
 
-def _annotations(study: str) -> tuple[Extraction, Annotations]:
-    part = extraction_for(study)
-    if part.annotations is None:
-        raise UserInputError(f"study {study!r} has no scoring of annotated answers")
+def _annotations(study: Study) -> tuple[Extraction, Annotations]:
+    part = study.extraction
+    if part is None or part.annotations is None:
+        raise UserInputError(f"study {study.name!r} has no scoring of annotated answers")
     return part, part.annotations
 
 
-def load_annotated(path: Path, study: str | None = None) -> list[Annotated]:
+def load_annotated(path: Path, study: Study, report: LoadReport | None = None) -> list[AnnotatedAnswer]:
     """The annotated answers of a JSONL file; a bad line is refused with its number and field."""
     path = Path(path)
-    _, ann = _annotations(annotated_study(study))
+    _, ann = _annotations(study)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    out: list[Annotated] = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {i}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: line {i}: not a JSON object")
+    out: list[AnnotatedAnswer] = []
+    for i, row in read_objects(path, report):  # a torn last line is left out (in `report`), any other bad one refused
         for key in ("trial_id", "response", "gold"):
             if key not in row:
                 raise DataError(f"{path}: line {i}: no {key!r} field")
@@ -88,7 +78,7 @@ def load_annotated(path: Path, study: str | None = None) -> list[Annotated]:
         def where(key: str, i: int = i) -> str:
             return f"{path}: line {i}, field 'gold.{key}'"
 
-        out.append(Annotated(str(row["trial_id"]), row["response"], ann.read_gold(row["gold"], where)))
+        out.append(AnnotatedAnswer(str(row["trial_id"]), row["response"], ann.read_gold(row["gold"], where)))
     if not out:
         raise DataError(f"{path}: no rows")
     return out
@@ -119,9 +109,9 @@ class StageScore:
     seconds: float = 0.0
 
 
-def score(items: list[Annotated], results: list[Extracted], stage: str, study: str | None = None) -> StageScore:
+def score(items: list[AnnotatedAnswer], results: list[Extracted], stage: str, study: Study) -> StageScore:
     """Per-field accuracy of one stage's results against the annotations (same order)."""
-    part, ann = _annotations(annotated_study(study))
+    part, ann = _annotations(study)
     scores = {name: FieldScore() for name in part.answer_fields}
     mismatches = []
     for item, res in zip(items, results, strict=True):
@@ -147,6 +137,7 @@ class EvalReport:
     stages: list[StageScore]
     llm_model: str | None = None
     tolerance: float = 0.0
+    torn: int = 0  # a torn last line of the file, left out
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "rows": self.rows, "llm_model": self.llm_model, "tolerance": self.tolerance,
@@ -155,18 +146,17 @@ class EvalReport:
                             "mismatches": s.mismatches} for s in self.stages]}
 
 
-def _llm_only(study: str, replies: list[Reply], endpoint: Endpoint, concurrency: int, max_tokens: int
+def _llm_only(part: Extraction, replies: list[Reply], endpoint: Endpoint, concurrency: int, max_tokens: int
               ) -> tuple[list[Extracted], ExtractSummary]:
     """The LLM stage asked for every field of every reply (as if the rules had read nothing), its values kept
     only where grounded in the reply: what the LLM could add on answers the rules cannot read."""
-    part = extraction_for(study)
     summary = ExtractSummary(total=len(replies))
-    answers = asyncio.run(llm.ask_many(endpoint, study, [r.response or "" for r in replies],
+    answers = asyncio.run(llm.ask_many(endpoint, part, [r.response or "" for r in replies],
                                        concurrency=concurrency, max_tokens=max_tokens))
     out = []
     for reply, ans in zip(replies, answers, strict=True):
         blank = RuleResult({**part.rules(None).fields, "notes": []}, "unparseable", list(part.answer_fields))
-        out.append(_merge(study, blank, reply.response or "", ans))
+        out.append(_merge(part, blank, reply.response or "", ans))
         summary.llm_errors += ans.values is None
         summary.llm_filled += out[-1].method == "llm"
     summary.llm_requests = len(replies)
@@ -175,12 +165,13 @@ def _llm_only(study: str, replies: list[Reply], endpoint: Endpoint, concurrency:
     return out, summary
 
 
-def evaluate(path: Path, endpoint: Endpoint | None = None, *, concurrency: int = 16, max_tokens: int = 200,
-             study: str | None = None) -> EvalReport:
-    """Score the rules alone; with an endpoint also rules + the LLM stage (the LLM on what the rules found
-    absent, as `grace extract` runs it) and the LLM alone on every field. `study`: see `annotated_study`."""
-    study = annotated_study(study)
-    items = load_annotated(path, study)
+def evaluate(path: Path, study: Study, endpoint: Endpoint | None = None, *, concurrency: int = 16,
+             max_tokens: int = 200) -> EvalReport:
+    """Score the study's rules alone; with an endpoint also rules + the LLM stage (the LLM on what the rules found
+    absent, as `grace extract` runs it) and the LLM alone on every field."""
+    part, ann = _annotations(study)
+    read = LoadReport()
+    items = load_annotated(path, study, read)
     replies = [Reply(a.response, "stop") for a in items]
     stages = []
     runs: list[tuple[str, Endpoint | None]] = [("rules", None)]
@@ -189,15 +180,15 @@ def evaluate(path: Path, endpoint: Endpoint | None = None, *, concurrency: int =
     for name, ep in runs:
         t0 = time.perf_counter()
         if name == "llm-only" and ep is not None:
-            results, summary = _llm_only(study, replies, ep, concurrency, max_tokens)
+            results, summary = _llm_only(part, replies, ep, concurrency, max_tokens)
         else:
-            results, summary = extract_rows(study, replies, ep, concurrency=concurrency, max_tokens=max_tokens)
+            results, summary = extract_rows(part, replies, ep, concurrency=concurrency, max_tokens=max_tokens)
         st = score(items, results, name, study)
         st.seconds = time.perf_counter() - t0
         st.summary = _summary(summary)
         stages.append(st)
-    tolerance = _annotations(study)[1].tolerance
-    return EvalReport(str(path), len(items), stages, endpoint.model if endpoint else None, tolerance)
+    return EvalReport(str(path), len(items), stages, endpoint.model if endpoint else None, ann.tolerance,
+                      torn=read.truncated)
 
 
 def _summary(s: ExtractSummary) -> dict[str, Any]:
@@ -221,6 +212,8 @@ def report_lines(rep: EvalReport) -> list[str]:
             lines.append(f"{'':<10} llm: {st.summary['llm_requests']} replies asked, {st.summary['llm_filled']} "
                          f"filled, {st.summary['llm_errors']} errors, {st.seconds:.1f}s")
     lines.append("w = a different value, m = empty where people read a value, i = a value where people read none")
+    if rep.torn:
+        lines.append("note: the file's last line is torn (no newline, not JSON): left out")
     return lines
 
 

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ValidationError
 from grace.chat import adapt
 from grace.client import RequestFailed, make_client, post_json
 from grace.config import Retry
-from grace.extract.plugin import extraction_for
+from grace.extract.plugin import Extraction
 from grace.progress import Progress
 from grace.serving.base import Endpoint
-from grace.serving.watch import Gate
+from grace.serving.gate import Gate
 
 SYSTEM = (
     "You read a participant's reply to a questionnaire and copy out the answers it states. "
@@ -31,29 +31,29 @@ SYSTEM = (
 )
 
 
-def request_schema(study: str) -> dict[str, Any]:
-    return extraction_for(study).llm_answer.model_json_schema()
+def request_schema(part: Extraction) -> dict[str, Any]:
+    return part.llm_answer.model_json_schema()
 
 
-def build_messages(study: str, response: str) -> list[dict[str, str]]:
-    user = f"{extraction_for(study).llm_task}\n\nThe reply:\n<<<\n{response}\n>>>\n\nAnswer in JSON."
+def build_messages(part: Extraction, response: str) -> list[dict[str, str]]:
+    user = f"{part.llm_task}\n\nThe reply:\n<<<\n{response}\n>>>\n\nAnswer in JSON."
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def request_regex(study: str) -> str:
-    """The JSON of `request_schema(study)` as a regular expression: compact, bounded numbers, no free whitespace."""
-    return extraction_for(study).llm_regex
+def request_regex(part: Extraction) -> str:
+    """The JSON of `request_schema(part)` as a regular expression: compact, bounded numbers, no free whitespace."""
+    return part.llm_regex
 
 
-def build_payload(study: str, response: str, model: str, max_tokens: int, mode: str = "regex",
+def build_payload(part: Extraction, response: str, model: str, max_tokens: int, mode: str = "regex",
                   stop_token_ids: tuple[int, ...] = ()) -> dict[str, Any]:
     """The chat request. mode "regex" (default) constrains to compact JSON of the schema; mode "json" passes the
     JSON schema itself, which on vLLM 0.32 lets a weak model emit blanks until max_tokens (xgrammar allows any
     whitespace, even with disable_any_whitespace)."""
-    constraint = {"regex": request_regex(study)} if mode == "regex" else {"json": request_schema(study)}
+    constraint = {"regex": request_regex(part)} if mode == "regex" else {"json": request_schema(part)}
     payload: dict[str, Any] = {
         "model": model,
-        "messages": build_messages(study, response),
+        "messages": build_messages(part, response),
         "temperature": 0.0,
         "max_tokens": max_tokens,
         "structured_outputs": constraint,
@@ -73,11 +73,11 @@ def for_endpoint(payload: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
     return out
 
 
-def parse_reply(study: str, content: str | None) -> BaseModel:
+def parse_reply(part: Extraction, content: str | None) -> BaseModel:
     """The model's JSON as the study's LLM model; ValueError when it is not valid JSON of that shape."""
     try:
         data = json.loads(content or "", strict=False)
-        return extraction_for(study).llm_answer.model_validate(data)
+        return part.llm_answer.model_validate(data)
     except (json.JSONDecodeError, ValidationError) as e:
         raise ValueError(f"not JSON of the schema: {str(e).splitlines()[0][:120]}") from None
 
@@ -92,12 +92,12 @@ class LLMAnswer:
 
 
 async def ask_many(
-    endpoint: Endpoint, study: str, responses: list[str], *, concurrency: int = 16, max_tokens: int = 200,
+    endpoint: Endpoint, part: Extraction, responses: list[str], *, concurrency: int = 16, max_tokens: int = 200,
     retry: Retry | None = None, progress: Progress | None = None, gate: Gate | None = None,
 ) -> list[LLMAnswer]:
     """One structured-output request per response, `concurrency` in flight; order kept.
 
-    Under the server gate (grace.serving.watch): waits through a server restart; raises its stop (server lost,
+    Under the server gate (grace.serving.gate): waits through a server restart; raises its stop (server lost,
     the first requests all rejected alike) once every request has settled."""
     retry = retry or Retry(attempts=3, request_timeout_s=300)
     gate = gate or Gate(endpoint)
@@ -114,7 +114,7 @@ async def ask_many(
         async def one(text: str) -> LLMAnswer:
             async with sem:
                 try:
-                    payload = for_endpoint(build_payload(study, text, endpoint.model, max_tokens,
+                    payload = for_endpoint(build_payload(part, text, endpoint.model, max_tokens,
                                                          stop_token_ids=endpoint.stop_token_ids), endpoint)
                     posted = await post_json(client, url, payload, retry)
                 except RequestFailed as e:
@@ -122,7 +122,7 @@ async def ask_many(
             choice = (posted.data.get("choices") or [{}])[0]
             content = (choice.get("message") or {}).get("content")
             try:
-                parsed = parse_reply(study, content)
+                parsed = parse_reply(part, content)
             except ValueError as e:
                 cut = " (cut by max_tokens)" if choice.get("finish_reason") == "length" else ""
                 return LLMAnswer(None, f"{e}{cut}", posted.attempts)

@@ -1,4 +1,6 @@
-"""The extracted records' JSON Schemas: `schemas/<study>.json`, generated from each study's `Extraction.fields`.
+"""The extracted records' JSON Schemas: `schemas/<study>.json`, one line of `extracted.jsonl` (the
+grace.records.ExtractedRecord the stage and `grace extract --input` write) with its `fields` those of the
+study's `Extraction.fields`.
 
 Run `python -m grace.extract.models` to rewrite the committed schemas after a change; a test checks that the
 committed files match the models.
@@ -7,25 +9,26 @@ committed files match the models.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
-from grace.extract.plugin import extraction_for
+from pydantic import create_model
+
+from grace.extract.plugin import extraction_of
 from grace.paths import project_root
-from grace.statuses import EXTRACTION_STATUSES as STATUSES
-from grace.studies import STUDIES
+from grace.records import ExtractedRecord
+from grace.studies.base import Study
 
 
-def schema_for(study: str) -> dict:
-    """The JSON Schema of one output record's schema fields plus status and method."""
-    model = extraction_for(study).fields
-    schema = model.model_json_schema()
-    schema["properties"]["trial_id"] = {"type": "string", "title": "Trial Id"}
-    schema["properties"]["status"] = {"enum": list(STATUSES), "type": "string", "title": "Status"}
-    schema["properties"]["method"] = {"enum": ["rules", "llm"], "type": "string", "title": "Method"}
-    schema["required"] = ["trial_id", "status", "method", *model.model_fields]
-    schema["additionalProperties"] = True  # input columns are carried through
+def schema_for(study: Study) -> dict:
+    """The JSON Schema of one extracted record of the study: every field written, `fields` the study's."""
+    answer = extraction_of(study).fields
+    record = create_model(f"{type(study).__name__}ExtractedRecord", __base__=ExtractedRecord, fields=(answer, ...))
+    schema = record.model_json_schema()
+    schema["required"] = list(schema["properties"])  # a written line has every field (defaults included)
+    schema["$defs"][answer.__name__]["required"] = list(answer.model_fields)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"https://grace.local/schemas/{study}.json"
+    schema["$id"] = f"https://grace.local/schemas/{study.name}.json"
     return schema
 
 
@@ -33,18 +36,20 @@ def schema_path(study: str) -> Path:
     return project_root() / "schemas" / f"{study}.json"
 
 
-def write_schemas() -> list[Path]:
-    """Every registered study's schema file (studies without an extraction stage have none)."""
+def write_schemas(studies: Iterable[Study]) -> list[Path]:
+    """Each study's schema file (studies without an extraction stage have none)."""
     paths = []
-    for name, study in STUDIES.items():
+    for study in studies:
         if study.extraction is None:
             continue
-        p = schema_path(name)
-        p.write_text(json.dumps(schema_for(name), indent=2) + "\n", encoding="utf-8")
+        p = schema_path(study.name)
+        p.write_text(json.dumps(schema_for(study), indent=2) + "\n", encoding="utf-8")
         paths.append(p)
     return paths
 
 
-if __name__ == "__main__":
-    for p in write_schemas():
+if __name__ == "__main__":  # every registered study's schema
+    from grace.studies.registry import STUDIES
+
+    for p in write_schemas(STUDIES.values()):
         print(p)

@@ -1,7 +1,7 @@
 """What a study gives the extraction stage: its answer schema, its rules, and what its LLM is asked.
 
-A study's `Extraction` (e.g. grace/studies/study1/extraction.py) is asked by the stage: the rules read every
-reply; the LLM is asked, under vLLM structured outputs, for the answer fields the rules found absent, and a
+A study's `Extraction` (e.g. grace/studies/study1/extraction.py) is handed to the stage, which asks it: the rules
+read every reply; the LLM is asked, under vLLM structured outputs, for the answer fields the rules found absent, and a
 value it gives is kept only where `grounded` finds it stated in the reply. The stage (engine.py, llm.py,
 models.py, evaluate.py) knows no study by name.
 """
@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from grace.extract.text import RuleResult
-from grace.studies import STUDIES
+
+if TYPE_CHECKING:  # a Study holds its parts: the studies import this module, not the other way round
+    from grace.studies.base import Study
 
 
 class AnswerFields(BaseModel):
@@ -83,10 +85,8 @@ class Annotations(ABC):
         return bool(got == want)
 
 
-def extraction_for(study: str) -> Extraction:
-    """The extraction part of the study named `study`; ValueError when there is none (or no such study)."""
-    s = STUDIES.get(study)
-    part = s.extraction if s is not None else None
-    if part is None:
-        raise ValueError(f"no extraction rules for study {study!r}")
-    return part
+def extraction_of(study: Study) -> Extraction:
+    """The study's extraction part; ValueError when it has none."""
+    if study.extraction is None:
+        raise ValueError(f"no extraction rules for study {study.name!r}")
+    return study.extraction

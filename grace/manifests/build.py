@@ -9,7 +9,7 @@ import hashlib
 import re
 from typing import Any
 
-from grace.config import GPU_PRODUCTS, Config, ExperimentConfig, ModelConfig, Profile
+from grace.config import Config, ExperimentConfig, ModelConfig, Profile
 from grace.errors import ConfigError
 from grace.manifests.settings import ClusterSettings
 from grace.serving.args import server_env, vllm_args
@@ -23,6 +23,10 @@ L_MODEL, L_STUDY, L_EXP, L_RUN, L_OWNER, L_FAMILY = (
 GPU_EXCEPTION_ANNOTATION = "grace/gpu-exception"
 GPU = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GPU_PRODUCTS = {  # per GPU profile, the GPU_PRODUCT_LABEL values its pods may be scheduled on
+    "rtx3090": ["NVIDIA-GeForce-RTX-3090"],
+    "a100": ["NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"],
+}
 _INVALID = re.compile(r"[^a-z0-9-]+")
 _LABEL_INVALID = re.compile(r"[^A-Za-z0-9._-]+")
 

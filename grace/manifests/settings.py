@@ -6,21 +6,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from grace.config import _format_error, _load_yaml
-from grace.errors import ConfigError
+from grace.config import Strict, parse_yaml_file
 from grace.paths import config_dir
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T)?$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PVC(_Strict):
+class PVC(Strict):
     name: str
     size: str
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"] = "ReadWriteMany"
@@ -33,39 +28,39 @@ class PVC(_Strict):
         return v
 
 
-class PVCs(_Strict):
+class PVCs(Strict):
     results: PVC
     model_cache: PVC
 
 
-class SecretRef(_Strict):
+class SecretRef(Strict):
     name: str
     key: str
 
 
-class Images(_Strict):
+class Images(Strict):
     vllm: str
     runner: str
 
 
-class JobResources(_Strict):
+class JobResources(Strict):
     cpu: Annotated[float, Field(gt=0)] = 2
     memory_gib: Annotated[float, Field(gt=0)] = 4
 
 
-class Jobs(_Strict):
+class Jobs(Strict):
     backoff_limit: Annotated[int, Field(ge=0, le=20)] = 2
     ttl_seconds_after_finished: Annotated[int, Field(ge=0)] = 86400
     active_deadline_seconds: Annotated[int, Field(gt=0)] = 172800
     resources: JobResources = JobResources()
 
 
-class Startup(_Strict):
+class Startup(Strict):
     probe_period_s: Annotated[int, Field(ge=1)] = 10
     probe_failure_threshold: Annotated[int, Field(ge=1)] = 180
 
 
-class ClusterSettings(_Strict):
+class ClusterSettings(Strict):
     namespace: str
     name_prefix: str
     kubernetes_version: str = "1.30"
@@ -104,11 +99,4 @@ def cluster_path(path: Path | str | None = None) -> Path:
 
 def load_cluster_settings(path: Path | str | None = None) -> ClusterSettings:
     """Read and check cluster.yaml; a mistake is one ConfigError line naming the file and field."""
-    from pydantic import ValidationError
-
-    p = cluster_path(path)
-    data = _load_yaml(p)
-    try:
-        return ClusterSettings.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_error(p, e)) from None
+    return parse_yaml_file(ClusterSettings, cluster_path(path))

@@ -1,5 +1,5 @@
-"""Validation and the data-quality report of a run folder (Markdown, JSON, PNG plots)."""
+"""Validation and the data-quality report of a run folder (Markdown, JSON, PNG plots): `build.build_report`.
 
-from grace.report.build import build_report
-
-__all__ = ["build_report"]
+Nothing is imported here: the studies' report parts import its checks, and a study is looked up without
+loading the plotting library (tests/test_imports.py).
+"""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,13 @@ from grace.report.checks import (
     MAX_TRUNCATION_RATE,
     MIN_OK_RATE,
     MIN_OPTION_MASS,
-    StageChecks,
+    StudyChecks,
     run_checks,
 )
-from grace.report.load import StageData, discover
+from grace.report.load import StudyData, discover
 from grace.report.plugin import ReportPart, report_part
 from grace.run import safe_name
+from grace.studies.base import Study
 from grace.ui_format import counts, fit_mark, mark, md_escape, sig
 from grace.view.links import VIEWER, check_link, trials_link
 
@@ -60,9 +62,9 @@ def _label(model: str, variants: dict[str, str]) -> str:
     return f"{model} (quantized variant of {variants[model]})" if model in variants else model
 
 
-def _pair_rows(base: StageData, var: StageData, sb: StageChecks, sv: StageChecks) -> dict[str, Any]:
+def _pair_rows(base: StudyData, var: StudyData, sb: StudyChecks, sv: StudyChecks) -> dict[str, Any]:
     """Side-by-side numbers of a full-precision model and its quantized variant on one study."""
-    def rate(sc: StageChecks, exp: str, key: str, name: str) -> Any:
+    def rate(sc: StudyChecks, exp: str, key: str, name: str) -> Any:
         return sc.metrics.get(exp, {}).get(key, {}).get(name)
 
     out: dict[str, Any] = {
@@ -80,12 +82,13 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
-def build_report(run_dir: Path) -> Path:
-    """Check every model x study of the run and write run_dir/report/{report.md, report.json, *.png}."""
+def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
+    """Check every model x study of the run (of these studies) and write run_dir/report/{report.md, report.json,
+    *.png}."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserInputError(f"{run_dir}: not a folder")
-    stages = discover(run_dir)
+    stages = discover(run_dir, studies)
     preflights = read_preflights(run_dir)
     if not stages and not preflights:
         raise UserInputError(f"{run_dir}: no <model>/<study>/ folders with exp1.jsonl, exp2.jsonl or extracted.jsonl")
@@ -95,14 +98,17 @@ def build_report(run_dir: Path) -> Path:
         old.unlink()
     variants = _variants()
     configs = _models()
-    by_study: dict[str, dict[str, StageData]] = {}
+    by_study: dict[str, dict[str, StudyData]] = {}
+    study_of: dict[str, Study] = {}
     for s in stages:
-        by_study.setdefault(s.study, {})[s.model] = s
+        by_study.setdefault(s.study.name, {})[s.model] = s
+        study_of[s.study.name] = s.study
 
-    results: dict[str, dict[str, StageChecks]] = {}
-    stage_plots: dict[tuple[str, str], list[str]] = {}
+    results: dict[str, dict[str, StudyChecks]] = {}
+    study_plots: dict[tuple[str, str], list[str]] = {}
     plot_notes: list[str] = []  # a plot left out because it would be empty, said in a sentence
     for study, models in by_study.items():
+        part = report_part(study_of[study])
         expected: set[str] = set()
         for d in models.values():
             for exp in ("exp1", "exp2"):
@@ -112,11 +118,11 @@ def build_report(run_dir: Path) -> Path:
             results.setdefault(model, {})[study] = sc
             paths = []
             if "extracted" in d.records:
-                paths = report_part(study).stage_plots(d, _label(model, variants), out, f"{safe_name(model)}_{study}")
-                if not paths and type(report_part(study)).stage_plots is not ReportPart.stage_plots:
+                paths = part.study_plots(d, _label(model, variants), out, f"{safe_name(model)}_{study}")
+                if not paths and type(part).study_plots is not ReportPart.study_plots:
                     plot_notes.append(f"{model} / {study}: no plot of its answers: none could be read from its "
                                       "replies")
-            stage_plots[(model, study)] = [p.name for p in paths]
+            study_plots[(model, study)] = [p.name for p in paths]
 
     run_plots: list[str] = []
     status_rows = [(f"{m} / {s}", sc.metrics["extracted"]["status"]) for m in _order(list(results), variants)
@@ -128,11 +134,11 @@ def build_report(run_dir: Path) -> Path:
         order = [m for m in _order(list(models), variants) if "extracted" in models[m].records]
         if not order:
             continue
-        drawn = report_part(study).compare_plot([(_label(m, variants), models[m]) for m in order],
-                                                out / f"compare_{study}.png")
+        drawn = report_part(study_of[study]).compare_plot([(_label(m, variants), models[m]) for m in order],
+                                                          out / f"compare_{study}.png")
         if drawn is not None:
             run_plots.append(drawn.name)
-        elif type(report_part(study)).compare_plot is not ReportPart.compare_plot:
+        elif type(report_part(study_of[study])).compare_plot is not ReportPart.compare_plot:
             plot_notes.append(f"{study}: no plot of the models side by side: no model's answers could be read")
         for var, base in variants.items():
             if var in models and base in models:
@@ -145,7 +151,7 @@ def build_report(run_dir: Path) -> Path:
         "thresholds": {"max_error_rate": MAX_ERROR_RATE, "max_truncation_rate": MAX_TRUNCATION_RATE,
                        "min_ok_rate": MIN_OK_RATE, "min_option_mass": MIN_OPTION_MASS},
         "models": {m: {s: {"fit": sc.fit, "reasons": sc.reasons, "checks": [c.as_dict() for c in sc.checks],
-                           "metrics": sc.metrics, "plots": stage_plots.get((m, s), [])}
+                           "metrics": sc.metrics, "plots": study_plots.get((m, s), [])}
                        for s, sc in sorted(studies.items())} for m, studies in sorted(results.items())},
         "preflight": preflights,
         "variant_pairs": [{**p, "rows": {k: list(v) for k, v in p["rows"].items()}} for p in pairs],

@@ -12,10 +12,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from grace.records import Exp2Record
-from grace.report.load import StageData
+from grace.records import Exp2Record, ServerWait
+from grace.report.load import StudyData
 from grace.report.plugin import ReportPart, report_part
-from grace.serving.watch import summarize_waits
+from grace.server_waits import summarize_waits
 
 MAX_ERROR_RATE = 0.01  # Exp 1 / Exp 2 requests that failed for good
 MAX_TRUNCATION_RATE = 0.20  # Exp 1 replies cut by max_tokens
@@ -41,7 +41,7 @@ class Check:
 
 
 @dataclass
-class StageChecks:
+class StudyChecks:
     model: str
     study: str
     checks: list[Check] = field(default_factory=list)
@@ -70,7 +70,7 @@ def probs_valid(probs: dict[str, float]) -> bool:
                                 for v in vals) and abs(sum(vals) - 1) <= PROB_TOL * max(1, len(vals)))
 
 
-def _rows_and_dupes(sc: StageChecks, exp: str, data: StageData, expected: set[str]) -> None:
+def _rows_and_dupes(sc: StudyChecks, exp: str, data: StudyData, expected: set[str]) -> None:
     keys = set(data.records[exp])
     missing = expected - keys
     extra = keys - expected
@@ -81,14 +81,12 @@ def _rows_and_dupes(sc: StageChecks, exp: str, data: StageData, expected: set[st
     sc.add(exp, "duplicate keys", not dupes, f"{len(dupes)} keys with more than one completed line"
            + (f" (e.g. {dupes[0]})" if dupes else ""))
     rep = data.reports.get(exp)
-    if rep is not None:
-        sc.add(exp, "readable lines", not rep.invalid,
-               f"{len(rep.invalid)} lines that are not valid records" + (f" (line {rep.invalid[0]})" if rep.invalid
-                                                                          else "")
-               + ("; a torn last line" if rep.truncated else ""), fatal=bool(rep.invalid))
+    if rep is not None:  # any other unreadable line stopped the reading with its line number (grace.checkpoint)
+        sc.add(exp, "readable lines", True, "0 lines that are not valid records"
+               + ("; a torn last line (left out)" if rep.truncated else ""), fatal=False)
 
 
-def check_exp1(sc: StageChecks, data: StageData, expected_keys: set[str]) -> None:
+def check_exp1(sc: StudyChecks, data: StudyData, expected_keys: set[str]) -> None:
     recs = list(data.exp1.values())
     n = len(recs)
     _rows_and_dupes(sc, "exp1", data, expected_keys)
@@ -116,7 +114,7 @@ def check_exp1(sc: StageChecks, data: StageData, expected_keys: set[str]) -> Non
     }
 
 
-def check_exp2(sc: StageChecks, data: StageData, expected_trials: set[str],
+def check_exp2(sc: StudyChecks, data: StudyData, expected_trials: set[str],
                min_option_mass: float = MIN_OPTION_MASS) -> None:
     recs = list(data.exp2.values())
     n = len(recs)
@@ -160,7 +158,7 @@ def option_mass_by_question(recs: list[Exp2Record]) -> dict[str, float | None]:
     return {q: (round(statistics.median(v), 6) if v else None) for q, v in values.items()}
 
 
-def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str], part: ReportPart) -> None:
+def check_extracted(sc: StudyChecks, data: StudyData, exp1_keys: set[str], part: ReportPart) -> None:
     recs = list(data.extracted.values())
     n = len(recs)
     _rows_and_dupes(sc, "extracted", data, exp1_keys)
@@ -176,7 +174,7 @@ def check_extracted(sc: StageChecks, data: StageData, exp1_keys: set[str], part:
     part.check_extracted(sc, recs)
 
 
-def agreement(sc: StageChecks, data: StageData, part: ReportPart) -> None:
+def agreement(sc: StudyChecks, data: StudyData, part: ReportPart) -> None:
     """Exp 1's stated answer vs Exp 2's argmax, over the trials where both exist (replicate 0... all)."""
     ex, e2 = data.extracted, data.exp2
     out = {}
@@ -198,9 +196,9 @@ def agreement(sc: StageChecks, data: StageData, part: ReportPart) -> None:
             for k, v in out.items()), fatal=False)
 
 
-def run_checks(data: StageData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS) -> StageChecks:
+def run_checks(data: StudyData, expected_trials: set[str], min_option_mass: float = MIN_OPTION_MASS) -> StudyChecks:
     """All checks of one model x study; `expected_trials` is the study's trial set over the whole run."""
-    sc = StageChecks(data.model, data.study)
+    sc = StudyChecks(data.model, data.study.name)
     part = report_part(data.study)
     exp1_keys: set[str] = set()
     if "exp1" in data.records:
@@ -221,10 +219,10 @@ def run_checks(data: StageData, expected_trials: set[str], min_option_mass: floa
     return sc
 
 
-def server_waits(sc: StageChecks, data: StageData) -> None:
-    """How long each stage waited for its server and why (grace.serving.watch): information, not a verdict."""
-    by_exp: dict[str, list[dict[str, Any]]] = {}
+def server_waits(sc: StudyChecks, data: StudyData) -> None:
+    """How long each stage waited for its server and why (grace.server_waits): information, not a verdict."""
+    by_exp: dict[str, list[ServerWait]] = {}
     for w in data.server_waits:
-        by_exp.setdefault(str(w.get("experiment")), []).append(w)
+        by_exp.setdefault(w.experiment, []).append(w)
     if by_exp:
         sc.metrics["server"] = {exp: summarize_waits(ws) for exp, ws in sorted(by_exp.items())}

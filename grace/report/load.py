@@ -1,32 +1,32 @@
-"""Reading a run folder for the report: which model x study stages exist, and their records as tables."""
+"""Reading a run folder for the report: which study folders (<model>/<study>/) exist, and their records as tables."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 
 from grace.checkpoint import Checkpoint, LoadReport
-from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record
-from grace.serving.watch import read_waits
-from grace.studies import STUDIES
+from grace.records import Exp1Record, Exp2Record, ExtractedRecord, Record, ServerWait
+from grace.server_waits import read_waits
+from grace.studies.base import Study
 
 
 @dataclass
-class StageData:
+class StudyData:
     """One model x study of a run: the latest record per key, raw line counts, and the design cells."""
 
     model: str
-    study: str
+    study: Study
     path: Path
     records: dict[str, dict[str, Record]] = field(default_factory=dict)  # experiment -> key -> record
     reports: dict[str, LoadReport] = field(default_factory=dict)
     done_lines: dict[str, dict[str, int]] = field(default_factory=dict)  # experiment -> key -> lines not "error"
     conditions: pd.DataFrame | None = None  # trial_id + design columns
-    server_waits: list[dict[str, Any]] = field(default_factory=list)  # server-waits.jsonl (grace.serving.watch)
+    server_waits: list[ServerWait] = field(default_factory=list)  # server-waits.jsonl (grace.server_waits)
 
     # Each experiment's records as their own type (FILES: each checkpoint is read with its record type).
     @property
@@ -56,38 +56,17 @@ FILES: dict[str, tuple[str, type[Record]]] = {
 }
 
 
-def _done_lines(path: Path) -> dict[str, int]:
-    """Lines per key whose status is not 'error' (a checkpoint may hold a failed line and its redo)."""
-    counts: dict[str, int] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(d, dict) or d.get("status") == "error":
-            continue
-        key = str(d.get("trial_id"))
-        if "replicate" in d:
-            key += f"#{d['replicate']}"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
-def conditions_table(stage_dir: Path, study: str | None = None) -> pd.DataFrame | None:
-    """trial_id and the study's design cell columns (`Study.condition_columns`) from the stage's tables; the study
-    is the folder's name (<model>/<study>/) unless given."""
-    s = STUDIES.get(study or Path(stage_dir).name)
-    if s is None:
-        return None
+def conditions_table(study_dir: Path, study: Study) -> pd.DataFrame | None:
+    """trial_id and the study's design cell columns (`Study.condition_columns`) from the stage's tables."""
     for name, reader in (("exp1.parquet", pd.read_parquet), ("exp1.csv", pd.read_csv),
                          ("exp2.parquet", pd.read_parquet), ("exp2.csv", pd.read_csv)):
-        p = stage_dir / name
+        p = study_dir / name
         if p.exists():
             try:
                 df = reader(p)
             except (OSError, ValueError):
                 continue
-            cols = [c for c in s.condition_columns if c in df.columns]
+            cols = [c for c in study.condition_columns if c in df.columns]
             if "trial_id" in df.columns and cols:
                 return df[["trial_id", *cols]].astype(str).drop_duplicates("trial_id")
     return None
@@ -98,8 +77,8 @@ def _read_only_load(ckpt: Checkpoint) -> dict[str, Record]:
     return ckpt.load(trim=False)
 
 
-def load_stage(model: str, study: str, path: Path) -> StageData:
-    data = StageData(model, study, path)
+def load_study(model: str, study: Study, path: Path) -> StudyData:
+    data = StudyData(model, study, path)
     for exp, (name, rtype) in FILES.items():
         p = path / name
         if not p.exists():
@@ -107,18 +86,19 @@ def load_stage(model: str, study: str, path: Path) -> StageData:
         ckpt = Checkpoint(p, rtype)
         data.records[exp] = _read_only_load(ckpt)
         data.reports[exp] = ckpt.report
-        data.done_lines[exp] = _done_lines(p)
+        data.done_lines[exp] = dict(ckpt.report.done_lines)  # a checkpoint may hold a failed line and its redo
     data.conditions = conditions_table(path, study)
     data.server_waits = read_waits(path)
     return data
 
 
-def discover(run_dir: Path) -> list[StageData]:
-    """Every <model>/<study>/ folder of the run holding at least one stage file."""
+def discover(run_dir: Path, studies: Iterable[Study]) -> list[StudyData]:
+    """Every <model>/<study>/ folder of the run, for these studies, holding at least one stage file."""
     out = []
+    studies = list(studies)
     for model_dir in sorted(p for p in Path(run_dir).iterdir() if p.is_dir() and p.name != "report"):
-        for study in STUDIES:
-            d = model_dir / study
+        for study in studies:
+            d = model_dir / study.name
             if d.is_dir() and any((d / name).exists() for name, _ in FILES.values()):
-                out.append(load_stage(model_dir.name, study, d))
+                out.append(load_study(model_dir.name, study, d))
     return out

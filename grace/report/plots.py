@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from grace.extract.models import STATUSES  # noqa: E402
+from grace.statuses import EXTRACTION_STATUSES as STATUSES  # noqa: E402
 
 STATUS_COLORS = {"ok": "#2e7d32", "partial": "#f9a825", "unparseable": "#c62828", "refused": "#6a1b9a"}
 

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from grace.studies import STUDIES
-
 if TYPE_CHECKING:  # checks.py asks this module, so its types are for the annotations only
     from grace.records import ExtractedRecord
-    from grace.report.checks import StageChecks
-    from grace.report.load import StageData
+    from grace.report.checks import StudyChecks
+    from grace.report.load import StudyData
+    from grace.studies.base import Study
 
 
 class ReportPart:
@@ -31,30 +30,29 @@ class ReportPart:
         v = fields.get(name)
         return None if v is None else str(v)
 
-    def check_extracted(self, sc: StageChecks, records: list[ExtractedRecord]) -> None:
+    def check_extracted(self, sc: StudyChecks, records: list[ExtractedRecord]) -> None:
         """Checks (and metrics) of the extracted values themselves, after the generic ones."""
         return None
 
-    def stage_plots(self, data: StageData, label: str, out_dir: Path, stem: str) -> list[Path]:
+    def study_plots(self, data: StudyData, label: str, out_dir: Path, stem: str) -> list[Path]:
         """Plots of one model's stage (files out_dir/<stem>_*.png); `label` names the model in titles."""
         return []
 
-    def compare_plot(self, per_model: list[tuple[str, StageData]], path: Path) -> Path | None:
+    def compare_plot(self, per_model: list[tuple[str, StudyData]], path: Path) -> Path | None:
         """One plot of every model's answers side by side (labelled), written to `path`; None: no such plot."""
         return None
 
-    def variant_rows(self, base: StageData, variant: StageData) -> dict[str, Any]:
+    def variant_rows(self, base: StudyData, variant: StudyData) -> dict[str, Any]:
         """Measures of a full-precision model beside its quantized variant: name -> (base, variant[, note])."""
         return {}
 
 
-def report_part(study: str) -> ReportPart:
+def report_part(study: Study) -> ReportPart:
     """The study's report part; the default (generic checks only) for a study without one."""
-    s = STUDIES.get(study)
-    return (s.report if s is not None else None) or ReportPart()
+    return study.report or ReportPart()
 
 
-def extracted_frame(data: StageData, columns: Callable[[dict[str, Any]], dict[str, Any]], names: tuple[str, ...]
+def extracted_frame(data: StudyData, columns: Callable[[dict[str, Any]], dict[str, Any]], names: tuple[str, ...]
                     ) -> pd.DataFrame:
     """trial_id, status and `columns(fields)` (a dict with the keys `names`) per extracted record, with the design
     cell columns joined."""
@@ -63,7 +61,7 @@ def extracted_frame(data: StageData, columns: Callable[[dict[str, Any]], dict[st
     return with_conditions(pd.DataFrame(rows, columns=["trial_id", "status", *names]), data)
 
 
-def with_conditions(df: pd.DataFrame, data: StageData) -> pd.DataFrame:
+def with_conditions(df: pd.DataFrame, data: StudyData) -> pd.DataFrame:
     if data.conditions is not None and not df.empty:
         return df.merge(data.conditions, on="trial_id", how="left")
     return df

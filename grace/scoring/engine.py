@@ -33,7 +33,7 @@ from grace.studies import Study, Trial
 
 SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say (each sends its reads batched)
 # Statuses from an HTTP 4xx. Before any request of the stage was answered they are held back: if the stage then
-# stops because its first requests were all rejected alike (grace.serving.watch), they are recorded as `error`
+# stops because its first requests were all rejected alike (grace.serving.gate), they are recorded as `error`
 # (redone on resume), since the fault was the stage's, not the trial's.
 REJECTED = ("rejected", "context_overflow")
 

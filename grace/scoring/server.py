@@ -61,11 +61,6 @@ async def _post(client: httpx.AsyncClient, endpoint: Endpoint, payload: dict[str
     return posted.data
 
 
-def parse_next_token(data: dict[str, Any], wanted: list[int]) -> dict[int, float]:
-    """The requested tokens' log-probabilities from a completion answered with `return_tokens_as_token_ids`."""
-    return parse_choice((data.get("choices") or [{}])[0], wanted)
-
-
 def parse_choice(choice: dict[str, Any], wanted: list[int]) -> dict[int, float]:
     """One choice's log-probabilities of `wanted` (token ids) at its one generated position."""
     tops = ((choice.get("logprobs") or {}).get("top_logprobs") or [None])[0]

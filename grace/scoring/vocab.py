@@ -7,7 +7,8 @@ tokens) and Llama-3's.
   (docker/Dockerfile: `python -m grace.scoring.vocab --out DIR`).
 - `hf_tokenizer()`: a transformers fast tokenizer with one of those vocabularies (and a chat template), the way
   tiktoken vocabularies are converted for the hub (byte-level BPE, the encoding's split pattern, its special
-  tokens at their ids): the tiny harmony model's tokenizer (scripts/make_models.py) and the Llama-3 tests'.
+  tokens at their ids): the tiny harmony model's tokenizer (scripts/make_models.py) and the Llama-3 tests'
+  (tests/support/vocab.py saves one).
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ import argparse
 import base64
 import hashlib
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from grace.paths import cache_dir
 
 O200K_FILE = "o200k_base.tiktoken"
-STAMP = ".grace-vocab"  # what a saved tokenizer was built from
 # The sha256 openai-harmony 0.0.8 pins for o200k_base.tiktoken (it refuses any other file).
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 
@@ -131,30 +130,6 @@ def hf_tokenizer(name: str, chat_template: str | None = None, **special: str) ->
     if chat_template is not None:
         out.chat_template = chat_template
     return out
-
-
-def saved_tokenizer(name: str, folder: Path, chat_template: str | None = None, **special: str) -> Any:
-    """`hf_tokenizer` saved in `folder` once (building one takes tens of seconds) and loaded from there."""
-    import quicktok
-    from transformers import AutoTokenizer
-
-    folder = Path(folder)
-    stamp = hashlib.sha256(repr((name, chat_template, sorted(special.items()), quicktok.__version__)).encode())
-    if not (folder / "tokenizer.json").is_file() or _read(folder / STAMP) != stamp.hexdigest():
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        hf_tokenizer(name, chat_template, **special).save_pretrained(tmp)
-        (tmp / STAMP).write_text(stamp.hexdigest())
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    return AutoTokenizer.from_pretrained(folder, local_files_only=True)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
-"""The serving contract: a backend is a context manager that yields an Endpoint and always tears down."""
+"""The serving contract: a backend is a context manager that yields an Endpoint and always tears down; while a
+stage runs, the endpoint carries its backend's `Watch`, which says how the server is (`Health`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Literal, Protocol
 
 import httpx
 
@@ -13,8 +14,29 @@ from grace.config import ModelConfig, Profile, Reasoning, SystemPrompt
 from grace.errors import ServerError
 from grace.serving.args import server_env
 
-if TYPE_CHECKING:
-    from grace.serving.watch import Watch
+
+@dataclass(frozen=True)
+class Health:
+    """What a backend says about its server: up; down (not answering, maybe restarting); gone for good."""
+
+    state: Literal["up", "down", "gone"]
+    reason: str = ""
+
+
+UP = Health("up")
+
+
+class Watch(Protocol):
+    """A backend's view of its server (grace.serving.watch has those of the backends): `check` must be quick
+    (seconds) and never raise."""
+
+    @property
+    def restart_timeout_s(self) -> float: ...  # read-only: a backend may derive it (its start timeout)
+
+    @property
+    def poll_s(self) -> float: ...
+
+    def check(self, endpoint: Endpoint) -> Health: ...
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """An already running OpenAI-compatible server: nothing to start, nothing to stop.
 
 All Grace can know about it is its readiness probe: while a stage runs, an endpoint that stops answering may be
-restarting (a pod behind a Service), so the stage waits up to `restart_timeout_s` for it (grace.serving.watch).
+restarting (a pod behind a Service), so the stage waits up to `restart_timeout_s` for it (grace.serving.gate).
 """
 
 from __future__ import annotations

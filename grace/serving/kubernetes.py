@@ -45,10 +45,10 @@ from grace.manifests.build import (
     vllm_service,
 )
 from grace.manifests.settings import ClusterSettings
-from grace.serving.base import Endpoint, wait_ready
+from grace.serving.base import UP, Endpoint, Health, wait_ready
 from grace.serving.inspect import inspect_endpoint
 from grace.serving.local import free_port
-from grace.serving.watch import UP, Health, probed
+from grace.serving.watch import probed
 
 FATAL_WAITING = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
                  "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -329,7 +329,7 @@ IMAGE_FATAL = FATAL_WAITING - {"CrashLoopBackOff"}  # a restart cannot fix these
 
 
 class KubernetesWatch:
-    """The server's Deployment and pods while a stage runs (grace.serving.watch): the Deployment deleted or
+    """The server's Deployment and pods while a stage runs (grace.serving.gate): the Deployment deleted or
     scaled to 0, an image that cannot be pulled, or a container crash-looping (`crash_loop_restarts` restarts
     since the server last answered) mean gone; a pod restarting, rescheduled or not ready means down, and the
     stage waits up to the server's start timeout for the readiness probe to pass again."""

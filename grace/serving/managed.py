@@ -41,11 +41,13 @@ class ManagedServer:
             backend.__exit__(None, None, None)
 
     def ensure_alive(self) -> Endpoint:
-        if self._endpoint is not None and probe(self._endpoint, timeout=30) is None:
+        """The endpoint, after one readiness probe; a server that fails it is restarted (a hung one costs one
+        probe's timeout, not two)."""
+        reason = probe(self._endpoint, timeout=30) if self._endpoint is not None else "not started"
+        if reason is None and self._endpoint is not None:
             return self._endpoint
         if self.restarts >= self.max_restarts:
-            raise ServerError(f"server restarted {self.restarts} times already; giving up")
-        reason = probe(self._endpoint, timeout=30) if self._endpoint else "not started"
+            raise ServerError(f"server restarted {self.restarts} times already; giving up ({reason})")
         log.warning("server not answering (%s): restarting it", reason)
         self.restarts += 1
         self._stop()

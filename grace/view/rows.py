@@ -6,21 +6,24 @@ extracted record (status, method, fields) and the trial's Exp 2 record (per ques
 probabilities, argmax and option mass, and the scored prompt), with the trial's design cell. A study run
 without Exp 1 gives one row per scored trial.
 
-The records are read as plain JSON, not through the pydantic records: the viewer shows whatever a run wrote,
-fields of a later or earlier Grace included (a prompt `variant`, an option order), and a line that is not
-JSON is counted, not fatal. As in every checkpoint, a later line for a key replaces an earlier one.
+The records are read as JSON objects (grace.checkpoint.read_objects), not through the pydantic records: the
+viewer shows whatever a run wrote, fields of a later or earlier Grace included (a prompt `variant`, an option
+order). The reading policy is every JSONL reader's: a torn last line is left out and counted, any other bad
+line is an error. As in every checkpoint, a later line for a key replaces an earlier one.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grace.checkpoint import LoadReport, read_objects
+from grace.errors import DataError
 from grace.report.load import conditions_table
-from grace.studies import STUDIES
+from grace.studies.base import Study
+from grace.studies.registry import STUDIES
 
 STAGE_FILES = {"exp1": "exp1.jsonl", "exp2": "exp2.jsonl", "extracted": "extracted.jsonl"}
 # Record fields every row shows in its own place; anything else a record carries is shown under "more".
@@ -34,33 +37,27 @@ EXTRACTED_SHOWN = COMMON | {"method", "extraction_model", "fields"}
 
 @dataclass
 class Unreadable:
-    """Lines of a stage file that are not a JSON record (a torn last line, a hand edit): counted, left out."""
+    """A stage file's torn last line (a crash mid-write): counted, left out."""
 
     path: str
     lines: list[int] = field(default_factory=list)
 
 
-def read_records(path: Path, unreadable: list[Unreadable] | None = None) -> dict[str, dict[str, Any]]:
-    """key -> the last record of that key in a JSONL stage file (key: trial_id, and #replicate when present)."""
+def read_stage_file(path: Path, unreadable: list[Unreadable] | None = None) -> dict[str, dict[str, Any]]:
+    """key -> the last record of that key in a JSONL stage file (key: trial_id, and #replicate when present),
+    under Grace's one reading policy (grace.checkpoint): a torn last line is left out and listed in
+    `unreadable`; any other bad line, or a record without a trial_id, is a DataError naming the file and line."""
     out: dict[str, dict[str, Any]] = {}
-    bad = Unreadable(str(path))
     if not path.exists():
         return out
-    for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            bad.lines.append(i)
-            continue
-        if not isinstance(rec, dict) or "trial_id" not in rec:
-            bad.lines.append(i)
-            continue
+    report = LoadReport()
+    for i, rec in read_objects(path, report):
+        if "trial_id" not in rec:
+            raise DataError(f"{path}: line {i}: a record without a trial_id")
         key = str(rec["trial_id"]) + (f"#{rec['replicate']}" if "replicate" in rec else "")
         out[key] = rec
-    if bad.lines and unreadable is not None:
-        unreadable.append(bad)
+    if report.truncated and unreadable is not None:  # the torn line is the file's last
+        unreadable.append(Unreadable(str(path), [path.read_bytes().count(b"\n") + 1]))
     return out
 
 
@@ -102,7 +99,7 @@ def _extracted(rec: dict[str, Any]) -> dict[str, Any]:
             "fields": rec.get("fields") or {}, "error": rec.get("error"), "more": _rest(rec, EXTRACTED_SHOWN)}
 
 
-def _conditions(stage_dir: Path, study: str) -> dict[str, dict[str, str]]:
+def _conditions(stage_dir: Path, study: Study) -> dict[str, dict[str, str]]:
     """trial_id -> the design cell (the study's condition columns) from the stage's tables."""
     table = conditions_table(stage_dir, study)
     if table is None:
@@ -111,10 +108,10 @@ def _conditions(stage_dir: Path, study: str) -> dict[str, dict[str, str]]:
     return {str(r["trial_id"]): {c: str(r[c]) for c in cols} for r in table.to_dict("records")}
 
 
-def stage_rows(stage_dir: Path, *, run: str, model: str, study: str, phase: str,
+def stage_rows(stage_dir: Path, *, run: str, model: str, study: Study, phase: str,
                unreadable: list[Unreadable] | None = None) -> list[dict[str, Any]]:
     """The rows of one model x study folder (the study's own, or its preflight's)."""
-    recs = {exp: read_records(stage_dir / name, unreadable) for exp, name in STAGE_FILES.items()}
+    recs = {exp: read_stage_file(stage_dir / name, unreadable) for exp, name in STAGE_FILES.items()}
     cond = _conditions(stage_dir, study)
     exp2_by_trial = {str(r["trial_id"]): r for r in recs["exp2"].values()}
     keys = list(recs["exp1"]) or [f"{t}#0" for t in exp2_by_trial]
@@ -129,7 +126,7 @@ def stage_rows(stage_dir: Path, *, run: str, model: str, study: str, phase: str,
         e2 = exp2_by_trial.get(trial) if first_rep.get(trial) == key else None  # one row per trial carries Exp 2
         variant = next((r.get("variant") for r in (e1, e2, ex) if r and r.get("variant") is not None), None)
         rows.append({
-            "run": run, "model": model, "study": study, "phase": phase,
+            "run": run, "model": model, "study": study.name, "phase": phase,
             "trial": trial, "replicate": int(rep) if rep.isdigit() else 0, "variant": variant,
             "condition": cond.get(trial, {}),
             "exp1": _exp1(e1) if e1 else None, "extracted": _extracted(ex) if ex else None,
@@ -138,12 +135,12 @@ def stage_rows(stage_dir: Path, *, run: str, model: str, study: str, phase: str,
     return rows
 
 
-def _stage_dirs(run_dir: Path) -> Iterator[tuple[str, str, str, Path]]:
-    """(model folder, study, phase, folder) of every stage folder in a run folder."""
+def _stage_dirs(run_dir: Path) -> Iterator[tuple[str, Study, str, Path]]:
+    """(model folder, study, phase, folder) of every study folder in a run folder (of a registered study)."""
     for model_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
         for phase, base in (("study", model_dir), ("preflight", model_dir / "preflight")):
-            for study in STUDIES:
-                d = base / study
+            for study in STUDIES.values():
+                d = base / study.name
                 if d.is_dir() and any((d / f).exists() for f in STAGE_FILES.values()):
                     yield model_dir.name, study, phase, d
 

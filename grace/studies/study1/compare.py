@@ -19,12 +19,11 @@ import numpy as np
 
 from grace.compare.human import Table
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, interval, paired_greater, paired_greater_boot
-from grace.compare.outputs import StageOutputs
+from grace.compare.outputs import StudyOutputs
 from grace.compare.plugin import Comparison
 from grace.compare.schema import RankedRow
 from grace.studies.study1 import human as human_data
 from grace.studies.study1.human import Finding, Study1Human
-from grace.studies.study1.plots import plot_study1
 from grace.studies.study1.results import ConditionPosterior, FindingResult, KnowledgeResult, Study1Result
 from grace.studies.study1.study import STATES
 from grace.ui_format import MISSING, counts, md_escape, md_table, sig
@@ -44,12 +43,12 @@ class Bets:
     statuses: Counter[str] = field(default_factory=Counter)
 
 
-def _condition(out: StageOutputs, trial_id: str) -> Condition | None:
+def _condition(out: StudyOutputs, trial_id: str) -> Condition | None:
     c = out.conditions.get(trial_id)
     return (int(c["access"]), int(c["observe"])) if c else None
 
 
-def exp2_bets(out: StageOutputs) -> Bets:
+def exp2_bets(out: StudyOutputs) -> Bets:
     bets = Bets(n_responses=len(out.exp2), statuses=Counter({"ok": len(out.exp2), **out.exp2_not_ok}))
     for rec in out.exp2:
         cond = _condition(out, rec.trial_id)
@@ -84,7 +83,7 @@ def _probabilities(value: object) -> np.ndarray | None:
     return 100 * p / p.sum()
 
 
-def exp1_bets(out: StageOutputs) -> Bets:
+def exp1_bets(out: StudyOutputs) -> Bets:
     bets = Bets()
     post: dict[str, list[np.ndarray]] = {}
     know: dict[str, list[float]] = {}
@@ -198,7 +197,7 @@ def compare_bets(model: str, source: str, bets: Bets, human: Study1Human, alpha:
     return res
 
 
-def compare_study1(out: StageOutputs, human: Study1Human, alpha: float = 0.05, n_boot: int = DEFAULT_BOOTSTRAP,
+def compare_study1(out: StudyOutputs, human: Study1Human, alpha: float = 0.05, n_boot: int = DEFAULT_BOOTSTRAP,
                    rng: np.random.Generator | None = None) -> list[Study1Result]:
     results = []
     if out.exp2_present:
@@ -276,7 +275,7 @@ class Study1Comparison(Comparison):
     def sources(self, human: Study1Human) -> dict[str, str]:
         return {"study1 findings": human.source, "study1 knowledgeability": human.knowledge_source}
 
-    def compare(self, out: StageOutputs, human: Study1Human, alpha: float, n_boot: int,
+    def compare(self, out: StudyOutputs, human: Study1Human, alpha: float, n_boot: int,
                 rng: np.random.Generator) -> list[Study1Result]:
         return compare_study1(out, human, alpha, n_boot, rng)
 
@@ -294,4 +293,7 @@ class Study1Comparison(Comparison):
     def plots(self, results: list[Study1Result], human: Study1Human, out_dir: Path) -> list[Path]:
         if not any(r.status == "ok" for r in results):
             return []
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study1.plots import plot_study1
+
         return [plot_study1(results, human, out_dir / "study1.png")]

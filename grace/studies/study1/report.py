@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 
 from grace.records import ExtractedRecord
-from grace.report.checks import StageChecks, probs_valid
-from grace.report.load import StageData
+from grace.report.checks import StudyChecks, probs_valid
+from grace.report.load import StudyData
 from grace.report.plugin import ReportPart, extracted_frame, with_conditions
-from grace.studies.study1.plots import compare_models, posterior_by_condition
 from grace.studies.study1.study import STATES
 
 P_COLUMNS = tuple(f"p{s}" for s in STATES)
@@ -24,12 +23,12 @@ def _bets(fields: dict[str, Any]) -> dict[str, Any]:
     return {f"p{s}": probs.get(s, np.nan) for s in STATES}
 
 
-def bets_frame(data: StageData) -> pd.DataFrame:
+def bets_frame(data: StudyData) -> pd.DataFrame:
     """trial_id, status, p0..p3 (the extracted posterior bets) and the design cell, per extracted record."""
     return extracted_frame(data, _bets, P_COLUMNS)
 
 
-def exp2_frame(data: StageData, question: str) -> pd.DataFrame | None:
+def exp2_frame(data: StudyData, question: str) -> pd.DataFrame | None:
     """trial_id, p0..p3 (Exp 2's option probabilities of `question`) and the design cell, per scored trial."""
     recs = data.exp2
     if not recs:
@@ -56,22 +55,28 @@ class Study1Report(ReportPart):
         winners = [k for k, v in probs.items() if abs(v - top) < 1e-12]
         return winners[0] if len(winners) == 1 else None  # a tie has no single stated answer
 
-    def check_extracted(self, sc: StageChecks, records: list[ExtractedRecord]) -> None:
+    def check_extracted(self, sc: StudyChecks, records: list[ExtractedRecord]) -> None:
         bad = sum(1 for r in records if r.fields.get("probabilities") and not probs_valid(r.fields["probabilities"]))
         sc.add("extracted", "probabilities", bad == 0, f"{bad} parsed probability sets outside [0,1] or not summing "
                "to 1")
         sc.metrics["extracted"]["probabilities_not_summing_to_100"] = sum(
             1 for r in records if r.fields.get("sums_to_100") is False)
 
-    def stage_plots(self, data: StageData, label: str, out_dir: Path, stem: str) -> list[Path]:
+    def study_plots(self, data: StudyData, label: str, out_dir: Path, stem: str) -> list[Path]:
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study1.plots import posterior_by_condition
+
         drawn = posterior_by_condition(bets_frame(data), exp2_frame(data, "posterior"),
                                        f"{label}: posterior bets (study 1)", out_dir / f"{stem}_posterior.png")
         return [drawn] if drawn else []
 
-    def compare_plot(self, per_model: list[tuple[str, StageData]], path: Path) -> Path | None:
+    def compare_plot(self, per_model: list[tuple[str, StudyData]], path: Path) -> Path | None:
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study1.plots import compare_models
+
         return compare_models([(label, bets_frame(d)) for label, d in per_model], path)
 
-    def variant_rows(self, base: StageData, variant: StageData) -> dict[str, Any]:
+    def variant_rows(self, base: StudyData, variant: StudyData) -> dict[str, Any]:
         eb, ev = bets_frame(base), bets_frame(variant)
         ep = [float((f[list(P_COLUMNS)].dropna().to_numpy() @ np.arange(4)).mean()) if f[["p0"]].dropna().size
               else None for f in (eb, ev)]

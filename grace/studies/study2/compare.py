@@ -16,12 +16,11 @@ import numpy as np
 
 from grace.compare.human import Table
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, fit_distributions, interval
-from grace.compare.outputs import StageOutputs
+from grace.compare.outputs import StudyOutputs
 from grace.compare.plugin import Comparison
 from grace.compare.schema import RankedRow
 from grace.studies.study2 import human as human_data
 from grace.studies.study2.human import CELLS, Study2Human
-from grace.studies.study2.plots import plot_study2
 from grace.studies.study2.results import CellResult, Study2Result
 from grace.studies.study2.study import UTTERANCES
 from grace.ui_format import MISSING, counts, md_table, sig
@@ -30,7 +29,7 @@ from grace.ui_format import interval as shown_interval
 Cell = tuple[str, str]
 
 
-def exp2_trials(out: StageOutputs) -> tuple[dict[Cell, list[np.ndarray]], list[str]]:
+def exp2_trials(out: StudyOutputs) -> tuple[dict[Cell, list[np.ndarray]], list[str]]:
     """Per cell, the per-trial distributions over UTTERANCES from Exp 2 records; plus problems found."""
     cells: dict[Cell, list[np.ndarray]] = {}
     problems: list[str] = []
@@ -50,7 +49,7 @@ def exp2_trials(out: StageOutputs) -> tuple[dict[Cell, list[np.ndarray]], list[s
     return cells, problems
 
 
-def exp1_trials(out: StageOutputs) -> tuple[dict[Cell, list[np.ndarray]], int, int, Counter[str]]:
+def exp1_trials(out: StudyOutputs) -> tuple[dict[Cell, list[np.ndarray]], int, int, Counter[str]]:
     """Per cell the per-trial choice frequencies; responses read; responses without a usable utterance."""
     by_trial: dict[str, list[int | None]] = {}
     statuses: Counter[str] = Counter()
@@ -108,7 +107,7 @@ def compare_cells(model: str, source: str, cells: dict[Cell, list[np.ndarray]], 
     return res
 
 
-def compare_study2(out: StageOutputs, human: Study2Human, n_boot: int = DEFAULT_BOOTSTRAP,
+def compare_study2(out: StudyOutputs, human: Study2Human, n_boot: int = DEFAULT_BOOTSTRAP,
                    rng: np.random.Generator | None = None) -> list[Study2Result]:
     """One result per source present (exp2, exp1) for this model's study 2 outputs."""
     results = []
@@ -183,7 +182,7 @@ class Study2Comparison(Comparison):
     def sources(self, human: Study2Human) -> dict[str, str]:
         return {"study2": human.source}
 
-    def compare(self, out: StageOutputs, human: Study2Human, alpha: float, n_boot: int,
+    def compare(self, out: StudyOutputs, human: Study2Human, alpha: float, n_boot: int,
                 rng: np.random.Generator) -> list[Study2Result]:
         return compare_study2(out, human, n_boot, rng)
 
@@ -200,6 +199,9 @@ class Study2Comparison(Comparison):
         return [line for r in results for line in markdown(r)]
 
     def plots(self, results: list[Study2Result], human: Study2Human, out_dir: Path) -> list[Path]:
+        # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
+        from grace.studies.study2.plots import plot_study2
+
         drawn = []
         for source in ("exp2", "exp1"):
             res = [r for r in results if r.source == source and r.status == "ok"]

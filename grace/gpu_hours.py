@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from grace.checkpoint import read_objects
+
 PREFILL_WEIGHT = 0.1  # cost of one prompt token relative to one output token in batched serving
 STARTUP_S = 300.0  # per model: pull/load weights, start the server, warm up (GPU profiles)
 LOCAL_STARTUP_S = 60.0  # the local CPU server: imports and a small model
@@ -42,7 +44,9 @@ class StudyLoad:
 
 
 @dataclass(frozen=True)
-class PlanRow:
+class HoursEstimate:
+    """One model and profile's planned hours of the full study (a row of `grace plan`)."""
+
     model: str
     profile: str
     gpu_count: int
@@ -97,28 +101,26 @@ def gpu_hours(hours: float, gpu_count: int) -> float:
     return hours * max(1, gpu_count)
 
 
-def plan_row(model: str, profile: str, gpu_count: int, throughput: float | None, loads: list[StudyLoad], *,
+def estimate_row(model: str, profile: str, gpu_count: int, throughput: float | None, loads: list[StudyLoad], *,
              experiments: Iterable[str] = ("exp1", "exp2"), prefill_weight: float = PREFILL_WEIGHT,
-             startup_s: float = STARTUP_S) -> PlanRow:
+             startup_s: float = STARTUP_S) -> HoursEstimate:
     exps = list(experiments)
     tokens = sum(study_tokens(ld, exps, prefill_weight) for ld in loads)
     hours = planned_hours(tokens, throughput, startup_s) if throughput else None
     source = "; ".join(sorted({ld.source for ld in loads}))
-    return PlanRow(model, profile, gpu_count, throughput, tokens, hours,
+    return HoursEstimate(model, profile, gpu_count, throughput, tokens, hours,
                    gpu_hours(hours, gpu_count) if hours is not None else None, source)
 
 
 # --- measured tokens per trial, from a run folder ---------------------------------------------------------
 
 def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    """The records of a checkpoint as JSON objects (older records too: read field by field), under the
+    checkpoint module's reading policy: a torn last line left out, any other bad line an error."""
     if not path.exists():
         return
-    with path.open() as f:
-        for line in f:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue  # a truncated last line
+    for _, obj in read_objects(path):
+        yield obj
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,10 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def measure_stage_dir(stage_dir: Path) -> Measured:
+def measure_study_dir(study_dir: Path) -> Measured:
     """Token and request means from <run>/<model>/<study>/exp1.jsonl and exp2.jsonl (ok-ish records only)."""
-    e1 = [r for r in _jsonl(stage_dir / "exp1.jsonl") if r.get("completion_tokens") is not None]
-    e2 = [r for r in _jsonl(stage_dir / "exp2.jsonl") if r.get("status") == "ok"]
+    e1 = [r for r in _jsonl(study_dir / "exp1.jsonl") if r.get("completion_tokens") is not None]
+    e2 = [r for r in _jsonl(study_dir / "exp2.jsonl") if r.get("status") == "ok"]
     return Measured(
         prompt_tokens=_mean([float(r.get("prompt_tokens") or 0) for r in e1]),
         completion_tokens=_mean([float(r["completion_tokens"]) for r in e1]),
@@ -151,11 +153,11 @@ def measure_stage_dir(stage_dir: Path) -> Measured:
 
 
 def measure_run(run_dir: Path) -> dict[str, dict[str, Measured]]:
-    """{model folder: {study: Measured}} for every stage folder of a run."""
+    """{model folder: {study: Measured}} for every study folder of a run."""
     out: dict[str, dict[str, Measured]] = {}
     for stage in sorted(p for p in Path(run_dir).glob("*/*") if p.is_dir()):
         if (stage / "exp1.jsonl").exists() or (stage / "exp2.jsonl").exists():
-            out.setdefault(stage.parent.name, {})[stage.name] = measure_stage_dir(stage)
+            out.setdefault(stage.parent.name, {})[stage.name] = measure_study_dir(stage)
     return out
 
 
@@ -198,10 +200,10 @@ def _ts(value: str | None) -> datetime | None:
         return None
 
 
-def _stage_seconds_from_records(stage_dir: Path) -> float:
+def _stage_seconds_from_records(study_dir: Path) -> float:
     total = 0.0
     for name in ("exp1.jsonl", "exp2.jsonl"):
-        times = [(_ts(r.get("started_at")), _ts(r.get("finished_at"))) for r in _jsonl(stage_dir / name)]
+        times = [(_ts(r.get("started_at")), _ts(r.get("finished_at"))) for r in _jsonl(study_dir / name)]
         starts = [s for s, _ in times if s]
         ends = [e for _, e in times if e]
         if starts and ends:
