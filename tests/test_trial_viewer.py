@@ -156,6 +156,18 @@ def test_the_server_lists_runs_and_serves_each_viewer_fresh_and_nothing_else(ser
     assert not (run / "trials.html").exists()  # serving writes nothing into the run folder
 
 
+def test_a_bad_line_mid_file_is_an_error_naming_it_as_every_reader_says(served: str, run: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The one JSONL reading policy (grace.checkpoint): only a torn last line is left out and counted."""
+    path = run / "a" / "study2" / "exp1.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    answer = httpx.get(served + "/run-a/trials.html")
+    assert answer.status_code == 500 and f"{path}: line 2: not JSON" in answer.text, answer.text
+    assert main(["view", str(run), "--no-serve"]) == 2
+    assert f"{path}: line 2: not JSON" in capsys.readouterr().err and not (run / "trials.html").exists()
+
+
 def test_grace_view_writes_the_file_for_one_run_or_several_side_by_side(run: Path, tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["view", str(run), "--no-serve"]) == 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from grace.errors import DataError
 from grace.view.links import VIEWER
 from grace.view.page import viewer_html
 from grace.view.rows import STAGE_FILES
@@ -153,7 +154,7 @@ def handler(pages: Pages, fixed: list[Path] | None = None) -> type[BaseHTTPReque
                     run = pages.run(path.removesuffix(f"/{VIEWER}"))
                     if run is not None:
                         return self._send(HTTPStatus.OK, pages.viewer([run]))
-            except OSError as e:
+            except (OSError, DataError) as e:  # a file gone, or a bad line (grace.checkpoint's reading policy)
                 return self._send(HTTPStatus.INTERNAL_SERVER_ERROR, f"could not read the run: {escape(str(e))}",
                                   "text/plain; charset=utf-8")
             self._send(HTTPStatus.NOT_FOUND, "no such run here (the index at / lists them)",
