@@ -1,6 +1,6 @@
 """Flow `grace`: per model, one at a time - serve, preflight, run each study's experiments, always tear down;
 then the extraction model (when it is not the model under test), the data-quality report, the comparison with
-the human data, and the verdict.
+the human data, the all-models tables for the lab's analysis (RUN/analysis/), and the verdict.
 
 Deployed as `grace/full-study` (prefect.yaml). A retry of a failed run resumes: finished models are skipped
 (their done.json), finished rows are skipped (the checkpoints), and only the rest is asked again. A named
@@ -52,7 +52,7 @@ from grace.report.limits import mass_limit, model_verdicts
 from grace.report.verdict import read_verdicts, verdict_message
 from grace.run import RunFolder, safe_name
 from grace.serving import Endpoint, ManagedServer, stop_stale_servers
-from tasks.analysis import compare_task, extract_task, report_task, view_task
+from tasks.analysis import compare_task, extract_task, report_task, tables_task, view_task
 from tasks.artifacts import publish_run, publish_stages
 from tasks.experiments import experiment_task
 from tasks.preflight import preflight_task
@@ -226,12 +226,16 @@ def grace(
         if not extraction_state.is_completed():
             failures[f"extraction by {extractor}"] = f"failed: {reason(extraction_state)}"
     # the report covers what finished and what stopped at its preflight; the comparison needs a finished model
-    steps = ([report_task] if any((run.root / safe_name(m)).is_dir() for m in names) else []) + \
-        ([compare_task] if finished else [])
+    ran = any((run.root / safe_name(m)).is_dir() for m in names)
+    steps = ([report_task] if ran else []) + ([compare_task] if finished else [])
     for step in steps:
         step_state = step(run.root, study_id, return_state=True)
         if not step_state.is_completed():
             failures[step.name] = f"failed: {reason(step_state)}"
+    if ran:  # the all-models tables for one's own analysis (RUN/analysis/)
+        tables_state = tables_task(run.root, return_state=True)
+        if not tables_state.is_completed():
+            failures[tables_task.name] = f"failed: {reason(tables_state)}"
     verdicts = read_verdicts(run.root)
     verdict = verdict_message(verdicts)
     view_task(run.root, return_state=True)  # the trial viewer (trials.html); a failure to write it is logged

@@ -169,6 +169,7 @@ class ModelConfig(Strict):
     local_path: str | None = None  # weights on disk (local models); else the hub id is served
     variant_of: str | None = None  # e.g. an AWQ build of a full-precision model
     description: str = ""
+    parameters_b: Annotated[float, Field(gt=0)] | None = None  # size in billions of parameters (the analysis tables)
     # How the study's instructions reach the model: "native" sends a system message, "fold" puts its text at
     # the start of the first user turn (Gemma-2's template rejects the system role). None: found out from the
     # served model's own chat template when its server starts.

@@ -20,7 +20,7 @@ from grace.config import ExperimentConfig
 from grace.progress import Progress
 from grace.records import Exp1Record, now
 from grace.serving.base import Endpoint, in_flight
-from grace.stage import ServedStage, StageResult, run_served
+from grace.stage import ServedStage, StageResult, input_columns, run_served
 from grace.statuses import Exp1Status
 from grace.studies import Study, Trial
 
@@ -112,11 +112,12 @@ class Exp1Stage(ServedStage[tuple[Trial, int], Exp1Record]):
     def rows(self, record: Exp1Record) -> list[dict[str, Any]]:
         """The input columns, the design cell, then the record (without what was sent) and its sampling."""
         trial = self.by_id[record.trial_id]
-        row: dict[str, Any] = {**trial, **self.study.condition(trial)}
-        row.update(record.model_dump(mode="json", exclude={"messages", "sampling", "trial_id"}))
+        own = record.model_dump(mode="json", exclude={"messages", "sampling", "trial_id"})
+        sampling = {"temperature": record.sampling.get("temperature"), "max_tokens": record.sampling.get("max_tokens")}
+        row: dict[str, Any] = {**input_columns(trial, {*own, *sampling}), **self.study.condition(trial)}
+        row.update(own)
         row["trial_id"] = record.trial_id
-        row["temperature"] = record.sampling.get("temperature")
-        row["max_tokens"] = record.sampling.get("max_tokens")
+        row.update(sampling)
         return [row]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +149,12 @@ class StageRun(Generic[T, R]):
         else:
             with atomic_path(self.ckpt.path) as tmp, Checkpoint(tmp, self.stage.record_type) as fresh:
                 yield fresh.append
+
+
+def input_columns(trial: dict[str, str], own: Collection[str]) -> dict[str, str]:
+    """A trial's input columns for a stage table, each named like one of the table's `own` columns renamed
+    `input_<name>` (as `grace extract` does), so that neither overwrites the other (a lab's `status` column)."""
+    return {(f"input_{k}" if k in own and k != "trial_id" else k): v for k, v in trial.items()}
 
 
 def tabulate(stage: Stage[T, R], out_dir: Path, result: StageResult) -> None:

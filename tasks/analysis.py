@@ -1,5 +1,5 @@
 """Tasks after the experiments: extraction (per model x study), the data-quality report and the human
-comparison (per run), each published as a Prefect artifact."""
+comparison (per run), each published as a Prefect artifact; then the all-models tables for the lab's analysis."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from grace.analysis import write_analysis
 from grace.checkpoint import Checkpoint
 from grace.compare.report import compare_run, fitness, ranking_rows
 from grace.config import ExtractionConfig, Retry
@@ -60,7 +61,7 @@ def report_task(run_dir: Path, study_id: str | None = None) -> Path:
 @task(name="compare", task_run_name="compare-{run_dir.name}", cache_policy=NO_CACHE)
 def compare_task(run_dir: Path, study_id: str | None = None) -> Path:
     report = compare_run(run_dir, STUDIES.values())
-    rows = ranking_rows(report.ranking, STUDIES.values(), fitness(run_dir))
+    rows = ranking_rows(report.ranking, STUDIES.values(), report.references, fitness(run_dir))
     if rows:
         create_table_artifact(key=run_key(study_id, "compare"), table=rows,
                               description="Grace: how human-like is each model (ranked within study and source)")
@@ -78,3 +79,13 @@ def view_task(run_dir: Path) -> Path:
     path = write_viewer(run_dir)
     print(f"trial viewer: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path
+
+
+@task(name="analysis-tables", task_run_name="analysis-tables", cache_policy=NO_CACHE)
+def tables_task(run_dir: Path) -> Path:
+    """RUN_DIR/analysis/: every model's rows per study and experiment, the codebook and grace.R."""
+    summary = write_analysis(run_dir, STUDIES.values())
+    print(summary.line())
+    for note in summary.notes:
+        print(f"note: {note}")
+    return summary.folder

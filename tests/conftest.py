@@ -1,4 +1,5 @@
-"""Shared fixtures: the real local vLLM servers (started once per session) and a leak check."""
+"""Shared fixtures: the real local vLLM servers (started once per session) and a leak check; the markers derived
+from the fixtures a test uses, and the guard that holds every test to them (tests/support/lanes.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import yaml
 
 from grace.config import Config, load_config
 from grace.serving import Endpoint, LocalVLLMServer
+from tests.support.lanes import ProcessGuard, derive_markers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +33,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # kills) servers of this session, never those of another session running beside it.
 SESSION_MARK = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 os.environ["GRACE_TEST_SESSION"] = SESSION_MARK
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(ProcessGuard(SESSION_MARK), "grace-process-guard")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    derive_markers(items)
 
 
 def vllm_processes(flow_run_id: object | None = None) -> list[psutil.Process]:

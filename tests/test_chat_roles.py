@@ -29,8 +29,6 @@ from grace.studies.registry import STUDIES, get_study
 from tests.conftest import ROOT, vllm_processes
 from tests.support.fault_proxy import FaultProxy
 
-pytestmark = pytest.mark.server
-
 
 def config_with(tmp_path: Path, model: str, **fields: object) -> Path:
     """A copy of the project's config where `model` has the given fields (e.g. system_prompt: native)."""
@@ -68,7 +66,7 @@ def test_gemma2_model_runs_every_stage_with_the_instructions_folded(gemma2_serve
                 assert "<start_of_turn>user\nYou are taking part" in q.prompt and q.option_mass is not None
         assert main(["extract", "--study", study, "--input", str(stage / "exp1.jsonl"), "--output",
                      str(stage / "extracted.jsonl"), "--llm-endpoint", gemma2_server.base_url,
-                     "--llm-model", "gemma2-tiny"]) in (0, 1)
+                     "--llm-model", "gemma2-tiny"]) == 0
         extracted = [json.loads(line) for line in (stage / "extracted.jsonl").read_text().splitlines()]
         assert len(extracted) == 10
         notes = [n for r in extracted for n in r["fields"]["notes"]]
@@ -172,7 +170,7 @@ def test_option_mass_is_flagged_when_the_scoring_position_is_wrong(smollm2_serve
     print(f"OPTION-MASS | smollm2 | {study_name} | right {masses['right']} | wrong {masses['wrong']}")
 
 
-@pytest.mark.prefect
+@pytest.mark.server  # the flow serves both models itself
 def test_a_model_failing_its_preflight_stops_and_the_next_model_runs(
     prefect_server: str, test_config_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

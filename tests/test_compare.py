@@ -357,7 +357,11 @@ def test_authors_raw_file_gives_the_same_figures_as_the_equivalent_table(tmp_pat
         assert main(["compare", str(tmp_path / "run"), "--human", str(human), "--out", str(tmp_path / human.stem),
                      "--no-plots", "--bootstrap", "200"]) == 0
         out = json.loads((tmp_path / human.stem / "compare.json").read_text())
-        figures.append([{k: v for k, v in r.items() if k != "source"} for r in out["study2"]])
+        # the model's figures; the humans' own (noise ceiling, their findings' intervals) need the participants
+        model_side = [{k: v for k, v in r.items() if k not in {"source", "js_vs_ceiling", "findings"}}
+                      | {"findings": [{k: v for k, v in f.items() if not k.startswith("human")} for f in r["findings"]]}
+                      for r in out["study2"]]
+        figures.append(model_side)
         assert str(human) in json.dumps(out)
     assert figures[0] == figures[1] and figures[0][0]["cells_compared"] == 12
 
@@ -447,7 +451,7 @@ def test_ranked_table_with_variants_side_by_side(tmp_path: Path, cfg, study2_tri
     assert rep["ranking"][1]["variant_of"] == "gemma2-27b"
     assert rep["variants"] == [{"model": "gemma2-27b-awq", "base": "gemma2-27b", "study": "study2", "source": "exp2",
                                 "model_js": rep["ranking"][1]["js"], "base_js": rep["ranking"][0]["js"],
-                                "model_findings": "", "base_findings": ""}]
+                                "model_findings": "8/8", "base_findings": "8/8"}]
     assert "gemma2-27b-awq (variant of gemma2-27b)" in out and "Quantized vs full precision" in \
         (run / "compare" / "compare.md").read_text()
     for r in rep["ranking"]:

@@ -26,8 +26,6 @@ from grace.scoring.server import Counter, score_trie
 from grace.serving import Endpoint, LocalVLLMServer
 from grace.studies.registry import get_study
 
-pytestmark = pytest.mark.server
-
 
 @pytest.fixture(scope="module")
 def gptoss_server(cfg: Config) -> Iterator[Endpoint]:

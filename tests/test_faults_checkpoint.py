@@ -27,7 +27,7 @@ from grace.serving import Endpoint
 from grace.studies.registry import get_study
 from tests.support.fault_proxy import FaultProxy, Faults
 
-pytestmark = [pytest.mark.faults, pytest.mark.server]
+pytestmark = pytest.mark.faults
 
 CHAT = "/v1/chat/completions"
 

@@ -22,7 +22,7 @@ from grace.studies.registry import get_study
 from tests.conftest import vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 
-pytestmark = [pytest.mark.faults, pytest.mark.server]
+pytestmark = pytest.mark.faults
 
 CHAT = "/v1/chat/completions"
 

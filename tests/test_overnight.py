@@ -27,11 +27,8 @@ from flows import notify
 from grace.serving import Endpoint
 from tests.conftest import ROOT, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
-from tests.support.prefect_runs import artifacts_of, forget, run_tree
-from tests.test_faults_worker import flow_run_process
+from tests.support.prefect_runs import artifacts_of, flow_run_process, forget, run_tree
 from tests.test_prefect_flow import jsonl, start, wait_final
-
-pytestmark = pytest.mark.prefect
 
 BLOCK = "grace-test-alerts"
 
@@ -186,11 +183,13 @@ def test_queued_run_waits_then_continues_the_named_study_then_nothing_is_left(
 ) -> None:
     """Run A of the nightly study is started, and B (the same study, as the schedule starts it) right after:
     B waits for the slot (ENQUEUE). A's flow-run process is killed mid-model (Crashed, with word sent); B
-    then gets the slot and continues A's study, asking exactly the rows A had not written. C, the same again,
-    ends at once as Completed with nothing left to do. At no moment do two runs have a vLLM server."""
+    then gets the slot and continues A's study, asking exactly the rows A had not written; its server is gone
+    when it ends. C, the same again, ends at once as Completed with nothing left to do. At no moment do two runs
+    have a vLLM server. (This took over what tests/test_faults_worker.py checked: the same kill, the server
+    gone, the resume.)"""
     params = {**nightly_parameters(full_study_deployment), "models": ["toy"], "studies": ["study2"],
               "experiments": ["exp1"], "sample": False, "limit": 120, "max_tokens": 16, "concurrency": 2,
-              "extract_llm": False, "out": str(tmp_path)}
+              "extract_llm": False, "preflight": False, "out": str(tmp_path)}  # neither is under test here
     study = params["study_id"]
     folder = tmp_path / study
     ckpt = folder / "toy" / "study2" / "exp1.jsonl"
@@ -212,11 +211,15 @@ def test_queued_run_waits_then_continues_the_named_study_then_nothing_is_left(
         assert not vllm_processes(b.id), "B must not start a server while A runs"
         proc = flow_run_process(str(a.id))
         assert proc is not None, "A's flow-run process not found"
-        os.kill(proc.pid, signal.SIGKILL)
+        a_servers = vllm_processes(a.id)
+        assert a_servers, "A's vLLM server should be running mid-model"
+        os.kill(proc.pid, signal.SIGKILL)  # no hook, no finally: only the server's parent-death signal is left
+        t0 = time.monotonic()
+        alive = psutil.wait_procs(a_servers, timeout=60)[1]
+        assert not alive, f"A's vLLM server outlived its flow run by 60 s: {[p.pid for p in alive]}"
+        print(f"A's server gone {time.monotonic() - t0:.1f}s after its flow-run process was killed")
         a_final = wait_final(a.id, timeout=120)
         assert a_final.state.is_crashed(), a_final.state.name
-        alive = psutil.wait_procs(vllm_processes(a.id), timeout=60)[1]
-        assert not alive, "A's server outlived it"
         before = {r["trial_id"] for r in jsonl(ckpt) if r["status"] != "error"}
         assert 0 < len(before) < 120
 
@@ -225,6 +228,7 @@ def test_queued_run_waits_then_continues_the_named_study_then_nothing_is_left(
         with get_client(sync_client=True) as client:  # the named study's artifacts keep their own history
             b_keys = {x.key for x in artifacts_of(client, run_tree(client, b.id))}
         assert {f"grace-{study}-run", f"grace-{study}-toy-stages", f"grace-{study}-report"} <= b_keys, b_keys
+        assert not psutil.wait_procs(vllm_processes(b.id), timeout=30)[1], "B's server is gone once B ended"
         assert b_final.start_time >= a_final.end_time, "B ran only after A had ended"
         records = jsonl(ckpt)
         rows_after = ckpt.read_bytes()

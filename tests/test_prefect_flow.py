@@ -20,8 +20,6 @@ from tests.conftest import SampleRun, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
 
-pytestmark = pytest.mark.prefect
-
 
 def wait_final(flow_run_id: UUID, timeout: float = 600) -> FlowRun:
     deadline = time.monotonic() + timeout
@@ -77,8 +75,17 @@ def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
     assert (rd / "report" / "report.md").exists() and (rd / "compare" / "compare.json").exists()
     with get_client(sync_client=True) as client:  # only this run, its subflow runs and their task runs
         tree = run_tree(client, run.id)
-        keys = {a.key for a in artifacts_of(client, tree) if a.key}
+        artifacts = {a.key: a for a in artifacts_of(client, tree) if a.key}
+        keys = set(artifacts)
         tasks = {t.name: t.state.name for t in task_runs_of(client, tree[1:])}
+    # the comparison's UI table: study 2's findings beside JS and r, the humans' noise ceiling after its rows, and
+    # a 10-row sample's 0-2 trials per cell give no interval (said so, never "[x, x]")
+    table = artifacts["grace-compare"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    study2 = [r for r in rows if r["study"] == "study2"]
+    assert [r["model"] for r in study2][-1] == "humans: split-half noise ceiling", rows
+    assert all("/8 findings" in r["findings [95% CI]"] for r in study2[:-1] if r["status"] == "ok"), rows
+    assert all("no interval" in r["human-likeness [95% CI]"] for r in study2[:-1] if r["status"] == "ok"), rows
     subflows = {r.name: r.state.name for r in tree[1:]}
     verdicts = model_verdicts(rd / "toy", get_studies(["study1", "study2"]), 0.0)
     assert subflows == {"toy": "Fit" if all(v.fit for v in verdicts) else "Not fit"}, subflows
@@ -128,7 +135,7 @@ def test_failed_run_retry_resumes_without_recomputing(
 def test_cancel_stops_the_server_within_seconds(full_study_deployment: str, prefect_worker: object,
                                                 prefect_env: dict[str, str], tmp_path: Path) -> None:
     run = start(full_study_deployment, models=["toy"], studies=["study2"], experiments=["exp1"], sample=False,
-                max_tokens=64, concurrency=4, out=str(tmp_path))
+                max_tokens=64, concurrency=4, preflight=False, out=str(tmp_path))  # the cancel comes mid-Exp 1
     rd = None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait until the server answers and rows are being written

@@ -21,7 +21,6 @@ from grace.scoring.tokenize import load_tokenizer
 from grace.serving import Endpoint
 from grace.studies.registry import get_study
 
-pytestmark = pytest.mark.server
 TOL = 1e-3
 
 

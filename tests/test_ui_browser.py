@@ -34,8 +34,6 @@ from tests.conftest import ROOT, SampleRun, wait_final_flow_run
 from tests.support.browser import UI, chromium, origin_of
 from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
 
-pytestmark = [pytest.mark.prefect, pytest.mark.browser]
-
 STABLE_SHOTS = ROOT / "results" / "ui-screenshots"
 V2, V1 = "/v2", ""
 MARKDOWN = {V2: "[data-testid=markdown-display]", V1: ".artifact-data-view .markdown-renderer"}

@@ -20,12 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a run folder: RUN_DIR/<model>/<study>/...; two or more are compared side by side")
     p.add_argument("--human", type=Path, action="append", default=None, metavar="FILE",
                    help="your own human-data CSV (repeatable; format in docs/compare.md); replaces the shipped "
-                        "figures of the same kind")
+                        "figures of the same kind; the authors' raw study 2 file (with subid) also gives the "
+                        "humans' noise ceiling")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: RUN_DIR/compare; for several "
                                                           "runs, compare-A-vs-B beside the first)")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired tests")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the findings' one-sided tests (study 1 and 2)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     add_config_option(p)
     p.set_defaults(func=compare)
@@ -44,7 +46,7 @@ def compare(args: argparse.Namespace) -> int:
         return 0
     run_dir = Path(args.run_dirs[0])
     rep = compare_run(run_dir, STUDIES.values(), args.human, cfg=cfg, out_dir=args.out, **options)
-    print("\n".join(table_lines(rep.ranking, STUDIES.values(), fitness(run_dir), links=False)))
+    print("\n".join(table_lines(rep.ranking, STUDIES.values(), rep.references, fitness(run_dir), links=False)))
     for note in rep.notes:
         print(f"note: {note}")
     out = Path(args.out) if args.out else run_dir / "compare"

@@ -10,13 +10,15 @@ from grace.studies.registry import STUDIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="data-quality report of a run folder (Markdown, JSON, PNG)")
+    p = sub.add_parser("report", help="data-quality report of a run folder (Markdown, JSON, PNG) and its all-models "
+                                      "tables for the lab's analysis (RUN_DIR/analysis/)")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="results/<run-id>")
     p.set_defaults(func=report)
 
 
 def report(args: argparse.Namespace) -> int:
     # imported when the verb runs: the report draws with matplotlib, which the other verbs (grace query) never load
+    from grace.analysis import write_analysis
     from grace.report.build import build_report
 
     path = build_report(args.run_dir, STUDIES.values())
@@ -28,4 +30,8 @@ def report(args: argparse.Namespace) -> int:
     print(f"report: {path}")
     for p in sorted(path.parent.glob("*.png")):
         print(f"plot: {p}")
+    tables = write_analysis(args.run_dir, STUDIES.values())
+    print(tables.line())
+    for note in tables.notes:
+        print(f"note: {note}")
     return 0

@@ -1,8 +1,10 @@
-"""Pure comparison measures: Jensen-Shannon divergence, Pearson r, paired tests, seeded bootstrap intervals.
+"""Pure comparison measures: Jensen-Shannon divergence, Pearson r, one-sided t-tests (one at a time and over
+bootstrap resamples at once), seeded bootstrap intervals.
 
 Jensen-Shannon divergence uses log base 2, so it lies in [0, 1] (0: identical distributions). The overall
 divergence is the unweighted mean over the cells compared. Bootstrap intervals resample trials within each
-cell (stratified), with a seeded numpy Generator, and report the 2.5 and 97.5 percentiles.
+cell (stratified, grace/compare/resample.py), with a seeded numpy Generator, and report the 2.5 and 97.5
+percentiles.
 """
 
 from __future__ import annotations
@@ -62,42 +64,13 @@ def interval(samples: np.ndarray, estimate: float | None = None,
     return float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
 
 
-@dataclass
-class DistributionFit:
-    """A model's cell distributions against the human ones, with bootstrap samples of each measure."""
-
-    model: np.ndarray  # (cells, options): mean of per-trial distributions
-    js_cells: np.ndarray  # (cells,)
-    js: float
-    r: float | None  # None: undefined (a constant side)
-    js_cells_boot: np.ndarray  # (B, cells)
-    js_boot: np.ndarray  # (B,)
-    r_boot: np.ndarray  # (B,)
-
-
-def fit_distributions(per_trial: list[np.ndarray], human: np.ndarray, n_boot: int = DEFAULT_BOOTSTRAP,
-                      rng: np.random.Generator | None = None) -> DistributionFit:
-    """Compare cells' mean distributions with `human` (cells, options); per_trial[i] is (n_i, options), n_i >= 1."""
-    rng = rng or np.random.default_rng(DEFAULT_SEED)
-    if len(per_trial) != len(human):
-        raise ValueError("one array of per-trial distributions per human cell is needed")
-    model = np.stack([t.mean(axis=0) for t in per_trial])
+def distribution_measures(model: np.ndarray, human: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """JS per cell, mean JS and Pearson r of a model's cell distributions (..., cells, options), any leading
+    (resample) axes, against `human` (cells, options): (..., cells), (...), (...) r over the cell x option
+    proportions."""
     js_cells = js_divergence(model, human)
-    r = pearson(model.ravel(), human.ravel())
-    boot = np.empty((n_boot, *model.shape))
-    for c, trials in enumerate(per_trial):
-        idx = rng.integers(0, len(trials), size=(n_boot, len(trials)))
-        boot[:, c, :] = trials[idx].mean(axis=1)
-    js_cells_boot = js_divergence(boot, human[None, :, :])
-    return DistributionFit(
-        model=model,
-        js_cells=js_cells,
-        js=float(js_cells.mean()),
-        r=None if np.isnan(r) else float(r),
-        js_cells_boot=js_cells_boot,
-        js_boot=js_cells_boot.mean(axis=1),
-        r_boot=pearson(boot.reshape(n_boot, -1), human.ravel()[None, :]),
-    )
+    r = pearson(model.reshape(*model.shape[:-2], -1), human.ravel())
+    return js_cells, js_cells.mean(axis=-1), r
 
 
 @dataclass
@@ -132,20 +105,47 @@ def paired_greater(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> PairedT
     return PairedTest(n, float(d.mean()), float(res.statistic), p, p < alpha)
 
 
-def paired_greater_boot(a: np.ndarray, b: np.ndarray, n_boot: int, rng: np.random.Generator,
-                        alpha: float = 0.05) -> np.ndarray:
-    """Bootstrap (resampling trials) of `paired_greater(...).significant`: a bool array of n_boot."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    n = len(d)
-    if n < 2:
-        return np.zeros(n_boot, dtype=bool)
-    s = d[rng.integers(0, n, size=(n_boot, n))]
-    mean = s.mean(axis=1)
-    sd = s.std(axis=1, ddof=1)
-    const = sd < 1e-12
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = mean / (sd / np.sqrt(n))
+@dataclass
+class Tests:
+    """One-sided t-tests over leading (resample) axes: statistic (NaN where undefined), p-value, significant."""
+
+    statistic: np.ndarray
+    p_value: np.ndarray
+    significant: np.ndarray
+
+
+def _decide(mean: np.ndarray, se: np.ndarray, df: np.ndarray, alpha: float) -> Tests:
+    """t = mean / se against Student's t (df); zero spread (se ~ 0) is decided by the sign of the mean."""
     from scipy import stats  # as in paired_greater
 
-    p = stats.t.sf(t, df=n - 1)
-    return np.where(const, mean > 0, p < alpha)
+    flat = se < 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(flat, np.nan, mean / np.where(flat, 1.0, se))
+        p = np.where(flat, np.where(mean > 0, 0.0, 1.0), stats.t.sf(t, df))
+    return Tests(t, p, np.where(flat, mean > 0, p < alpha))
+
+
+def one_sample_greater(mean: np.ndarray, var: np.ndarray, n: int, alpha: float = 0.05) -> Tests:
+    """The one-sided one-sample t-test (mean > 0) from a sample's mean and variance (ddof 1), n >= 2."""
+    return _decide(mean, np.sqrt(var / n), np.full(np.shape(mean), n - 1), alpha)
+
+
+def welch_greater(mean_a: np.ndarray, var_a: np.ndarray, n_a: int, mean_b: np.ndarray, var_b: np.ndarray,
+                  n_b: int, alpha: float = 0.05) -> Tests:
+    """Welch's one-sided t-test (mean a > mean b) from two groups' means and variances (ddof 1), each n >= 2."""
+    va, vb = var_a / n_a, var_b / n_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    return _decide(mean_a - mean_b, np.sqrt(va + vb), np.where(np.isfinite(df), df, 1.0), alpha)
+
+
+def paired_greater_many(d: np.ndarray, alpha: float = 0.05) -> Tests:
+    """The one-sided paired t-test (mean of d > 0, scipy.stats.ttest_rel's) along the last axis (n >= 2)."""
+    return one_sample_greater(d.mean(axis=-1), d.var(axis=-1, ddof=1), d.shape[-1], alpha)
+
+
+def welch_greater_many(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> Tests:
+    """Welch's one-sided t-test (mean of a > mean of b; scipy.stats.ttest_ind(equal_var=False)'s) along the last
+    axis of two independent groups (each n >= 2)."""
+    return welch_greater(a.mean(axis=-1), a.var(axis=-1, ddof=1), a.shape[-1], b.mean(axis=-1),
+                         b.var(axis=-1, ddof=1), b.shape[-1], alpha)

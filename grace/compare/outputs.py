@@ -8,10 +8,10 @@ is (grace.checkpoint): a later line for a key replaces an earlier one, a torn la
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -22,6 +22,7 @@ from grace.records import Exp2Record, ExtractedRecord
 from grace.studies import Study
 
 STAGE_FILES = ("exp2.jsonl", "extracted.jsonl")
+T = TypeVar("T")
 TABLES = ("exp2.parquet", "exp1.parquet", "extracted.parquet")
 
 
@@ -40,6 +41,16 @@ class StudyOutputs:
     exp1_present: bool = False
     unknown_trials: int = 0  # trial ids whose condition was found nowhere (left out, reported)
     notes: list[str] = field(default_factory=list)
+    # a study's per-trial data, computed once (see `once`); not copied by dataclasses.replace (a subset, e.g. one
+    # prompt variant's records, computes its own)
+    derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """`make()`, computed on the first call for this key and kept: the comparison and every paired
+        difference of this model read the same per-trial data."""
+        if key not in self.derived:
+            self.derived[key] = make()
+        return cast(T, self.derived[key])
 
 
 def extracted_row(rec: ExtractedRecord) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:  # human.py and report.py ask this module, so their types are for the annotations only
     from grace.compare.human import Table
     from grace.compare.outputs import StudyOutputs
-    from grace.compare.schema import RankedRow
+    from grace.compare.schema import Difference, RankedRow, Reference
     from grace.studies.base import Study
 
 
@@ -26,6 +26,7 @@ class Comparison(ABC):
 
     order: int = 100  # studies are ranked and shown in this order, lowest first
     measures: tuple[str, ...] = ()  # the RankedRow measures its rows fill: "js", "r", "findings"
+    primary: str = ""  # the measure that ranks its models (ties: grace/compare/differences.py); "" no groups
     legend: str = ""  # what its measures mean, a sentence or two for compare.md's head
     kinds: dict[str, frozenset[str]] = {}  # human-file kind -> the header columns that identify it
     formats: tuple[str, ...] = ()  # those headers in words, for the message about a file of no known kind
@@ -54,6 +55,21 @@ class Comparison(ABC):
     def compare(self, out: StudyOutputs, human: Any, alpha: float, n_boot: int,
                 rng: np.random.Generator) -> list[Any]:
         """One result (a pydantic model of the study's) per source, exp2 and exp1, of one model's outputs."""
+
+    def paired(self, outs: list[StudyOutputs], pairs: list[tuple[int, int]], human: Any, alpha: float,
+               n_boot: int, rng: np.random.Generator) -> list[Difference]:
+        """For each pair (i, j) of these models' outputs, the paired bootstrap differences outs[i] - outs[j] of
+        its ranking measures, per source both have (the same trials resampled for both:
+        grace/compare/differences.py)."""
+        return []
+
+    def references(self, human: Any) -> list[Reference]:
+        """Human reference rows shown beside its ranked rows (e.g. the humans' noise ceiling)."""
+        return []
+
+    def notes(self, human: Any) -> list[str]:
+        """What the report should say about the human data (e.g. why there is no noise ceiling)."""
+        return []
 
     @abstractmethod
     def rank(self, results: list[Any], variant_of: Callable[[str], str | None]) -> list[RankedRow]:

@@ -1,5 +1,6 @@
 """The comparison of a whole run folder: writes RUN_DIR/compare/ (compare.md, compare.json, PNGs) and returns
-the report, whose `ranking` is the ranked table (model, study, JS divergence, r, findings, with intervals)."""
+the report, whose `ranking` is the ranked table (model, study, JS divergence, r, findings, with intervals; tied
+models share a rank) and `differences` the paired bootstrap differences between every two models."""
 
 from __future__ import annotations
 
@@ -7,22 +8,25 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from grace.checkpoint import atomic_path, write_json_atomic
-from grace.compare.human import load_human
+from grace.compare.differences import group_ranks, pair_order
+from grace.compare.human import HumanData, load_human
 from grace.compare.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from grace.compare.outputs import discover
+from grace.compare.outputs import StudyOutputs, discover
 from grace.compare.plugin import comparisons
-from grace.compare.schema import CompareReport, RankedRow, VariantPair
+from grace.compare.resample import shown
+from grace.compare.schema import CompareReport, Difference, RankedRow, Reference, VariantPair
 from grace.config import Config
 from grace.errors import DataError
 from grace.run import safe_name
 from grace.studies.base import Study
-from grace.ui_format import MISSING, fit_mark, interval, percent, shown_path, sig
+from grace.ui_format import MISSING, fit_mark, interval, md_table, percent, shown_path, sig
 from grace.view.links import trials_link
 
 
@@ -102,38 +106,66 @@ def _trials_of(r: RankedRow) -> str:
     return trials_link(model=safe_name(r.model), study=r.study, phase="study", **extra)
 
 
-def table_lines(ranking: list[RankedRow], studies: Iterable[Study], fit: dict[tuple[str, str], bool] | None = None,
-                links: bool = True) -> list[str]:
+def _rank(r: RankedRow) -> str:
+    return f"{r.rank} (tied)" if r.tied_with else str(r.rank)
+
+
+def _ceiling(x: float | None) -> str:
+    return "" if x is None else f"{sig(x)}x"
+
+
+def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None,
+                fit: dict[tuple[str, str], bool] | None = None, links: bool = True) -> list[str]:
     """The ranking as Markdown: one table per study and source (like with like), each model's measure with its
-    interval and its data-quality verdict (`fit`, from the run's report); notes numbered under the tables, so
-    no long text widens a column. Each model links to its trials (`links`; the command prints them without);
-    `studies` say which measures a row has."""
+    interval (or why there is none), JS as a multiple of the humans' noise ceiling, and its data-quality verdict
+    (`fit`, from the run's report); models that share a rank are tied; the study's human references (the noise
+    ceiling) close each of its tables; notes numbered under the tables, so no long text widens a column. Each
+    model links to its trials (`links`; the command prints them without); `studies` say which measures a row
+    has."""
     measures = _measures(studies)
+    refs = references or []
     lines: list[str] = []
     notes: list[str] = []
+
+    def footnote(text: str, where: str) -> str:
+        if not text:
+            return ""
+        notes.append(f"{where}: {text}")
+        return f"[{len(notes)}]"
+
     groups: dict[tuple[str, str], list[RankedRow]] = {}
     for r in ranking:
         groups.setdefault((r.study, r.source), []).append(r)
     for (study, source), rows in groups.items():
         m = measures.get(study, ())
-        head = ["rank", "model", "data quality"] + (["JS divergence [95% CI]"] if "js" in m else []) + \
+        head = ["rank", "model", "data quality"] + (["JS divergence [95% CI]", "x ceiling"] if "js" in m else []) + \
             (["r [95% CI]"] if "r" in m else []) + (["findings [95% CI]"] if "findings" in m else []) + \
             ["unparseable", "note"]
         body = []
         for r in rows:
             model = (f"[{r.model}]({_trials_of(r)})" if links else r.model) + \
                 (f" (variant of {r.variant_of})" if r.variant_of else "")
-            cells = [str(r.rank), model, fit_of(fit or {}, r.model, r.study)]
-            cells += [f"{_num(r.js)} {_ci(r.js_ci)}".strip()] if "js" in m else []
-            cells += [f"{_num(r.r)} {_ci(r.r_ci)}".strip()] if "r" in m else []
-            cells += [f"{r.findings} {_ci(r.findings_ci, '.0f')}".strip()] if "findings" in m else []
+            cells = [_rank(r), model, fit_of(fit or {}, r.model, r.study)]
+            if "js" in m:
+                cells += [f"{_num(r.js)} {shown(r.js_ci, note=r.no_interval if r.js is not None else '')}".rstrip(),
+                          _ceiling(r.js_vs_ceiling)]
+            if "r" in m:
+                cells.append(f"{_num(r.r)} {shown(r.r_ci, note=r.no_interval if r.r is not None else '')}".rstrip())
+            if "findings" in m:
+                cells.append(f"{r.findings} {shown(r.findings_ci, note=r.findings_no_interval, fmt='.0f')}".rstrip()
+                             if r.findings else "")
             cells.append(MISSING if r.unparseable_share is None else percent(r.unparseable_share))
             note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
-            if note:
-                notes.append(f"{r.model}, {study} {source}: {note}")
-                cells.append(f"[{len(notes)}]")
-            else:
-                cells.append("")
+            tied = f"tied with {', '.join(r.tied_with)}" if r.tied_with else ""
+            cells.append(footnote("; ".join(filter(None, [tied, note])), f"{r.model}, {study} {source}"))
+            body.append(cells)
+        for ref in (x for x in refs if x.study == study):
+            cells = [MISSING, ref.label, ""]
+            if "js" in m:
+                cells += [f"{_num(ref.js)} {_ci(ref.js_ci)}".strip(), "1x" if ref.js is not None else ""]
+            if "r" in m:
+                cells.append(f"{_num(ref.r)} {_ci(ref.r_ci)}".strip())
+            cells += [""] * ("findings" in m) + ["", footnote(ref.note, f"{ref.label}, {study}")]
             body.append(cells)
         lines += [f"### {study}, {SOURCE_NAMES.get(source, source)}", "", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head), *("| " + " | ".join(c) + " |" for c in body), ""]
@@ -148,31 +180,60 @@ def fit_of(fit: dict[tuple[str, str], bool], model: str, study: str) -> str:
     return MISSING if v is None else fit_mark(v)
 
 
-def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study],
+def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None,
                  fit: dict[tuple[str, str], bool] | None = None) -> list[dict[str, str]]:
     """The ranking as rows for the UI's table artifact, narrow enough for its pane (its cells do not wrap): the
-    same columns in every row (the UI takes them from the first), 3 significant digits, intervals as "[a, b]";
-    ranked within study and source; "human-likeness" holds the study's own measure (JS divergence, lower is
-    closer; else published findings reproduced), or why there is none; "quality" is the report's fit / not
-    fit of the model on the study (`fit`, see `fitness`). Notes and r are in grace-compare-details."""
+    same columns in every row (the UI takes them from the first), 3 significant digits, intervals as "[a, b]" (or
+    why there is none: "n=1, no interval"); ranked within study and source, tied models sharing a rank;
+    "human-likeness" holds the study's own measure (JS divergence, lower is closer; else published findings
+    reproduced), "x ceiling" JS as a multiple of the humans' noise ceiling, "findings" the published findings
+    reproduced; "quality" is the report's fit / not fit of the model on the study (`fit`, see `fitness`); a
+    study's human references (the noise ceiling) after each of its blocks. Notes and r are in
+    grace-compare-details."""
     measures = _measures(studies)
     rows = []
-    for r in ranking:
+    refs = references or []
+    for i, r in enumerate(ranking):
         m = measures.get(r.study, ())
         like = MISSING
+        fi = f"{r.findings} findings {shown(r.findings_ci, note=r.findings_no_interval, fmt='.0f')}".strip() \
+            if r.findings else MISSING
         if r.status != "ok":
             like = f"not compared ({r.status})"
         elif "js" in m:
-            like = f"JS {sig(r.js)} {interval(r.js_ci)}".strip() if r.js is not None else MISSING
+            like = f"JS {sig(r.js)} {shown(r.js_ci, note=r.no_interval)}".strip() if r.js is not None else MISSING
         elif "findings" in m:
-            like = f"{r.findings} findings {_ci(r.findings_ci, '.0f')}".strip() if r.findings else MISSING
+            like = fi
         rows.append({
-            "study": r.study, "source": r.source, "#": str(r.rank),
-            "model": r.model + (f" (of {r.variant_of})" if r.variant_of else ""),
+            "study": r.study, "source": r.source, "rank": _rank(r),
+            "model": r.model + (f" (of {r.variant_of})" if r.variant_of else ""), "status": r.status,
             "quality": fit_of(fit or {}, r.model, r.study), "human-likeness [95% CI]": like,
+            "x ceiling": _ceiling(r.js_vs_ceiling), "findings [95% CI]": fi if "findings" in m else "",
             "unread": "" if r.unparseable_share is None else percent(r.unparseable_share),
         })
+        if i + 1 == len(ranking) or (ranking[i + 1].study, ranking[i + 1].source) != (r.study, r.source):
+            rows += [{"study": ref.study, "source": MISSING, "rank": MISSING, "model": ref.label, "status": "",
+                      "quality": "", "human-likeness [95% CI]": f"JS {sig(ref.js)} {interval(ref.js_ci)}".strip(),
+                      "x ceiling": "1x", "findings [95% CI]": "", "unread": ""}
+                     for ref in refs if ref.study == r.study]
     return rows
+
+
+def difference_lines(diffs: list[Difference]) -> list[str]:
+    """The paired differences as a Markdown table: one row per pair of models, source and measure."""
+    rows = []
+    for d in diffs:
+        verdict = f"{d.better} better" if d.distinguishable else "tied" if d.difference is not None else MISSING
+        fmt = ".0f" if d.measure == "findings" else None  # a count of findings
+        value = "" if d.difference is None else (f"{d.difference:+.0f}" if fmt else
+                                                 ("+" if d.difference >= 0 else "") + sig(d.difference))
+        diff = f"{value} {shown(d.ci, note=d.no_interval, fmt=fmt)}".strip() or MISSING
+        pair = f"{d.model} - {d.other}" + (" (variant - base)" if d.variant_pair else "")
+        rows.append([d.study, d.source, pair, d.measure, str(d.n_trials), _num(d.model_value, fmt),
+                     _num(d.other_value, fmt), diff, verdict])
+    return md_table(["study", "source", "model - other", "measure", "n trials", "model", "other",
+                     "difference [95% CI]", "verdict"], rows,
+                    empty="No two models in this run answered the same study: no differences to show.")
 
 
 def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = True,
@@ -185,13 +246,32 @@ def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = T
            f"({rep.seconds_plots:.2f} s of it for the plots).", "",
            "Human data: " + "; ".join(f"{k}: `{shown_path(v)}`" for k, v in rep.human_sources.items()), "",
            " ".join(part.legend for _, part in parts if part.legend), "",
-           "## Ranking", "", *table_lines(rep.ranking, studies, fit), ""]
+           "## Ranking", "",
+           "Like with like: one table per study and source (a model's Exp 2 ranked against the other models' Exp 2, "
+           "its Exp 1 against their Exp 1). Rank: 1 + the number of models whose difference from this one on the "
+           "study's primary measure (study 2: JS; study 1: findings) has a paired-bootstrap 95% interval excluding "
+           "0; models that share a rank are tied. An interval needs at least 2 trials in every cell it is computed "
+           "from (else \"n=1, no interval\"). Each model links to its trials in the trial viewer.", "",
+           *table_lines(rep.ranking, studies, rep.references, fit), ""]
     if rep.variants:
+        primary = {study.name: part.primary for study, part in parts}
+        js_diff = {(d.model, d.other, d.study, d.source): d for d in rep.differences
+                   if d.variant_pair and d.measure == primary.get(d.study)}
         out += ["## Quantized vs full precision", "", "| variant | base | study | source | JS variant | JS base | "
-                "findings variant | findings base |", "|---|---|---|---|---|---|---|---|"]
-        out += [f"| {v.model} | {v.base} | {v.study} | {v.source} | {_num(v.model_js)} | {_num(v.base_js)} | "
-                f"{v.model_findings} | {v.base_findings} |" for v in rep.variants]
+                "findings variant | findings base | paired difference [95% CI] |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for v in rep.variants:
+            d = js_diff.get((v.model, v.base, v.study, v.source))
+            diff = "" if d is None or d.difference is None else \
+                f"{d.measure} {_num(d.difference)} {shown(d.ci, note=d.no_interval)}".strip()
+            out.append(f"| {v.model} | {v.base} | {v.study} | {v.source} | {_num(v.model_js)} | {_num(v.base_js)} | "
+                       f"{v.model_findings} | {v.base_findings} | {diff} |")
         out.append("")
+    if rep.differences:
+        out += ["## Differences between models (paired bootstrap)", "",
+                "Per pair of models, on the trials both answered: model - other for each ranking measure, with the "
+                "95% interval from resampling the same trials for both (within cells; Exp 1 replicates within "
+                "trials). \"tied\": the interval includes 0.", "", *difference_lines(rep.differences), ""]
     for study, part in parts:
         out += part.markdown(rep.results(study.name))
     if rep.notes:
@@ -200,6 +280,29 @@ def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = T
                               or [("_No plots: no model output could be compared with the humans._" if plots_drawn
                                    else "_No plots: drawing them was turned off._")]), ""]
     return "\n".join(out)
+
+
+def differences(stages: list[StudyOutputs], studies: Iterable[Study], human: HumanData, alpha: float, n_boot: int,
+                rng: np.random.Generator, variant_of: Callable[[str], str | None]) -> list[Difference]:
+    """Every two models' paired differences, study by study (a variant first, before its base)."""
+    out: list[Difference] = []
+    for study, part in comparisons(studies):
+        if human.get(study.name) is None:
+            continue
+        mine = sorted((st for st in stages if st.study.name == study.name), key=lambda st: st.model)
+        bases = {st.model: variant_of(st.model) for st in mine}
+        index = {st.model: i for i, st in enumerate(mine)}
+        pairs, variant = [], set()
+        for a, b in combinations(mine, 2):
+            if a.model != b.model:
+                first, second, is_variant = pair_order(a.model, b.model, bases)
+                pairs.append((index[first], index[second]))
+                if is_variant:
+                    variant.add((first, second))
+        for d in part.paired(mine, pairs, human[study.name], alpha, n_boot, rng) if pairs else []:
+            d.variant_pair = (d.model, d.other) in variant
+            out.append(d)
+    return out
 
 
 def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path] | None = None,
@@ -230,6 +333,9 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
             notes.append(f"{st.model}/{st.study.name}: no human data loaded")
             continue
         results[st.study.name] += part.compare(st, human[st.study.name], alpha, n_boot, rng)
+    for study, part in parts:
+        if human.get(study.name) is not None:
+            notes += part.notes(human[study.name])
     sources = {k: v for study, part in parts if human.get(study.name) is not None
                for k, v in part.sources(human[study.name]).items()}
     rep = CompareReport.model_validate({
@@ -239,7 +345,11 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
     def variant_of(model: str) -> str | None:
         return _variant_of(cfg, model)
 
-    rep.ranking = like_with_like(parts, results, variant_of)
+    rep.differences = differences(stages, studies, human, alpha, n_boot, rng, variant_of)
+    ranked = like_with_like(parts, results, variant_of)
+    rep.ranking = group_ranks(ranked, rep.differences, {study.name: part.primary for study, part in parts})
+    rep.references = [ref for study, part in parts if human.get(study.name) is not None
+                      for ref in part.references(human[study.name])]
     rep.variants = variant_pairs(rep.ranking)
     out_dir = Path(out_dir) if out_dir else run_dir / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)

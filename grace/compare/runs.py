@@ -50,7 +50,7 @@ def side_by_side(sides: list[RunSide], studies: list[Study]) -> list[dict[str, A
     """One table per (study, source): a row per model in any run, a column per run (measure · fit)."""
     rows: dict[tuple[str, str], dict[str, dict[str, dict[str, str]]]] = {}
     for side in sides:
-        for r in ranking_rows(side.report.ranking, studies, side.fit):
+        for r in ranking_rows(side.report.ranking, studies, side.report.references, side.fit):
             rows.setdefault((r["study"], r["source"]), {}).setdefault(r["model"], {})[side.name] = r
     tables = []
     for (study, source), by_model in rows.items():

@@ -29,6 +29,44 @@ class RankedRow(Out):
     findings_ci: Interval = None
     unparseable_share: float | None = None
     message: str = ""
+    # rank is 1 + the number of models (same study and source) distinguishably better on the study's primary
+    # measure (paired bootstrap, `differences`); models that share a rank are tied, listed here
+    tied_with: list[str] = []
+    js_vs_ceiling: float | None = None  # JS as a multiple of the humans' split-half JS (the noise ceiling)
+    no_interval: str = ""  # why js_ci / r_ci are withheld, e.g. "n=1 in 3 of 12 cells, no interval"
+    findings_no_interval: str = ""  # why findings_ci is withheld
+
+
+class Difference(Out):
+    """A paired bootstrap difference of one ranking measure between two models (model - other), on the trials
+    both answered, the same trials resampled for both."""
+
+    study: str
+    source: str
+    model: str
+    other: str
+    measure: str  # js, r, findings
+    n_trials: int  # trials both answered (in the cells / conditions compared)
+    model_value: float | None = None
+    other_value: float | None = None
+    difference: float | None = None
+    ci: Interval = None
+    distinguishable: bool | None = None  # the interval excludes 0; None: no interval
+    better: str | None = None  # the model distinguishably better on this measure, if any
+    variant_pair: bool = False  # one model is a (quantized) variant of the other
+    no_interval: str = ""
+
+
+class Reference(Out):
+    """A human reference shown beside a study's ranked rows (e.g. the humans' split-half noise ceiling)."""
+
+    study: str
+    label: str
+    js: float | None = None
+    js_ci: Interval = None
+    r: float | None = None
+    r_ci: Interval = None
+    note: str = ""
 
 
 class VariantPair(Out):
@@ -57,6 +95,8 @@ class CompareReport(Out):
     seconds: float = 0.0  # the whole comparison, plots included
     seconds_plots: float = 0.0
     ranking: list[RankedRow] = []
+    references: list[Reference] = []
+    differences: list[Difference] = []
     variants: list[VariantPair] = []
     notes: list[str] = []
     plots: list[str] = []

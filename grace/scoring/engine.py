@@ -28,7 +28,7 @@ from grace.scoring.render import Renderer, adapted, renderer_for
 from grace.scoring.server import Counter, score_per_option, score_trie
 from grace.scoring.tokenize import EncodedQuestion, Tokenizer, encode_question, load_tokenizer, local_chat_form
 from grace.serving.base import Endpoint
-from grace.stage import LocalStage, ServedStage, Stage, StageResult, Write, run_local, run_served
+from grace.stage import LocalStage, ServedStage, Stage, StageResult, Write, input_columns, run_local, run_served
 from grace.studies import Study, Trial
 
 SCORING_CONCURRENCY = 16  # trials in flight when experiments.yaml does not say (each sends its reads batched)
@@ -89,6 +89,12 @@ async def _score_server(client: httpx.AsyncClient, endpoint: Endpoint, study: St
                       sequences=sum(len(q.options) for q in encoded), latency_s=time.perf_counter() - t0)
 
 
+# The Exp 2 table's own columns (rows below); an input column of the same name is kept as input_<name>.
+TABLE_COLUMNS = ("trial_id", "model", "model_revision", "study", "prompt_version", "path", "status", "error",
+                 "question", "option", "n_tokens", "logprob", "prob", "prob_norm", "entropy", "argmax", "argmax_norm",
+                 "is_argmax", "option_mass")
+
+
 class _Exp2(Stage[Trial, Exp2Record]):
     """What every scoring path shares: one record per trial in exp2.jsonl, the table trial x question x option."""
 
@@ -111,7 +117,7 @@ class _Exp2(Stage[Trial, Exp2Record]):
         """The input columns (the lab's extra ones too), the design cell, then the record's fields; one row per
         question x option (a trial without scores: one row, its status)."""
         trial = self.by_id[record.trial_id]
-        head = {**trial, **self.study.condition(trial), "trial_id": record.trial_id,
+        head = {**input_columns(trial, TABLE_COLUMNS), **self.study.condition(trial), "trial_id": record.trial_id,
                 "model": record.model, "model_revision": record.model_revision, "study": record.study,
                 "prompt_version": record.prompt_version, "path": record.path, "status": record.status,
                 "error": record.error}

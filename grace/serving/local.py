@@ -38,6 +38,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_taken(port: int, host: str = "127.0.0.1") -> str | None:
+    """Why a server could not listen on host:port (another process listens there), or None if it could. Binds
+    as vLLM does (SO_REUSEADDR), so a port whose last connections are in TIME_WAIT counts as free."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
 def pid_dir() -> Path:
     return cache_dir() / "run" / "servers"
 
@@ -154,6 +166,9 @@ class LocalVLLMServer:
             raise ServerError(f"vLLM server interpreter {py} not found: run scripts/setup.sh first")
         if self.model.local_path and not Path(self.weights).exists():
             raise ServerError(f"model {self.model.name}: weights {self.weights} not found: run scripts/setup.sh")
+        if (taken := port_taken(self.port)) is not None:  # known before vLLM spends its start-up on it
+            raise ServerError(f"model {self.model.name}: port {self.port} on 127.0.0.1 is taken ({taken}): vLLM "
+                              "not started; stop what listens there or choose another port")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         in_main = threading.current_thread() is threading.main_thread()

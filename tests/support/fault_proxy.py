@@ -40,11 +40,19 @@ class Faults:
         self.rng = random.Random(self.seed)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # a stage opens up to its concurrency (128 on the CPU build) connections at once
+    allow_reuse_address = True  # a port a server just left (TIME_WAIT) can be taken over at once
+
+
 class FaultProxy:
-    """`rewrite`, when given, turns each forwarded request body into another (e.g. an older server's view)."""
+    """`rewrite`, when given, turns each forwarded request body into another (e.g. an older server's view).
+    `port`: listen there (a server coming back where one was stopped); by default a free one."""
 
     def __init__(self, upstream: str, faults: Faults | None = None,
-                 rewrite: Callable[[str, bytes], bytes] | None = None, expect_bearer: str | None = None) -> None:
+                 rewrite: Callable[[str, bytes], bytes] | None = None, expect_bearer: str | None = None,
+                 port: int = 0) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = faults or Faults()
         self.rewrite = rewrite
@@ -69,11 +77,10 @@ class FaultProxy:
             def do_POST(self) -> None:
                 proxy._handle(self, "POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._client = httpx.Client(timeout=600)
+        self._client = httpx.Client(timeout=600, limits=httpx.Limits(max_connections=512))  # no wait for a slot
 
     def set(self, faults: Faults) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""What one flow run left on the session's Prefect server, and nothing of any other run.
+"""What one flow run left on the session's Prefect server, and nothing of any other run; a flow run's process.
 
 The tests share one Prefect server per session, so a read across the whole server (every artifact, every flow
 run) can be satisfied by another test's run. These helpers read only the flow run under test, its subflow runs
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
+import psutil
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -82,3 +83,17 @@ def forget(client: SyncPrefectClient, *, deployment: str | None = None, work_poo
         with contextlib.suppress(ObjectNotFound):
             client.delete_work_pool(work_pool)
 
+
+
+def flow_run_process(flow_run_id: str) -> psutil.Process | None:
+    """The top-most process the worker started for this flow run (not the vLLM server it started): the one to
+    SIGKILL for a flow run that dies with no hook and no `finally` run."""
+    found = {}
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if p.environ().get("PREFECT__FLOW_RUN_ID") == flow_run_id and "vllm" not in " ".join(p.cmdline()):
+                found[p.pid] = p
+        except psutil.Error:
+            continue
+    tops = [p for p in found.values() if p.ppid() not in found]
+    return tops[0] if tops else None

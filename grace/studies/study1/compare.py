@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from grace.compare.differences import paired_differences
 from grace.compare.human import Table
-from grace.compare.metrics import DEFAULT_BOOTSTRAP, interval, paired_greater, paired_greater_boot
+from grace.compare.metrics import DEFAULT_BOOTSTRAP, interval, one_sample_greater, paired_greater
 from grace.compare.outputs import StudyOutputs
 from grace.compare.plugin import Comparison
-from grace.compare.schema import RankedRow
+from grace.compare.resample import Moments, Trials, draw, mean_var, no_interval, shown, thin
+from grace.compare.schema import Difference, RankedRow
 from grace.studies.study1 import human as human_data
 from grace.studies.study1.human import Finding, Study1Human
 from grace.studies.study1.results import ConditionPosterior, FindingResult, KnowledgeResult, Study1Result
@@ -29,14 +31,15 @@ from grace.studies.study1.study import STATES
 from grace.ui_format import MISSING, counts, md_escape, md_table, sig
 
 Condition = tuple[int, int]  # (access, observe)
+SOURCES = ("exp2", "exp1")
 
 
 @dataclass
 class Bets:
-    """Per trial: its condition, posterior bets over 0-3 (or None) and knowledge bet (or None), out of 100."""
+    """Per trial (and replicate, Exp 1): posterior bets over 0-3 by condition, knowledge bets by access (of 100)."""
 
-    posterior: dict[Condition, list[np.ndarray]] = field(default_factory=dict)
-    knowledge: dict[int, list[float]] = field(default_factory=dict)  # access -> per-trial bets
+    posterior: Trials[Condition] = field(default_factory=Trials)  # stratum (access, observe); values (R, 4)
+    knowledge: Trials[int] = field(default_factory=Trials)  # stratum access; values (R, 1)
     n_responses: int = 0
     unparseable: int = 0
     knowledge_unparseable: int = 0
@@ -49,25 +52,34 @@ def _condition(out: StudyOutputs, trial_id: str) -> Condition | None:
 
 
 def exp2_bets(out: StudyOutputs) -> Bets:
+    return out.once("study1-exp2", lambda: _exp2_bets(out))
+
+
+def exp1_bets(out: StudyOutputs) -> Bets:
+    """Each usable replicate a row of its trial (the bootstrap resamples replicates within trials)."""
+    return out.once("study1-exp1", lambda: _exp1_bets(out))
+
+
+def _exp2_bets(out: StudyOutputs) -> Bets:
     bets = Bets(n_responses=len(out.exp2), statuses=Counter({"ok": len(out.exp2), **out.exp2_not_ok}))
+    post: list[tuple[Condition, str, np.ndarray]] = []
+    know: list[tuple[int, str, np.ndarray]] = []
     for rec in out.exp2:
         cond = _condition(out, rec.trial_id)
         if cond is None:
             continue
-        post = rec.questions.get("posterior")
-        if post is not None:
-            p = np.array([post.probs.get(s, 0.0) for s in STATES], dtype=float)
-            if p.sum() > 0 and np.isfinite(p).all():
-                bets.posterior.setdefault(cond, []).append(100 * p / p.sum())
-            else:
-                bets.unparseable += 1
+        q = rec.questions.get("posterior")
+        p = np.array([q.probs.get(s, 0.0) for s in STATES], dtype=float) if q is not None else None
+        if p is not None and p.sum() > 0 and np.isfinite(p).all():
+            post.append((cond, rec.trial_id, 100 * p / p.sum()))
         else:
             bets.unparseable += 1
-        know = rec.questions.get("knowledge")
-        if know is not None and sum(know.probs.values()) > 0:
-            bets.knowledge.setdefault(cond[0], []).append(100 * know.probs.get("yes", 0.0) / sum(know.probs.values()))
+        k = rec.questions.get("knowledge")
+        if k is not None and sum(k.probs.values()) > 0:
+            know.append((cond[0], rec.trial_id, np.array([100 * k.probs.get("yes", 0.0) / sum(k.probs.values())])))
         else:
             bets.knowledge_unparseable += 1
+    bets.posterior, bets.knowledge = Trials[Condition].collect(post), Trials[int].collect(know)
     return bets
 
 
@@ -83,13 +95,14 @@ def _probabilities(value: object) -> np.ndarray | None:
     return 100 * p / p.sum()
 
 
-def exp1_bets(out: StudyOutputs) -> Bets:
+def _exp1_bets(out: StudyOutputs) -> Bets:
     bets = Bets()
-    post: dict[str, list[np.ndarray]] = {}
-    know: dict[str, list[float]] = {}
+    post: list[tuple[Condition, str, np.ndarray]] = []
+    know: list[tuple[int, str, np.ndarray]] = []
     for row in out.extracted:
         tid = row["trial_id"]
-        if tid not in out.conditions:
+        cond = _condition(out, tid)
+        if cond is None:
             continue
         bets.n_responses += 1
         bets.statuses[row["status"]] += 1
@@ -98,58 +111,82 @@ def exp1_bets(out: StudyOutputs) -> Bets:
         if p is None:
             bets.unparseable += 1
         else:
-            post.setdefault(tid, []).append(p)
+            post.append((cond, tid, p))
         k = row.get("knowledge") if usable else None
         if k in {"yes", "no"}:
-            know.setdefault(tid, []).append(100.0 if k == "yes" else 0.0)
+            know.append((cond[0], tid, np.array([100.0 if k == "yes" else 0.0])))
         else:
             bets.knowledge_unparseable += 1
-    for tid, ps in post.items():
-        cond = _condition(out, tid)
-        assert cond is not None
-        bets.posterior.setdefault(cond, []).append(np.mean(ps, axis=0))
-    for tid, ks in know.items():
-        cond = _condition(out, tid)
-        assert cond is not None
-        bets.knowledge.setdefault(cond[0], []).append(float(np.mean(ks)))
+    bets.posterior, bets.knowledge = Trials[Condition].collect(post), Trials[int].collect(know)
     return bets
 
 
-def score_findings(bets: Bets, findings: list[Finding], alpha: float, n_boot: int,
-                   rng: np.random.Generator) -> tuple[list[FindingResult], tuple[float, float] | None]:
-    """Each finding tested on the model's trials; and a bootstrap interval of the count reproduced."""
-    results = []
-    boot_hits = np.zeros(n_boot, dtype=int)
+def _finding_trials(f: Finding, posterior: Trials[Condition]) -> int:
+    return posterior.n((f.access, f.observe))
+
+
+def _contrast(f: Finding) -> np.ndarray:
+    c = np.zeros(len(STATES))
+    c[f.state_a], c[f.state_b] = 1.0, -1.0
+    return c
+
+
+def _significant(f: Finding, cond: Moments, alpha: float) -> np.ndarray:
+    """The finding's one-sided paired t-test (bets on state_a > on state_b) over the leading (resample) axes."""
+    return one_sample_greater(*mean_var([cond], _contrast(f)), alpha).significant
+
+
+def reproduced_count(draws: dict[Condition, Moments], findings: list[Finding], posterior: Trials[Condition],
+                     alpha: float) -> np.ndarray:
+    """(...,) findings reproduced over the leading (resample) axes of the conditions' moments; a finding whose
+    condition has fewer than 2 trials counts as not reproduced."""
+    k = np.zeros(next(iter(draws.values())).s1.shape[:-1]) if draws else np.zeros(())
     for f in findings:
-        trials = bets.posterior.get((f.access, f.observe), [])
-        arr = np.stack(trials) if trials else np.zeros((0, len(STATES)))
+        if _finding_trials(f, posterior) >= 2:
+            k = k + (_significant(f, draws[(f.access, f.observe)], alpha) == f.humans)
+    return k
+
+
+def score_findings(bets: Bets, findings: list[Finding], alpha: float, draws: dict[Condition, Moments] | None
+                   ) -> tuple[list[FindingResult], tuple[float, float] | None, str]:
+    """Each finding tested on the model's trials; the bootstrap interval of the count reproduced (resampling
+    trials within conditions, the tests redone), or why it is withheld."""
+    results = []
+    means = bets.posterior.means()
+    for f in findings:
+        arr = means.get((f.access, f.observe), np.zeros((0, len(STATES))))
         a, b = arr[:, f.state_a], arr[:, f.state_b]
         test = paired_greater(a, b, alpha)
-        sig_boot = paired_greater_boot(a, b, n_boot, rng, alpha)
-        hit_boot = sig_boot == f.humans if len(arr) >= 2 else np.zeros(n_boot, dtype=bool)
-        boot_hits += hit_boot
-        reproduced = test.p_value is not None and test.significant == f.humans
+        share = None
+        if draws is not None and len(arr) >= 2:
+            share = float((_significant(f, draws[(f.access, f.observe)], alpha) == f.humans).mean())
         results.append(FindingResult(
             label=f.label, observe=f.observe, access=f.access, state_a=f.state_a, state_b=f.state_b,
             humans=f.humans, n_trials=len(arr),
             mean_a=float(a.mean()) if len(arr) else None, mean_b=float(b.mean()) if len(arr) else None,
             mean_diff=test.mean_diff if len(arr) else None, statistic=test.statistic, p_value=test.p_value,
-            model_significant=test.significant, reproduced=reproduced,
-            reproduced_boot_share=float(hit_boot.mean()),
+            model_significant=test.significant, reproduced=test.p_value is not None and test.significant == f.humans,
+            reproduced_boot_share=share,
             note="; ".join(filter(None, [f.note and f"humans: {f.note}", test.note])),
         ))
-    ci = interval(boot_hits.astype(float)) if findings else None
-    return results, ci
+    untestable = [r for r in results if r.p_value is None]
+    if not findings or draws is None:
+        return results, None, ""
+    if untestable:
+        return results, None, f"{len(untestable)} not testable: n<2, no interval"
+    return results, interval(reproduced_count(draws, findings, bets.posterior, alpha)), ""
 
 
 def knowledge_results(bets: Bets, human: Study1Human, n_boot: int,
                       rng: np.random.Generator) -> tuple[list[KnowledgeResult], bool | None]:
     out = []
-    for access in sorted(set(bets.knowledge) | set(human.knowledgeability)):
-        vals = np.array(bets.knowledge.get(access, []), dtype=float)
+    means = bets.knowledge.means()
+    draws = draw(bets.knowledge, n_boot, rng) if n_boot else {}
+    for access in sorted(set(bets.knowledge.strata) | set(human.knowledgeability)):
+        vals = means.get(access, np.zeros((0, 1)))[:, 0]
         hm, hsd = human.knowledgeability.get(access, (None, None))
         mean = float(vals.mean()) if vals.size else None
-        ci = interval(vals[rng.integers(0, vals.size, size=(n_boot, vals.size))].mean(axis=1)) if vals.size else None
+        ci = interval(draws[access].mean[..., 0]) if vals.size >= 2 and access in draws else None
         out.append(KnowledgeResult(access=access, n_trials=int(vals.size), model_mean=mean, model_ci=ci,
                                    human_mean=hm, human_sd=hsd,
                                    difference=None if mean is None or hm is None else mean - hm))
@@ -165,13 +202,14 @@ def knowledge_results(bets: Bets, human: Study1Human, n_boot: int,
 def compare_bets(model: str, source: str, bets: Bets, human: Study1Human, alpha: float = 0.05,
                  n_boot: int = DEFAULT_BOOTSTRAP, rng: np.random.Generator | None = None) -> Study1Result:
     rng = rng or np.random.default_rng()
+    post = bets.posterior
     res = Study1Result(model=model, source=source, status="ok", n_responses=bets.n_responses,
                        unparseable=bets.unparseable, knowledge_unparseable=bets.knowledge_unparseable,
                        status_counts=dict(bets.statuses), findings_total=len(human.findings),
-                       n_trials=sum(len(v) for v in bets.posterior.values()))
+                       n_trials=sum(post.n(c) for c in post.strata))
     if source == "exp1":
         res.unparseable_share = bets.unparseable / bets.n_responses if bets.n_responses else None
-    if not bets.posterior:
+    if not post.strata:
         if bets.n_responses and bets.unparseable == bets.n_responses:
             res.status = "all-unparseable"
             res.message = (f"all {bets.n_responses} responses lack usable posterior probabilities "
@@ -179,15 +217,17 @@ def compare_bets(model: str, source: str, bets: Bets, human: Study1Human, alpha:
         else:
             res.status = "no-data"
             res.message = "no trials with posterior bets in any (access, observe) condition"
-    for (access, observe), trials in sorted(bets.posterior.items()):
-        arr = np.stack(trials)
-        boot = arr[rng.integers(0, len(arr), size=(n_boot, len(arr)))].mean(axis=1)
+    draws = draw(post, n_boot, rng) if n_boot and post.strata else None
+    means = post.means()
+    for access, observe in sorted(post.strata):
+        arr = means[(access, observe)]
+        boot = draws[(access, observe)].mean if draws is not None and len(arr) >= 2 else None
         res.conditions.append(ConditionPosterior(
             access=access, observe=observe, n_trials=len(arr),
             mean={s: float(v) for s, v in zip(STATES, arr.mean(axis=0), strict=True)},
-            ci={s: interval(boot[:, i]) for i, s in enumerate(STATES)},
+            ci={s: interval(boot[:, i]) if boot is not None else None for i, s in enumerate(STATES)},
         ))
-    res.findings, res.reproduced_ci = score_findings(bets, human.findings, alpha, n_boot, rng)
+    res.findings, res.reproduced_ci, res.findings_no_interval = score_findings(bets, human.findings, alpha, draws)
     res.reproduced = sum(f.reproduced for f in res.findings)
     untestable = [f for f in res.findings if f.p_value is None]
     if untestable and res.status == "ok":
@@ -207,8 +247,30 @@ def compare_study1(out: StudyOutputs, human: Study1Human, alpha: float = 0.05, n
     return results
 
 
-def _ci(ci: tuple[float, float] | None, fmt: str) -> str:
-    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else ""
+def paired_study1(outs: list[StudyOutputs], pairs: list[tuple[int, int]], human: Study1Human, alpha: float,
+                  n_boot: int, rng: np.random.Generator) -> list[Difference]:
+    """Per source, for each pair (i, j) of models that both have it: the paired bootstrap difference i - j of the
+    findings reproduced, on the trials both answered (the same trials resampled for both)."""
+    conds = sorted({(f.access, f.observe) for f in human.findings})
+
+    def measures(draws: dict[Condition, Moments], trials: Trials[Condition]) -> dict[str, np.ndarray]:
+        return {"findings": reproduced_count(draws, human.findings, trials, alpha)}
+
+    out: list[Difference] = []
+    for source in SOURCES:
+        have = [i for i, o in enumerate(outs) if (o.exp2_present if source == "exp2" else o.exp1_present)]
+        mine = [(have.index(i), have.index(j)) for i, j in pairs if i in have and j in have]
+        if mine:
+            models = [(outs[i].model, (exp2_bets if source == "exp2" else exp1_bets)(outs[i]).posterior.restrict(conds))
+                      for i in have]
+            out += paired_differences("study1", source, models, mine, ("findings",), measures,
+                                      lambda t: no_interval(thin(t, conds), len(conds), "conditions"), n_boot, rng)
+    return out
+
+
+def _ci(ci: tuple[float, float] | None, fmt: str, n: int | None = None, note: str = "") -> str:
+    """An interval in `fmt`; withheld, why (`note`, or "n=1, no interval" for fewer than 2 trials)."""
+    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else shown(None, n, note)
 
 
 def _num(x: float | None, fmt: str) -> str:
@@ -224,7 +286,8 @@ def _reproduced(f: FindingResult) -> str:
 def markdown(r1: Study1Result) -> list[str]:
     """One result's section of compare.md: the scorecard, the mean bets, knowledgeability."""
     out = [f"## Study 1: {r1.model} ({r1.source})", "",
-           f"{r1.reproduced} of {r1.findings_total} findings reproduced {_ci(r1.reproduced_ci, '.0f')}; "
+           f"{r1.reproduced} of {r1.findings_total} findings reproduced "
+           f"{_ci(r1.reproduced_ci, '.0f', note=r1.findings_no_interval)}; "
            f"{r1.n_trials} trials with posterior bets; {r1.unparseable} of {r1.n_responses} without usable "
            f"posterior; statuses: {counts(r1.status_counts)}."]
     if r1.message:
@@ -239,14 +302,16 @@ def markdown(r1: Study1Result) -> list[str]:
         empty="No published finding loaded.")]
     out += ["", *[f"{i}. {md_escape(n)}" for i, n in enumerate(notes, start=1)]] if notes else []
     out += ["", *md_table(
-        ["access", "observe", "n", "mean bets 0/1/2/3"],
-        [[str(c.access), str(c.observe), str(c.n_trials), " / ".join(f"{c.mean[s]:.1f}" for s in STATES)]
+        ["access", "observe", "n", "mean bets 0/1/2/3", "95% CI 0 / 1 / 2 / 3"],
+        [[str(c.access), str(c.observe), str(c.n_trials), " / ".join(f"{c.mean[s]:.1f}" for s in STATES),
+          " / ".join(_ci(c.ci.get(s), ".1f") for s in STATES) if c.n_trials >= 2 else shown(None, c.n_trials)]
          for c in r1.conditions],
         empty=f"No mean bets: {r1.message or 'no trial with usable posterior bets'}.")]
     order = {True: "yes", False: "no", None: "—"}[r1.knowledge_order_matches]
     out += ["", f"Knowledgeability (bet the speaker knows, of 100); ordering by access as humans: {order}", "",
             "| access | n | model [95% CI] | humans (SD) | difference |", "|---|---|---|---|---|"]
-    out += [f"| {k.access} | {k.n_trials} | {_num(k.model_mean, '.1f')} {_ci(k.model_ci, '.1f')} | "
+    out += [f"| {k.access} | {k.n_trials} | {_num(k.model_mean, '.1f')} "
+            f"{_ci(k.model_ci, '.1f', k.n_trials if k.n_trials else None)} | "
             f"{_num(k.human_mean, '.1f')} ({_num(k.human_sd, '.1f')}) | {_num(k.difference, '+.1f')} |"
             for k in r1.knowledge]
     out.append("")
@@ -258,6 +323,7 @@ class Study1Comparison(Comparison):
 
     order = 1
     measures = ("findings",)
+    primary = "findings"
     legend = ("Findings: published pairwise comparisons of study 1 reproduced (one-sided paired t-test across "
               "trials, significant exactly where the humans' was).")
     kinds = human_data.KINDS
@@ -279,12 +345,18 @@ class Study1Comparison(Comparison):
                 rng: np.random.Generator) -> list[Study1Result]:
         return compare_study1(out, human, alpha, n_boot, rng)
 
+    def paired(self, outs: list[StudyOutputs], pairs: list[tuple[int, int]], human: Study1Human, alpha: float,
+               n_boot: int, rng: np.random.Generator) -> list[Difference]:
+        return paired_study1(outs, pairs, human, alpha, n_boot, rng)
+
     def rank(self, results: list[Study1Result], variant_of: Callable[[str], str | None]) -> list[RankedRow]:
-        """By findings reproduced, most first."""
-        s1 = sorted(results, key=lambda r: (r.status != "ok", -r.reproduced, r.model, r.source))
+        """Per source (exp2, then exp1), by findings reproduced, most first."""
+        s1 = sorted(results, key=lambda r: (SOURCES.index(r.source) if r.source in SOURCES else len(SOURCES),
+                                             r.status != "ok", -r.reproduced, r.model))
         return [RankedRow(rank=i, model=r.model, variant_of=variant_of(r.model), study="study1", source=r.source,
-                          status=r.status, findings=f"{r.reproduced}/{r.findings_total}",
-                          findings_ci=r.reproduced_ci, unparseable_share=r.unparseable_share, message=r.message)
+                          status=r.status, findings=f"{r.reproduced}/{r.findings_total}" if r.status == "ok" else "",
+                          findings_ci=r.reproduced_ci, unparseable_share=r.unparseable_share, message=r.message,
+                          findings_no_interval=r.findings_no_interval)
                 for i, r in enumerate(s1, start=1)]
 
     def markdown(self, results: list[Study1Result]) -> list[str]:

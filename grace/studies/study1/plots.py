@@ -115,8 +115,12 @@ def plot_study1(results: list[Study1Result], human: Study1Human, path: Path) -> 
                 means = [cond.mean[s] for s in STATES]
                 err = np.array([[m - (cond.ci[s] or (m, m))[0], (cond.ci[s] or (m, m))[1] - m]
                                 for s, m in zip(STATES, means, strict=True)]).T
-                ax.bar(x - 0.4 + width * (k + 0.5), means, width, yerr=np.clip(err, 0, None), capsize=2,
-                       color=colors(k), label=f"{r.model} ({r.source})")
+                has_ci = all(cond.ci.get(s) is not None for s in STATES)
+                ax.bar(x - 0.4 + width * (k + 0.5), means, width, yerr=np.clip(err, 0, None) if has_ci else None,
+                       capsize=2, color=colors(k), label=f"{r.model} ({r.source})")
+                if cond.n_trials < 2:  # no error bar: not a precise value, a lone trial
+                    ax.text(x[0] - 0.4 + width * (k + 0.5), min(means[0] + 3, 60), f"n={cond.n_trials}, no interval",
+                            rotation=90, fontsize=6, ha="center", va="bottom", color=colors(k))
             lines = []
             for f in human.findings:
                 if f.access == access and f.observe == observe:

@@ -10,7 +10,7 @@ class ConditionPosterior(Out):
     observe: int
     n_trials: int
     mean: dict[str, float]  # state "0".."3" -> mean bet out of 100
-    ci: dict[str, Interval] = {}
+    ci: dict[str, Interval] = {}  # None with fewer than 2 trials ("n=1, no interval")
 
 
 class FindingResult(Out):
@@ -29,7 +29,7 @@ class FindingResult(Out):
     p_value: float | None = None
     model_significant: bool = False
     reproduced: bool = False
-    reproduced_boot_share: float | None = None  # share of bootstrap resamples in which it is reproduced
+    reproduced_boot_share: float | None = None  # share of bootstrap resamples in which it is reproduced (n >= 2)
     note: str = ""
 
 
@@ -59,5 +59,6 @@ class Study1Result(Out):
     reproduced: int = 0
     findings_total: int = 0
     reproduced_ci: Interval = None
+    findings_no_interval: str = ""  # why reproduced_ci is withheld (a finding not testable)
     knowledge: list[KnowledgeResult] = []
     knowledge_order_matches: bool | None = None  # the model ranks access 1/2/3 as the humans do

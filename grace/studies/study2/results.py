@@ -5,6 +5,30 @@ from __future__ import annotations
 from grace.compare.schema import Interval, Out
 
 
+class FindingResult(Out):
+    """One published finding tested on a model (grace/studies/study2/findings.py)."""
+
+    key: str
+    label: str
+    test: str  # what was tested, and how
+    n_trials: int  # trials in the finding's cells
+    model_first: float | None = None  # the model's share under the first goal (or of the literal utterance)
+    model_second: float | None = None  # ... under the second goal (or of the most chosen other utterance)
+    effect: float | None = None  # first - second
+    effect_ci: Interval = None
+    statistic: float | None = None
+    p_value: float | None = None
+    significant: bool = False
+    testable: bool = False
+    reproduced: bool = False
+    human_first: float | None = None
+    human_second: float | None = None
+    human_effect: float | None = None
+    human_ci: Interval = None
+    human_source: str = ""
+    note: str = ""
+
+
 class CellResult(Out):
     goal: str
     state: str
@@ -12,7 +36,7 @@ class CellResult(Out):
     model: dict[str, float]  # utterance -> proportion
     human: dict[str, float]
     js: float
-    js_ci: Interval = None
+    js_ci: Interval = None  # None with fewer than 2 trials: "n=1, no interval"
 
 
 class Study2Result(Out):
@@ -32,4 +56,11 @@ class Study2Result(Out):
     r: float | None = None
     r_ci: Interval = None
     r_note: str = ""
+    no_interval: str = ""  # why js_ci / r_ci are withheld (a cell with fewer than 2 trials)
+    js_vs_ceiling: float | None = None  # js / the humans' split-half JS
+    findings: list[FindingResult] = []
+    reproduced: int = 0
+    findings_total: int = 0
+    reproduced_ci: Interval = None
+    findings_no_interval: str = ""  # why reproduced_ci is withheld
     cells: list[CellResult] = []

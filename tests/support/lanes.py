@@ -1,0 +1,161 @@
+"""The suite's lanes: markers derived from the fixtures a test uses, and a guard that holds every test to them.
+
+`bash scripts/test.sh --fast` runs the tests selected by `FAST` (no vLLM server, no Prefect, no browser); the
+whole suite runs everything. A test is marked
+
+- from its fixtures: `item.fixturenames` is the transitive closure of what the test asks for, so a test using
+  `prefect_env` (built on `prefect_server`) or `run_artifacts` (built on `sample_run`) gets the markers of the
+  fixtures below them (`FIXTURE_MARKERS`);
+- by hand where it starts the thing in its own body (a `LocalVLLMServer`, the flow run in-process on a local
+  model, `grace query` without `--endpoint`): `@pytest.mark.server` (tests/test_lanes.py finds the first two
+  kinds in the source).
+
+`ProcessGuard` checks both while the tests run: it samples the processes this session starts (they inherit
+`GRACE_TEST_SESSION`) and fails, at its teardown, any test during which a vLLM server, a Prefect process or
+Chromium appeared without the test carrying that marker. Its summary line says what the session started, so a
+run of the fast lane shows that it started none of them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+
+import psutil
+import pytest
+
+SERVER, PREFECT, BROWSER = "server", "prefect", "browser"
+FAST = f"not {SERVER} and not {PREFECT} and not {BROWSER}"
+WHAT = {SERVER: "a vLLM server", PREFECT: "a Prefect process", BROWSER: "Chromium"}
+COUNTED = {SERVER: "vLLM servers", PREFECT: "Prefect processes", BROWSER: "Chromium processes"}
+
+# The fixtures that start a real thing, or hand work to something that does (a run the worker picks up starts
+# its own vLLM server). Fixtures built on these need no entry: the closure carries the markers up.
+FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
+    "toy_server": (SERVER,),
+    "smollm2_server": (SERVER,),
+    "gemma2_server": (SERVER,),
+    "gptoss_server": (SERVER,),  # tests/test_family_servers.py, one per module
+    "prefect_server": (PREFECT,),  # under prefect_env, full_study_deployment, prefect_worker, sample_run
+    "prefect_worker": (PREFECT, SERVER),
+    "sample_run": (PREFECT, SERVER),
+    "ui": (BROWSER,),  # tests/test_ui_browser.py: headless Chromium
+}
+
+
+def derived_markers(fixturenames: Iterable[str]) -> set[str]:
+    return {m for name in fixturenames for m in FIXTURE_MARKERS.get(name, ())}
+
+
+def derive_markers(items: list[pytest.Item]) -> None:
+    """Add each item the markers of the fixtures it uses (run before `-m` deselects: tryfirst)."""
+    for item in items:
+        for marker in sorted(derived_markers(getattr(item, "fixturenames", ()))):
+            if item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+def kind_of(cmdline: list[str]) -> str | None:
+    """Which of the guarded things a command line runs: the vLLM API server (its engine process is its child),
+    anything of Prefect's (the CLI, its server, worker or a flow-run process), Chromium or Playwright's driver.
+    Only the program and `-m` modules count, not what its arguments mention."""
+    programs = [os.path.basename(a) for a in cmdline[:2]]  # a script runs as `python /path/to/script ...`
+    modules = [b for a, b in zip(cmdline, cmdline[1:], strict=False) if a == "-m"]
+    modules += [a.split(":")[0] for a in cmdline if a.startswith("prefect.server.")]  # uvicorn's app factory
+    if any(m.startswith("vllm.entrypoints") for m in modules) or programs[1:] == ["vllm"]:
+        return SERVER
+    if any(p == "prefect" for p in programs) or any(m == "prefect" or m.startswith("prefect.") for m in modules):
+        return PREFECT
+    if cmdline and (os.path.basename(cmdline[0]).startswith("chrom") or "playwright" in cmdline[0]):
+        return BROWSER
+    return None
+
+
+@dataclass(frozen=True)
+class Seen:
+    pid: int
+    kind: str
+    at: float  # time.monotonic() when first seen
+    cmd: str
+
+
+class ProcessGuard:
+    """A pytest plugin: samples, every `every_s`, the guarded processes carrying this session's mark."""
+
+    def __init__(self, mark: str, every_s: float = 0.5) -> None:
+        self.mark = mark
+        self.every_s = every_s
+        self.seen: dict[tuple[int, float], Seen] = {}  # by pid and start time: a pid can be reused
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="process-guard", daemon=True)
+        self._since: dict[str, float] = {}
+        self.offenders: list[str] = []
+
+    def scan(self) -> None:
+        me = os.getpid()
+        for p in psutil.process_iter(["pid", "cmdline", "create_time"]):
+            key = (p.pid, p.info["create_time"])
+            if p.pid == me or key in self.seen:
+                continue
+            try:
+                kind = kind_of(p.info["cmdline"] or [])
+                if kind is None or p.environ().get("GRACE_TEST_SESSION") != self.mark:
+                    continue
+            except psutil.Error:
+                continue
+            with self._lock:
+                self.seen.setdefault(key, Seen(p.pid, kind, time.monotonic(), " ".join(p.info["cmdline"])[:160]))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.scan()
+
+    def started(self, since: float) -> list[Seen]:
+        with self._lock:
+            return [s for s in self.seen.values() if s.at >= since]
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.scan()  # what was there before the first test is nobody's
+        self._thread.start()
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._stop.set()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.scan()  # anything of the previous test's teardown is charged to it, not to this one
+        self._since[item.nodeid] = time.monotonic()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if call.when != "teardown" or item.nodeid not in self._since:
+            return report
+        self.scan()
+        since = self._since.pop(item.nodeid)
+        missing = [s for s in self.started(since) if item.get_closest_marker(s.kind) is None]
+        if missing:
+            lines = [f"{WHAT[s.kind]} started while this test ran, and it is not marked {s.kind}: pid {s.pid}, "
+                     f"{s.cmd}" for s in missing]
+            self.offenders += [f"{item.nodeid}: {line}" for line in lines]
+            lines.append("mark the test (@pytest.mark.<marker>) or give the fixture that starts it its markers "
+                         "(tests/support/lanes.py, FIXTURE_MARKERS)")
+            report.outcome = "failed"
+            report.longrepr = "\n".join(lines)
+        return report
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        with self._lock:
+            counts = {k: sum(s.kind == k for s in self.seen.values()) for k in WHAT}
+        said = ", ".join(f"{COUNTED[k]} {counts[k]}" for k in WHAT)
+        terminalreporter.write_line(f"process guard: started by this session: {said}; "
+                                    f"started by a test without its marker: {len(self.offenders)}")
+        for line in self.offenders:
+            terminalreporter.write_line(f"  {line}")
