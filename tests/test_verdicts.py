@@ -106,9 +106,11 @@ def test_the_comparison_ranks_exp1_and_exp2_apart(tmp_path: Path, cfg, capsys: p
         write_extracted(run / model / "study2", model, [{"trial_id": t["trial_id"], "utterance": "It was good"}
                                                         for t in trials])
     rep = compare_run(run, STUDIES.values(), cfg=cfg, n_boot=50, plots=False)
-    by_source = {(r.source, r.rank): r.model for r in rep.ranking}
-    assert {k[0] for k in by_source} == {"exp1", "exp2"} and len(rep.ranking) == 4
-    assert sorted(r for s, r in by_source if s == "exp2") == [1, 2] == sorted(r for s, r in by_source if s == "exp1")
+    ranks = {(r.source, r.model): (r.rank, r.tied_with) for r in rep.ranking}
+    assert sorted(ranks) == [("exp1", "a"), ("exp1", "b"), ("exp2", "a"), ("exp2", "b")]
+    assert min(ranks["exp2", m][0] for m in "ab") == 1 == min(ranks["exp1", m][0] for m in "ab")  # each its own
+    # the same extracted answer from both: their Exp 1 is tied, whatever their Exp 2 does
+    assert ranks["exp1", "a"] == (1, ["b"]) and ranks["exp1", "b"] == (1, ["a"])
     md = (run / "compare" / "compare.md").read_text()
     assert "### study2, Exp 2 (option probabilities)" in md and "### study2, Exp 1 (extracted answers)" in md
     assert "[a](../trials.html#model=a&study=study2&phase=study&exp2=ok)" in md
@@ -127,7 +129,8 @@ def test_two_runs_side_by_side(tmp_path: Path, cfg, capsys: pytest.CaptureFixtur
     tables = json.loads((out / "compare.json").read_text())["tables"]
     (t,) = tables
     assert (t["study"], t["source"], t["runs"]) == ("study2", "exp2", ["run-a", "run-b"])
-    (row,) = t["rows"]
+    row, ceiling = t["rows"]  # the model, then the humans' noise ceiling (the same for both runs)
+    assert ceiling["model"] == "humans: split-half noise ceiling" and ceiling["run-a"] == ceiling["run-b"], ceiling
     js = {r: float(row[r].split()[1]) for r in ("run-a", "run-b")}
     assert js["run-b"] < js["run-a"], row  # the run closer to the humans reads closer
     assert row["run-b"].endswith("✓ fit") and row["run-a"].endswith("· —")  # run-a has no report: no verdict

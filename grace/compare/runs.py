@@ -43,20 +43,27 @@ class RunSide:
 def _cell(row: dict[str, str] | None) -> str:
     if row is None:
         return MISSING
-    return f"{row[LIKENESS]} · {row['quality']}"
+    return f"{row[LIKENESS]} · {row['quality']}" if row["quality"] else row[LIKENESS]  # a human reference: no verdict
+
+
+def _reference_last(item: tuple[str, dict[str, dict[str, str]]]) -> tuple[bool, str]:
+    """Models by name, then the humans' references (the noise ceiling), which have no rank."""
+    return any(c["rank"] == MISSING for c in item[1].values()), item[0]
 
 
 def side_by_side(sides: list[RunSide], studies: list[Study]) -> list[dict[str, Any]]:
     """One table per (study, source): a row per model in any run, a column per run (measure · fit)."""
     rows: dict[tuple[str, str], dict[str, dict[str, dict[str, str]]]] = {}
     for side in sides:
+        source = MISSING
         for r in ranking_rows(side.report.ranking, studies, side.report.references, side.fit):
-            rows.setdefault((r["study"], r["source"]), {}).setdefault(r["model"], {})[side.name] = r
+            source = r["source"] if r["source"] != MISSING else source  # a human reference: the block above it
+            rows.setdefault((r["study"], source), {}).setdefault(r["model"], {})[side.name] = r
     tables = []
     for (study, source), by_model in rows.items():
         tables.append({"study": study, "source": source, "runs": [s.name for s in sides],
                        "rows": [{"model": m, **{s.name: _cell(cells.get(s.name)) for s in sides}}
-                                for m, cells in sorted(by_model.items())]})
+                                for m, cells in sorted(by_model.items(), key=_reference_last)]})
     return tables
 
 
