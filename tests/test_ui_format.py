@@ -145,8 +145,12 @@ def test_run_summary_in_the_checkout_names_the_relative_folder(tmp_path: Path) -
     assert "serve it with `grace view results/ruby-run-1234abcd`" in md
     assert "| toy | study1 | exp1 | 10 | 10 | 0 | — | 3.14 | 3.18 | - |" in md
     assert "- `report/`: report.md, 2 PNG plot(s)" in md and "- `./`: run.json" in md
+    assert "**Tables:**" not in md  # no analysis/ folder yet
+    (run / "analysis").mkdir()
+    (run / "analysis" / "README.md").write_text("codebook")
     served = run_summary(run, SUMMARY, {}, links, viewer_url="http://127.0.0.1:4300/ruby-run-1234abcd/trials.html")
     assert "[open the trial viewer](http://127.0.0.1:4300/ruby-run-1234abcd/trials.html)" in served
+    assert "**Tables:** `analysis/` in the run folder" in served and "- `analysis/`: README.md" in served
 
 
 def test_run_summary_lists_each_models_preflight(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from grace.ui_format import Location, counts, md_escape, md_table, results_location, sig
 from grace.view.links import VIEWER
 
-FILE_SUFFIXES = {".jsonl", ".parquet", ".csv", ".md", ".png", ".json", ".log", ".html"}
+FILE_SUFFIXES = {".jsonl", ".parquet", ".csv", ".md", ".png", ".json", ".log", ".html", ".R"}
 
 
 @dataclass
@@ -55,6 +55,11 @@ def viewer_line(loc: Location, viewer_url: str | None) -> str:
             f"(nothing to install; it works offline){serve}.")
 
 
+ANALYSIS_LINE = ("**Tables:** `analysis/` in the run folder holds every model's rows per study and experiment "
+                 "(CSV and Parquet) for your own analysis, their codebook (`analysis/README.md`) and `grace.R`, "
+                 "which recomputes the comparison's figures from them.")
+
+
 def folder_rows(run_dir: Path) -> list[list[str]]:
     """One row per folder of the run (relative to it): its result files by name, PNGs counted."""
     by_folder: dict[str, list[str]] = {}
@@ -84,6 +89,8 @@ def run_summary(run_dir: Path, summaries: Sequence[Mapping[str, Any]], failures:
     if lead:
         lines.append("")
     lines += [viewer_line(loc, viewer_url), ""]
+    if (run_dir / "analysis" / "README.md").exists():
+        lines += [ANALYSIS_LINE, ""]
     lines.append(f"Results: {loc.where}.")
     if loc.fetch:
         lines.append(f"Copy them to your machine with `{loc.fetch}`, then open `{VIEWER}` in it.")
