@@ -102,8 +102,8 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str) -> list[
     mcfg = plan.models[0]
     factory = backend_factory(mcfg, params.profile, run_id=run_id, endpoint=params.endpoint,
                               seed=plan.server_seed(cfg), log_dir=run.root / "logs")
-    extraction = extraction_settings(cfg, params.extract_llm)
-    here, separate = own_server_extraction(extraction), extraction.separate
+    here = own_server_extraction(extraction_settings(cfg, params.extract_llm))  # as benchmarks/direct_run.py
+    separate = extraction_settings(cfg, params.extract_llm).separate  # a separate model reads the rest later
     task = experiment_task.with_options(retries=params.task_retries)
     summaries: list[dict[str, Any]] = []
     with ManagedServer(factory) as server:
