@@ -273,7 +273,8 @@ def findings_lines(r2: Study2Result) -> list[str]:
     """The findings' table of one result: the humans' figures, the model's, the test and the verdict."""
     head = (f"Findings reproduced: {r2.reproduced} of {r2.findings_total} "
             f"{shown(r2.reproduced_ci, note=r2.findings_no_interval, fmt='.0f')}".rstrip() + ".")
-    rows, notes = [], []
+    rows: list[list[str]] = []
+    notes: list[str] = []
     for f in r2.findings:
         human = (f"{sig(f.human_first)} vs {sig(f.human_second)}: {_signed(f.human_effect)} "
                  f"{shown(f.human_ci, note=f.human_source if f.human_ci is None else '')}".rstrip()
