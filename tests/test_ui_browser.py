@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,10 @@ def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer:
     both studies, both experiments, the 10-row samples), its results in the session's folder that the trial
     viewer (`grace view --root`, as scripts/prefect-up.sh starts it) serves."""
     out = tmp_path_factory.mktemp("readme-run")
-    started = run_deployment(full_study_deployment, parameters={"out": str(out)}, timeout=0)
+    # in a thread of its own: Playwright's sync API runs an event loop in this one, where Prefect's run_deployment
+    # would hand back a coroutine instead of running
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(run_deployment, full_study_deployment, parameters={"out": str(out)}, timeout=0).result()
     run = wait_final_flow_run(started.id, timeout=3600)
     return SampleRun(flow_run=run, out=out, run_dir=out / f"{run.name}-{str(run.id)[:8]}")
 
