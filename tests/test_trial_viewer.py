@@ -56,6 +56,10 @@ def test_every_trial_is_one_row_with_what_was_sent_and_read(run: Path) -> None:
     cut = by["b", "study1", "study1-2"]
     assert (cut["exp1"]["status"], cut["exp1"]["finish"]) == ("truncated", "length")
     assert data["unreadable"] == [{"path": "run-a/b/study1/exp1.jsonl", "lines": [7]}]  # the torn line, counted
+    assert "analysis/" not in data["subtitle"]  # no tables written yet; once they are, the page says where
+    (run / "analysis").mkdir()
+    (run / "analysis" / "README.md").write_text("codebook")
+    assert "tables for R or pandas: analysis/ in the run folder (run-a)" in read_payload(viewer_html([run]))["subtitle"]
 
 
 def test_a_variant_and_unknown_fields_are_shown_when_present_and_absent_in_older_runs(run: Path) -> None:

@@ -87,11 +87,14 @@ def payload(run_dirs: list[Path]) -> dict[str, Any]:
         rows += run_rows(d, unreadable)
         runs.append({"name": d.name, "verdicts": verdicts(d)})
     names = ", ".join(d.name for d in run_dirs)
+    tables = [d.name for d in run_dirs if (d / "analysis" / "README.md").exists()]
     return {
         "title": f"Grace trials: {names}",
         "subtitle": f"{len(rows)} trials of {len({(r['run'], r['model']) for r in rows})} model run(s); written "
                     f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by grace view. Everything on this page is "
-                    "inside this file.",
+                    "inside this file." + (f" The same trials as tables for R or pandas: analysis/ in the run "
+                                           f"folder{'s' if len(tables) > 1 else ''} ({', '.join(tables)}), with their "
+                                           "codebook (analysis/README.md) and grace.R." if tables else ""),
         "runs": runs, "rows": rows,
         "unreadable": [{"path": _shown(Path(u.path), run_dirs), "lines": u.lines} for u in unreadable],
     }
