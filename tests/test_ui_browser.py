@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,11 @@ def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer:
     both studies, both experiments, the 10-row samples), its results in the session's folder that the trial
     viewer (`grace view --root`, as scripts/prefect-up.sh starts it) serves."""
     out = tmp_path_factory.mktemp("readme-run")
-    # in a thread of its own: Playwright's sync API runs an event loop in this one, where Prefect's run_deployment
-    # would hand back a coroutine instead of running
+    # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
+    # an event loop in this thread, where Prefect's run_deployment would hand back a coroutine instead of running
     with ThreadPoolExecutor(1) as pool:
-        started = pool.submit(run_deployment, full_study_deployment, parameters={"out": str(out)}, timeout=0).result()
+        started = pool.submit(copy_context().run, run_deployment, full_study_deployment,
+                              parameters={"out": str(out)}, timeout=0).result()
     run = wait_final_flow_run(started.id, timeout=3600)
     return SampleRun(flow_run=run, out=out, run_dir=out / f"{run.name}-{str(run.id)[:8]}")
 
