@@ -26,6 +26,7 @@ from prefect.states import State
 
 from grace.errors import ServerError
 from grace.serving.prefetch import PrefetchError
+from tasks.verdict import NOT_FIT
 
 log = logging.getLogger(__name__)
 MODEL_LABEL = "grace.model"
@@ -48,7 +49,7 @@ def failed_stage(state: State[Any]) -> str:
                 ),
                 sort=TaskRunSort.EXPECTED_START_TIME_ASC,
             )
-        names = [r.name for r in runs]
+        names = [r.name for r in runs if not (r.state and r.state.name == NOT_FIT)]  # over a limit: it finished
     if names:
         return ", ".join(dict.fromkeys(names))
     exc = state.result(raise_on_failure=False)

@@ -40,6 +40,7 @@ from grace.params import (
     RetriesT,
     RunParams,
     StudiesT,
+    SwitchT,
 )
 from grace.pipeline import (
     Plan,
@@ -50,15 +51,17 @@ from grace.pipeline import (
     plan_key,
 )
 from grace.prefetching import provenance, read_record, served_model
+from grace.report.limits import mass_limit, model_verdicts
 from grace.report.verdict import read_verdicts, verdict_message
 from grace.run import RunFolder, safe_name
 from grace.serving import Endpoint, ManagedServer, stop_stale_servers
 from grace.serving.prefetch import PrefetchError
-from tasks.analysis import compare_task, extract_task, report_task, tables_task
+from tasks.analysis import compare_task, extract_task, report_task, tables_task, view_task
 from tasks.artifacts import publish_run, publish_stages
 from tasks.experiments import experiment_task
 from tasks.prefetch import prefetch_task
 from tasks.preflight import preflight_task
+from tasks.verdict import STOPPED, stage_outcome, verdict_state
 
 
 def run_id_of(name: str, flow_run_id: Any) -> str:
@@ -104,9 +107,10 @@ def weights_for(run: RunFolder, mcfg: ModelConfig, profile: str, run_id: str) ->
 
 @flow(name="grace-model", flow_run_name="{model}", log_prints=True)
 def model_run(model: str, params: RunParams, run_dir: str, run_id: str, next_model: str | None = None
-              ) -> list[dict[str, Any]]:
+              ) -> list[dict[str, Any]] | State[Any]:
     """One model: its weights, start its server, preflight it, run every stage, stop the server (success, failure,
-    cancel). While it is served, `next_model`'s weights are fetched (its prefetch needs no GPU)."""
+    cancel). While it is served, `next_model`'s weights are fetched (its prefetch needs no GPU).
+    Ends "Fit" / "Not fit" (its own stages judged as the report will), or "Stopped at preflight"."""
     cfg = load_config()
     plan = plan_of(cfg, params, [model])
     run = RunFolder(Path(run_dir))
@@ -118,7 +122,8 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str, next_mod
     mcfg = plan.models[0] if params.endpoint else weights_for(run, plan.models[0], params.profile, run_id)
     factory = backend_factory(mcfg, params.profile, run_id=run_id, endpoint=params.endpoint,
                               seed=plan.server_seed(cfg), log_dir=run.root / "logs")
-    here = own_server_extraction(extraction_settings(cfg, params.extract_llm))
+    here = own_server_extraction(extraction_settings(cfg, params.extract_llm))  # as benchmarks/direct_run.py
+    separate = extraction_settings(cfg, params.extract_llm).separate  # a separate model reads the rest later
     task = experiment_task.with_options(retries=params.task_retries)
     summaries: list[dict[str, Any]] = []
     managed = ManagedServer(factory)
@@ -130,21 +135,28 @@ def model_run(model: str, params: RunParams, run_dir: str, run_id: str, next_mod
             if next_model and not params.endpoint:  # the next model's weights, while this one answers
                 ahead = prefetch_task.submit(next_model, params.profile, run_dir, run_id, run.attempt)
             if params.preflight:
-                preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()},
-                               list(params.experiments), run.root / safe_name(model) / "preflight", here, plan)
+                checked = preflight_task(server, mcfg, cfg, {n: (s, t) for n, (s, t, _) in plan.studies.items()},
+                                         list(params.experiments), run.root / safe_name(model) / "preflight", here,
+                                         plan, params.study_id, return_state=True)
+                if not checked.is_completed():
+                    return Failed(name=STOPPED, message=reason(checked))
             for job in plan.stage_jobs(cfg, run, model):
-                summaries.append(task(server, mcfg, job.study, job.trials, job.exp, job.out_dir,
-                                      cfg.experiments_file.utilization))
+                summaries.append(stage_outcome(task(server, mcfg, job.study, job.trials, job.exp, job.out_dir,
+                                                    cfg.experiments_file.utilization, return_state=True)))
             for x in plan.extraction_jobs(cfg, run, model):
-                extract_task.with_options(retries=params.task_retries)(server, model, x.study, x.study_dir, here,
-                                                                       x.retry, cfg.experiments_file.utilization)
+                stage_outcome(extract_task.with_options(retries=params.task_retries)(
+                    server, model, x.study, x.study_dir, here, x.retry, cfg.experiments_file.utilization,
+                    judge=not separate, return_state=True))
     finally:
         record_lives(run, model, managed.lives)
         if ahead is not None:
             ahead.wait()
     run.mark_model_done(model, key, summaries)
-    publish_stages(model, summaries)
-    return summaries
+    publish_stages(model, summaries, study_id=params.study_id)
+    verdicts = model_verdicts(run.root / safe_name(model), params.study_objects(cfg), mass_limit(mcfg),
+                              extraction_pending=separate and "exp1" in params.experiments)
+    note = " (before the separate extraction model reads what the rules left)" if separate else ""
+    return verdict_state(verdicts, data=summaries, note=note)
 
 
 def _extractor(cfg: Config, params: RunParams, extraction: ExtractionConfig, run_id: str, run: RunFolder
@@ -177,9 +189,9 @@ def extraction_run(extractor: str, params: RunParams, run_dir: str, run_id: str,
     with reach as source:
         for m in todo:
             for study in params.study_objects(cfg):
-                out.append(extract_task.with_options(retries=params.task_retries)(
+                out.append(stage_outcome(extract_task.with_options(retries=params.task_retries)(
                     source, m, study, run.study_dir(m, study.name), extraction,
-                    cfg.experiment(study.name, "exp1").retry, cfg.experiments_file.utilization))
+                    cfg.experiment(study.name, "exp1").retry, cfg.experiments_file.utilization, return_state=True)))
             run.mark_extraction_done(m, name)
     return out
 
@@ -200,7 +212,7 @@ def grace(
     endpoint: EndpointT = FIELDS["endpoint"],
     task_retries: RetriesT = FIELDS["task_retries"],
     overwrite: bool = FIELDS["overwrite"],
-    extract_llm: bool | None = FIELDS["extract_llm"],
+    extract_llm: SwitchT = FIELDS["extract_llm"],
     preflight: bool = FIELDS["preflight"],
     fail_on_unfit: bool = FIELDS["fail_on_unfit"],
 ) -> dict[str, Any] | State[Any]:
@@ -236,7 +248,8 @@ def grace(
         if (fetched := read_record(run, m)) is not None:
             run.note_weights(m, provenance(fetched))
         if state.is_completed():
-            summaries += state.result()
+            done = state.result()
+            summaries += done if isinstance(done, list) else []
             finished.append(m)
         else:
             failures[m] = describe(m, state)
@@ -249,19 +262,22 @@ def grace(
             failures[f"extraction by {extractor}"] = f"failed: {reason(extraction_state)}"
     # the report covers what finished and what stopped at its preflight; the comparison needs a finished model
     ran = any((run.root / safe_name(m)).is_dir() for m in names)
-    steps = ([report_task] if ran else []) + ([compare_task] if finished else []) + ([tables_task] if ran else [])
+    steps = ([report_task] if ran else []) + ([compare_task] if finished else [])
     for step in steps:
-        step_state = step(run.root, return_state=True)
+        step_state = step(run.root, study_id, return_state=True)
         if not step_state.is_completed():
             failures[step.name] = f"failed: {reason(step_state)}"
-    verdict = verdict_message(read_verdicts(run.root))
-    publish_run(run.root, summaries, failures, verdict)
+    if ran:  # the all-models tables for one's own analysis (RUN/analysis/)
+        tables_state = tables_task(run.root, return_state=True)
+        if not tables_state.is_completed():
+            failures[tables_task.name] = f"failed: {reason(tables_state)}"
+    verdicts = read_verdicts(run.root)
+    verdict = verdict_message(verdicts)
+    view_task(run.root, return_state=True)  # the trial viewer (trials.html); a failure to write it is logged
+    publish_run(run.root, summaries, failures, verdict, study_id=study_id)
     run.end("failed" if failures else "completed", {"stages": summaries, "failures": failures,
                                                     "verdict": verdict})
     if failures:
         raise RuntimeError(f"{failure_message(failures)}. Verdict: {verdict}")
     result = {"run_dir": str(run.root.resolve()), "stages": summaries, "verdict": verdict}
-    unfit = [v for v in read_verdicts(run.root) if not v.fit]
-    if fail_on_unfit and unfit:
-        return Failed(message=verdict, data=result)
-    return Completed(message=verdict, data=result)
+    return verdict_state(verdicts, data=result, fail_on_unfit=fail_on_unfit)

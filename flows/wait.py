@@ -1,5 +1,5 @@
-"""Wait for a flow run to finish, print its state, the UI link and the results folder (exit 1 unless it
-completed). Used by scripts/run-study.sh: `python -m flows.wait FLOW_RUN_ID`."""
+"""Wait for a flow run to finish, print its state, the UI link, the results folder and the trial viewer (exit 1
+unless it completed). Used by scripts/run-study.sh: `python -m flows.wait FLOW_RUN_ID`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
 from flows.grace_flow import run_folder_name
+from grace.view.links import VIEWER, served_url
 
 
 def main(flow_run_id: str, timeout_s: float = 6 * 3600) -> int:
@@ -33,7 +34,9 @@ def main(flow_run_id: str, timeout_s: float = 6 * 3600) -> int:
             return 1
         print(f"Prefect UI: {ui}/runs/flow-run/{flow_run_id}")
         rid = run_folder_name(run.parameters, run.name, run.id)
-        print(f"results: {Path(run.parameters.get('out') or 'results').resolve() / rid}")
+        run_dir = Path(run.parameters.get("out") or "results").resolve() / rid
+        print(f"results: {run_dir}")
+        print(f"trial viewer: {served_url(run_dir) or run_dir / VIEWER}")
         if state.is_completed():
             return 0
         print(f"flow run ended {state.name}: {state.message}", file=sys.stderr)

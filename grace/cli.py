@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "grace.commands.extract",
     "grace.commands.report",
     "grace.commands.compare",
+    "grace.commands.view",
     "grace.commands.manifests",
     "grace.commands.cleanup",
     "grace.commands.archive",

@@ -154,6 +154,10 @@ class ModelChecks(Strict):
     # Random-weight test models spread their probability over the whole vocabulary: their option mass means
     # nothing, so they set 0 here; a real model below the default limit is scored at the wrong position.
     min_option_mass: Annotated[float, Field(ge=0, le=1)] | None = None
+    # What the preflight lets through with a warning instead of stopping the model: replies cut by max_tokens
+    # ("truncated") or unreadable by the rules and the LLM stage ("unreadable"), for a model whose answers are
+    # known to be so (random-weight test models; the small local demo model) and that should run anyway.
+    preflight_accepts: list[Literal["truncated", "unreadable"]] = []
 
 
 class ModelConfig(Strict):

@@ -15,25 +15,46 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from grace.config import Config, ExperimentName, ProfileName
+from grace.config import Config, ExperimentName, ProfileName, load_config
+from grace.errors import ConfigError
 from grace.studies import Study
 from grace.studies.registry import STUDIES, get_studies
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")]
 
-# The types, constraints included (the flow's signature uses the same ones).
-ModelsT = list[str] | None
-StudiesT = Annotated[list[str], Field(min_length=1)] | None
+def model_names() -> list[str]:
+    """The models of config/models.yaml, for the form's choices (read when the flow is deployed); none when it
+    cannot be read (then any name passes the form, and the flow's own check names an unknown one)."""
+    try:
+        return list(load_config().models)
+    except (ConfigError, OSError):
+        return []
+
+
+def _choice(values: list[str]) -> Any:
+    """A name the form offers as a choice among `values` (a plain text field when there are none)."""
+    return WithJsonSchema({"type": "string", "enum": values} if values else {"type": "string"})
+
+
+# The types, constraints included (the flow's signature uses the same ones). An optional field's "empty" is
+# None in Python but left out of the form's schema (SkipJsonSchema), so the run form shows a plain field and
+# not a choice between a type and "None"; an empty field is not sent, and the field's default applies.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")]
+ModelName = Annotated[str, _choice(model_names())]
+StudyName = Annotated[str, _choice(list(STUDIES))]
+ModelsT = Annotated[list[ModelName], Field(json_schema_extra={"uniqueItems": True})] | SkipJsonSchema[None]
+StudiesT = Annotated[list[StudyName], Field(min_length=1)] | SkipJsonSchema[None]
 ExperimentsT = Annotated[list[ExperimentName], Field(min_length=1)]
 ProfileT = ProfileName
-NameT = Name | None
-CountT = Annotated[int, Field(ge=1)] | None
-MaxTokensT = Annotated[int, Field(ge=1, le=8192)] | None
-ConcurrencyT = Annotated[int, Field(ge=1, le=4096)] | None
-EndpointT = Annotated[str, Field(pattern=r"^https?://")] | None
+NameT = Name | SkipJsonSchema[None]
+CountT = Annotated[int, Field(ge=1)] | SkipJsonSchema[None]
+MaxTokensT = Annotated[int, Field(ge=1, le=8192)] | SkipJsonSchema[None]
+ConcurrencyT = Annotated[int, Field(ge=1, le=4096)] | SkipJsonSchema[None]
+EndpointT = Annotated[str, Field(pattern=r"^https?://")] | SkipJsonSchema[None]
 RetriesT = Annotated[int, Field(ge=0, le=10)]
+SwitchT = bool | SkipJsonSchema[None]
 
 
 class RunParams(BaseModel):
@@ -69,7 +90,7 @@ class RunParams(BaseModel):
     task_retries: RetriesT = Field(2, description=(
         "Retries of a failed stage; a retry resumes from the stage's checkpoint (finished rows are kept)."))
     overwrite: bool = Field(False, description="Allow writing into a run folder that holds a completed run.")
-    extract_llm: bool | None = Field(None, description=(
+    extract_llm: SwitchT = Field(None, description=(
         "Ask an LLM for what the extraction rules could not read (empty: config's extraction.llm_fallback; "
         "false: rules only, for quick runs)."))
     preflight: bool = Field(True, description=(

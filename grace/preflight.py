@@ -11,8 +11,12 @@ Checks (fatal unless marked):
 - exp2: the trials are scored, and the options got at least MIN_OPTION_MASS of the model's probability (a wrong
   scoring position gives a distribution that sums to 1 and means nothing); a model whose config sets
   `checks.min_option_mass` uses that limit (the random-weight toy models: 0).
-- extraction: the rules and, when enabled, the LLM stage ran on the replies without failed requests (how many
-  were read is reported, not judged: that is the study's result, not a fault).
+- exp1 length and extraction: replies cut by max_tokens, and replies the rules and the LLM stage cannot read,
+  stop the model when the preflight's few replies already show the study will breach the report's limit
+  (MAX_TRUNCATION_RATE, MIN_OK_RATE): per study, the one-sided 95% Clopper-Pearson bound of the rate is past
+  the limit (with 2 replies: both cut, or none read). A model whose config accepts it (`checks.preflight_accepts:
+  [truncated, unreadable]`, e.g. a random-weight test model) gets a warning instead. Failed LLM extraction
+  requests always stop it.
 
 The trials run in `<run>/<model>/preflight/<study>/`, apart from the study's own checkpoints.
 """
@@ -38,7 +42,12 @@ from grace.errors import GraceError
 from grace.extract.engine import extract_stage
 from grace.query import run_exp1
 from grace.records import Exp1Record, Exp2Record
-from grace.report.checks import MIN_OPTION_MASS, option_mass_by_question
+from grace.report.checks import (
+    MAX_TRUNCATION_RATE,
+    MIN_OK_RATE,
+    MIN_OPTION_MASS,
+    option_mass_by_question,
+)
 from grace.scoring.engine import run_exp2
 from grace.scoring.render import harmony_renderer, renderer_for
 from grace.serving.base import Endpoint
@@ -47,6 +56,7 @@ from grace.serving.inspect import TemplateError, error_message, tokenize_chat
 from grace.studies import Study, Trial
 
 PREFLIGHT_TRIALS = 2  # per study
+ALPHA = 0.05  # one-sided level of the evidence that a study will breach a limit (over_limit)
 ExperimentFor = Callable[[str, str], ExperimentConfig]  # (study, experiment) -> its settings for this run
 
 
@@ -201,11 +211,9 @@ def _run_stages(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[
         else:
             detail = f"{total} replies: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
         report.add("exp1", broken == 0, detail)
-        if statuses["truncated"]:
-            report.add("exp1 length", False, f"{statuses['truncated']} of {total} replies cut by max_tokens",
-                       fatal=False)
         if broken == 0:
-            _extract(endpoint, picked, folder, report, extraction)
+            _lengths(model, picked, folder, report)
+            _extract(endpoint, model, picked, folder, report, extraction)
     if "exp2" in experiments:
         _exp2(endpoint, model, picked, folder, report, exp_of)
 
@@ -229,16 +237,58 @@ def _exp2(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[Study,
                else f"median option mass {shown} (limit {limit:g})")
 
 
-def _extract(endpoint: Endpoint, picked: dict[str, tuple[Study, list[Trial]]], folder: Path,
+def over_limit(hits: int, n: int, limit: float, above: bool, alpha: float = ALPHA) -> bool:
+    """True when `hits` of `n` show a rate past `limit` at one-sided level `alpha` (Clopper-Pearson): the lower
+    bound above `limit` (`above`), or the upper bound below it. A few preflight replies stop a model only when
+    they are evidence that the whole study will breach the report's limit."""
+    # scipy is imported when judging, not when the command line loads (tests/test_imports.py)
+    from scipy.stats import beta
+
+    if n == 0:
+        return False
+    if above:
+        return hits > 0 and float(beta.ppf(alpha, hits, n - hits + 1)) > limit
+    return hits < n and float(beta.ppf(1 - alpha, hits + 1, n - hits)) < limit
+
+
+def _judge(report: PreflightReport, model: ModelConfig, name: str, accept: str, breached: bool, detail: str,
+           fine: str) -> None:
+    """A check that a model's config may accept (`checks.preflight_accepts`): a warning then, else fatal."""
+    if breached and accept in model.checks.preflight_accepts:
+        report.add(name, False, f"{detail} (accepted: checks.preflight_accepts lists {accept})", fatal=False)
+    else:
+        report.add(name, not breached, detail if breached else fine)
+
+
+def _lengths(model: ModelConfig, picked: dict[str, tuple[Study, list[Trial]]], folder: Path,
+             report: PreflightReport) -> None:
+    """Replies cut by max_tokens, per study: fatal when they show the study will pass MAX_TRUNCATION_RATE."""
+    parts, bad = [], []
+    for name in picked:
+        recs = Checkpoint(folder / name / "exp1.jsonl", Exp1Record).load(trim=False).values()
+        cut, n = sum(r.finish_reason == "length" for r in recs), len(recs)
+        parts.append(f"{name} {cut} of {n} replies cut by max_tokens")
+        if over_limit(cut, n, MAX_TRUNCATION_RATE, above=True):
+            bad.append(f"{name}: {cut} of {n} replies cut by max_tokens: the study will exceed the "
+                       f"{MAX_TRUNCATION_RATE:.0%} limit (raise max_tokens)")
+    _judge(report, model, "exp1 length", "truncated", bool(bad), "; ".join(bad), "; ".join(parts))
+
+
+def _extract(endpoint: Endpoint, model: ModelConfig, picked: dict[str, tuple[Study, list[Trial]]], folder: Path,
              report: PreflightReport, extraction: ExtractionConfig | None) -> None:
     settings = extraction or ExtractionConfig()
-    read, total, errors = 0, 0, 0
+    how = " (rules and LLM)" if settings.llm_fallback else " (rules only)"
+    parts, bad, errors = [], [], 0
     for name, (study, _trials) in picked.items():
         summary = extract_stage(folder / name, study, endpoint if settings.llm_fallback else None,
                                 concurrency=settings.concurrency, max_tokens=settings.max_tokens)
-        total += summary.total
-        read += summary.status.get("ok", 0)
+        read = summary.status.get("ok", 0)
         errors += summary.llm_errors
-    report.add("extraction", errors == 0, f"{errors} failed LLM extraction requests" if errors else
-               f"{read} of {total} replies fully read" + (" (rules and LLM)" if settings.llm_fallback else
-                                                          " (rules only)"))
+        parts.append(f"{name} {read} of {summary.total} replies fully read")
+        if over_limit(read, summary.total, MIN_OK_RATE, above=False):
+            bad.append(f"{name}: {read} of {summary.total} replies fully read{how}: the study will fall below the "
+                       f"{MIN_OK_RATE:.0%} limit")
+    if errors:
+        report.add("extraction", False, f"{errors} failed LLM extraction requests")
+        return
+    _judge(report, model, "extraction", "unreadable", bool(bad), "; ".join(bad), "; ".join(parts) + how)

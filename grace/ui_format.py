@@ -78,6 +78,19 @@ def readable_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     return [{k: cell(v) for k, v in row.items()} for row in rows]
 
 
+def mark(passed: bool, fatal: bool = True) -> str:
+    """A check's result as it must stand out: ✓ pass, ✗ **FAIL** (fatal), ⚠ warn (not fatal). Text symbols,
+    not emoji: they render in any font (a browser without an emoji font shows an emoji as an empty box)."""
+    if passed:
+        return "✓ pass"
+    return "✗ **FAIL**" if fatal else "⚠ warn"
+
+
+def fit_mark(fit: bool) -> str:
+    """A verdict for a table cell: ✓ fit or ✗ **not fit**."""
+    return "✓ fit" if fit else "✗ **not fit**"
+
+
 def md_escape(text: str) -> str:
     """Text safe inside a Markdown table cell: no column or line breaks, and no `~` pair that GitHub-flavoured
     Markdown (both Prefect UIs) would strike through (`initial_answer~prior ... posterior~argmax`)."""
@@ -110,6 +123,7 @@ class Location:
     where: str  # one Markdown line: "PVC `x`, folder `run/`" or "`results/run/` in the checkout"
     fetch: str  # the command that copies the files to one's own machine; "" where they are already on it
     on_cluster: bool
+    folder: str = ""  # the run folder as a command's argument there (relative in the checkout)
 
 
 def _cluster_names() -> tuple[str, str, str] | None:
@@ -139,6 +153,7 @@ def results_location(run_dir: Path, root: Path | None = None) -> Location:
                         fetch=f"grace archive --run-id {run_dir.name} --from-cluster", on_cluster=True)
     root = (root or project_root()).resolve()
     if run_dir.is_relative_to(root):
-        return Location(where=f"`{run_dir.relative_to(root).as_posix()}/` in the Grace checkout on the worker's "
-                              "machine", fetch="", on_cluster=False)
-    return Location(where=f"`{run_dir}` on the worker's machine", fetch="", on_cluster=False)
+        rel = run_dir.relative_to(root).as_posix()
+        return Location(where=f"`{rel}/` in the Grace checkout on the worker's machine", fetch="", on_cluster=False,
+                        folder=rel)
+    return Location(where=f"`{run_dir}` on the worker's machine", fetch="", on_cluster=False, folder=str(run_dir))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Start the embedded Prefect server (SQLite under .grace/prefect) and a process worker for the
-# `grace-local` pool, unless they are already running. Idempotent; `scripts/stop.sh` stops both.
+# Start the embedded Prefect server (SQLite under .grace/prefect), the trial viewer over results/ and a process
+# worker for the `grace-local` pool, unless they are already running. Idempotent; `scripts/stop.sh` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PREFECT_HOME=$PWD/.grace/prefect
@@ -26,6 +26,18 @@ fi
 if ! "$P" work-pool inspect grace-local >/dev/null 2>&1; then
   "$P" work-pool create grace-local --type process >/dev/null
 fi
+# the trial viewer of every run under results/ (grace view --root), linked from each run's grace-run artifact:
+# the worker's flow runs learn its address from GRACE_VIEW_URL and GRACE_VIEW_ROOT
+VIEW_PORT=${GRACE_VIEW_PORT:-4300}
+export GRACE_VIEW_URL=http://127.0.0.1:$VIEW_PORT GRACE_VIEW_ROOT=$PWD/results
+mkdir -p results
+if ! running "$RUN/grace-view.pid"; then
+  echo "starting the trial viewer on $GRACE_VIEW_URL ..."
+  set -m
+  nohup .venv/bin/grace view --root results --port "$VIEW_PORT" > "$RUN/grace-view.log" 2>&1 &
+  echo $! > "$RUN/grace-view.pid"
+  set +m
+fi
 if ! running "$RUN/prefect-worker.pid"; then
   echo "starting process worker for pool grace-local ..."
   set -m
@@ -37,3 +49,4 @@ fi
 # grace_notify_block), e.g. slack-webhook/lab-alerts; says so when none is configured (flows/notify.py)
 .venv/bin/python -m flows.notify
 echo "Prefect UI: http://127.0.0.1:$PORT"
+echo "Trial viewer: $GRACE_VIEW_URL"

@@ -17,4 +17,5 @@ out=$("$P" deployment run grace/full-study "$@" 2>&1) || { echo "$out" >&2; exit
 echo "$out" | grep -E "UUID|URL" || true
 id=$(echo "$out" | sed -n 's/.*UUID: *\([0-9a-f-]\{36\}\).*/\1/p' | head -1)
 [ -n "$id" ] || { echo "$out" >&2; echo "could not read the flow run id" >&2; exit 1; }
+export GRACE_VIEW_URL=http://127.0.0.1:${GRACE_VIEW_PORT:-4300} GRACE_VIEW_ROOT=$PWD/results  # as prefect-up.sh
 .venv/bin/python -m flows.wait "$id"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop what scripts/prefect-up.sh started (worker, then server), and any orphaned vLLM server of Grace (one whose owning process is gone).
+# Stop what scripts/prefect-up.sh started (worker, then server, then the trial viewer), and any orphaned vLLM server of Grace (one whose owning process is gone).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RUN=.grace/run
@@ -15,4 +15,5 @@ stop_pid() {
 }
 stop_pid "$RUN/prefect-worker.pid" && echo "worker stopped"
 stop_pid "$RUN/prefect-server.pid" && echo "Prefect server stopped"
+stop_pid "$RUN/grace-view.pid" && echo "trial viewer stopped"
 .venv/bin/python -c 'from grace.serving import stop_stale_servers as s; n=s(only_orphans=True); print(f"{len(n)} orphaned vLLM server(s) stopped")'

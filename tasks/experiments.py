@@ -10,16 +10,19 @@ from prefect.cache_policies import NO_CACHE
 
 from grace.config import ExperimentConfig, ModelConfig, UtilizationConfig
 from grace.pipeline import run_stage, stage_summary
+from grace.report.limits import mass_limit, stage_breaches
 from grace.serving import ManagedServer
 from grace.serving.gate import RequestsRejected
 from grace.studies import Study, Trial
 from tasks.progress import ArtifactProgress
+from tasks.verdict import NOT_FIT, stage_state
 
 
 def retry_unless_rejected(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect's retry condition: a stage whose first requests the server all rejected alike (HTTP 4xx) would
-    be rejected again; a lost server (restarted by the retry's ensure_alive) or failed rows are worth a retry."""
-    return not isinstance(state.data, RequestsRejected)
+    be rejected again, and a stage over a data-quality limit ("Not fit") would give the same replies again; a
+    lost server (restarted by the retry's ensure_alive) or failed rows are worth a retry."""
+    return not isinstance(state.data, RequestsRejected) and state.name != NOT_FIT
 
 
 @task(
@@ -34,7 +37,8 @@ def retry_unless_rejected(task: Any, task_run: Any, state: Any) -> bool:
 def experiment_task(
     server: ManagedServer, model: ModelConfig, study: Study, trials: list[Trial], exp: ExperimentConfig,
     out_dir: Path, utilization: UtilizationConfig | None = None,
-) -> dict[str, Any]:
+) -> Any:
+    """The stage's summary; Failed "Not fit" (with the summary) when it breaches a data-quality limit."""
     total = study.stage_rows(exp, len(trials))
     progress = ArtifactProgress(model.name, f"{exp.study}-{exp.experiment}", total)
     result = run_stage(server, model, study, trials, exp, out_dir, progress=progress, utilization=utilization)
@@ -48,4 +52,5 @@ def experiment_task(
            else "")
         + (f" - LOW: {summary['utilization_cause']}" if summary["low_utilization"] else "")
     )
-    return summary
+    breaches = stage_breaches(out_dir, study, exp.experiment, mass_limit(model))
+    return stage_state(summary, breaches, f"{model.name} {exp.study}-{exp.experiment}")

@@ -195,11 +195,41 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def prefect_env(prefect_server: str, test_config_dir: Path) -> dict[str, str]:
+def view_address(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """Where the session's trial viewer serves (`grace view --root`, the `trial_viewer` fixture) and its root:
+    the session's temporary folder, under which every test's run folder lies."""
+    return f"http://127.0.0.1:{_free_port()}", tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="session")
+def prefect_env(prefect_server: str, test_config_dir: Path, view_address: tuple[str, Path]) -> dict[str, str]:
     """Environment for Prefect CLI calls and the worker (its flow runs inherit it)."""
     return {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_WORKER_PREFETCH_SECONDS": "2", "GRACE_CONFIG_DIR": str(test_config_dir),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "GRACE_VIEW_URL": view_address[0], "GRACE_VIEW_ROOT": str(view_address[1])}
+
+
+@pytest.fixture(scope="session")
+def trial_viewer(view_address: tuple[str, Path]) -> Iterator[str]:
+    """`grace view --root` over the session's run folders, as scripts/prefect-up.sh starts it; yields its URL."""
+    url, root = view_address
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/grace"), "view", "--root", str(root), "--port",
+                             url.rsplit(":", 1)[1]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "grace view did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        _stop(proc)
 
 
 def prefect_cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

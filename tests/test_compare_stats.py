@@ -314,9 +314,10 @@ def test_human_raw_file_computes_the_ceiling_beside_js_and_r(tmp_path: Path, cfg
     assert rep["human_sources"]["study2 noise ceiling"] == str(raw)
     (row,) = rep["ranking"]
     assert row["js_vs_ceiling"] == pytest.approx(row["js"] / ref["js"])
-    lines = [line for line in printed.splitlines() if line.startswith("| study2 |")]
-    assert "| m | exp2 |" in lines[0] and f"| {sig(row['js_vs_ceiling'])}x |" in lines[0]
-    assert "humans: split-half noise ceiling" in lines[1]
+    lines = [line for line in printed.splitlines() if line.startswith("| ")]  # study2's Exp 2 table
+    assert lines[0].startswith("| rank | model |") and "| x ceiling |" in lines[0]
+    assert lines[1].startswith("| 1 | m |") and f"| {sig(row['js_vs_ceiling'])}x |" in lines[1]
+    assert "humans: split-half noise ceiling" in lines[2]
     # the shipped ceiling otherwise; a proportions file of one's own has none, and says why
     assert no_nan(tmp_path / "run" / "compare" / "compare.json")
     table = tmp_path / "mine.csv"
@@ -363,7 +364,7 @@ def test_paired_differences_separate_what_marginal_intervals_cannot(tmp_path: Pa
     assert [(r.model, r.rank, r.tied_with) for r in rep.ranking] == [
         ("a", 1, ["c"]), ("c", 1, ["a"]), ("b", 3, []), ("d", 4, [])]
     md = (run / "compare" / "compare.md").read_text()
-    assert "| study2 | 1 (tied) | a | exp2 |" in md and "tied with c" in md
+    assert "| 1 (tied) | [a](../trials.html#model=a&study=study2&phase=study&exp2=ok) |" in md and "tied with c" in md
     assert "| study2 | exp2 | a - b | js | 2424 |" in md and "| a better |" in md
     rows = ranking_rows(rep.ranking, STUDIES.values(), rep.references)
     assert [r["rank"] for r in rows] == ["1 (tied)", "1 (tied)", "3", "4", "—"]

@@ -119,7 +119,7 @@ def test_study2_sample_in_every_wording_counterbalanced(every_wording: Path, toy
     assert bias[("study2", "exp2")]["n"] == 30 * 8 and bias[("study2", "exp2")]["records"] == 30
     assert sum(bias[("study2", "exp2")]["by_position"]) == pytest.approx(1.0, abs=1e-3)
     md = (run / "report" / "report.md").read_text()
-    assert "## Position bias" in md and "| toy | study2 | exp2 | utterance | 240 |" in md
+    assert "## Position bias" in md and "- **toy / study2 exp2**, list `utterance` (n 240): " in md
     checks = report["models"]["toy"]["study2"]["checks"]
     assert {c["name"] for c in checks if c["experiment"] == "exp2"} >= {"position bias", "row count"}
     assert all(c["passed"] for c in checks if c["name"] == "row count"), "30 rows expected: trials x wordings"

@@ -27,7 +27,7 @@ from flows import notify
 from grace.serving import Endpoint
 from tests.conftest import ROOT, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
-from tests.support.prefect_runs import flow_run_process, forget, run_tree
+from tests.support.prefect_runs import artifacts_of, flow_run_process, forget, run_tree
 from tests.test_prefect_flow import jsonl, start, wait_final
 
 BLOCK = "grace-test-alerts"
@@ -225,6 +225,9 @@ def test_queued_run_waits_then_continues_the_named_study_then_nothing_is_left(
 
         b_final = wait_final(b.id, timeout=600)
         assert b_final.state.is_completed(), b_final.state.message
+        with get_client(sync_client=True) as client:  # the named study's artifacts keep their own history
+            b_keys = {x.key for x in artifacts_of(client, run_tree(client, b.id))}
+        assert {f"grace-{study}-run", f"grace-{study}-toy-stages", f"grace-{study}-report"} <= b_keys, b_keys
         assert not psutil.wait_procs(vllm_processes(b.id), timeout=30)[1], "B's server is gone once B ended"
         assert b_final.start_time >= a_final.end_time, "B ran only after A had ended"
         records = jsonl(ckpt)

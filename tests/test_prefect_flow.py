@@ -13,7 +13,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
+from grace.report.limits import model_verdicts, stage_breaches
 from grace.serving import Endpoint
+from grace.studies.registry import get_studies, get_study
 from tests.conftest import SampleRun, prefect_cli, vllm_processes
 from tests.support.fault_proxy import FaultProxy, Faults
 from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
@@ -86,10 +88,16 @@ def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
     assert all("/8 findings" in r["findings [95% CI]"] for r in study2[:-1] if r["status"] == "ok"), rows
     assert all("no interval" in r["human-likeness [95% CI]"] for r in study2[:-1] if r["status"] == "ok"), rows
     subflows = {r.name: r.state.name for r in tree[1:]}
-    assert subflows == {"toy": "Completed"}, f"one per-model subflow run: {subflows}"
-    wanted = [f"{s}-{e}" for e in ("exp1", "exp2") for s in ("study1", "study2")] + [
-        "extract-toy-study1", "extract-toy-study2"]
-    assert {n: tasks.get(n) for n in wanted} == dict.fromkeys(wanted, "Completed"), tasks
+    verdicts = model_verdicts(rd / "toy", get_studies(["study1", "study2"]), 0.0)
+    assert subflows == {"toy": "Fit" if all(v.fit for v in verdicts) else "Not fit"}, subflows
+    # each stage's state says whether it is within the data-quality limits: "Not fit" (Failed) when its own
+    # files breach one (the toy's 16-token replies are all cut and unreadable), "Completed" otherwise
+    wanted = {f"{s}-{e}": (s, e) for e in ("exp1", "exp2") for s in ("study1", "study2")}
+    wanted |= {f"extract-toy-{s}": (s, "extract") for s in ("study1", "study2")}
+    expected = {n: "Not fit" if stage_breaches(rd / "toy" / s, get_study(s), e, 0.0) else "Completed"
+                for n, (s, e) in wanted.items()}
+    assert {n: tasks.get(n) for n in wanted} == expected, tasks
+    assert expected["study1-exp1"] == "Not fit" and expected["study1-exp2"] == "Completed", expected
     assert {"grace-toy-stages", "grace-run", "grace-report"} <= keys, keys
     assert not vllm_processes(run.id), "the vLLM server must be gone after the flow run"
 

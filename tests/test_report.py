@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -120,7 +121,26 @@ def test_not_fit_with_reasons(run: Path) -> None:
     assert "10 rows, expected 12; 2 missing" in reasons
     assert "1 keys with more than one completed line" in reasons
     assert "1 question scores with probabilities outside" in reasons
-    assert "| broken | study1 | **not fit** |" in (run / "report" / "report.md").read_text()
+    md = (run / "report" / "report.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- **broken / study1**:"))
+    assert line.startswith("- **broken / study1**: ✗ **not fit**: [exp1: 10 rows, expected 12; 2 missing]"
+                           "(../trials.html#model=broken&study=study1&phase=study)"), line  # each reason a link
+    assert "- ✗ **FAIL** · exp2 probabilities: [1 question scores" in md and "- ✓ pass · exp1 row count:" in md
+    assert "| " not in md.split("## Verdict")[1].split("![")[0], "the verdict is a list: long text never in a table"
+
+
+def test_report_reads_as_prose_not_python(run: Path) -> None:
+    """No dict or list reprs, numbers as people write them, the cut and unread replies one click away."""
+    d = run / "gemma2-27b" / "study1"
+    lines = (d / "exp1.jsonl").read_text().splitlines()
+    cut = json.loads(lines[0])
+    cut.update(finish_reason="length", status="truncated")
+    (d / "exp1.jsonl").write_text("\n".join([json.dumps(cut), *lines[1:]]) + "\n")
+    md = build_report(run, STUDIES.values()).read_text()
+    assert not re.search(r"\{'|'\}|\['|'\]", md), "a Python repr in the report"
+    assert "finish reasons length 1, stop 11 ([the 1 cut by max_tokens](../trials.html#model=gemma2-27b&" \
+           "study=study1&phase=study&finish=length))" in md
+    assert "missing: none." in md
 
 
 def test_unreadable_answers_make_a_model_unfit(tmp_path: Path) -> None:

@@ -1,10 +1,16 @@
 """The Prefect UI as a researcher sees it: headless Chromium (Debian's package, driven by Playwright) on the
-real Prefect server after one sample run through the deployment (the session's `sample_run`).
+real Prefect server after the README's run (grace/full-study with the deployment's own parameters: SmolLM2 on
+the 10-row samples), and the trial viewer one click away from it.
 
 Each test opens pages, asserts on what the browser shows and saves full-page screenshots in its output
 folder (tmp_path/screenshots), copied to results/ui-screenshots/ (git-ignored) for people to look at.
 The default UI of Prefect 3.9 is the V2 one (under /v2); the plots are checked in the V1 UI as well, one
-click away ("Switch to V1 UI"). To add a check: a test taking `ui`, `sample_run`, `run_artifacts`, `shots`.
+click away ("Switch to V1 UI"). The tests of issue 26 (last in the file) check what a researcher looks for
+first: the verdict on the badges (run page, model subflow, stages, runs list), the trial viewer one click from
+`grace-run` filtered to the replies cut by max_tokens, a not-fit reason leading to its trials, and every artifact
+table measured against its pane in both UIs. The trial viewer is the session's `grace view --root` (the
+`trial_viewer` fixture), as scripts/prefect-up.sh serves it beside the Prefect UI.
+To add a check: a test taking `ui`, `readme_run`, `run_artifacts`, `shots` (and `trial_viewer`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +27,14 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 from prefect.client.schemas.objects import Artifact
+from prefect.deployments import run_deployment
 
-from tests.conftest import ROOT, SampleRun
+from grace.report.limits import stage_breaches
+from grace.studies.registry import get_study
+from grace.view.page import read_payload
+from tests.conftest import ROOT, SampleRun, wait_final_flow_run
 from tests.support.browser import UI, chromium, origin_of
-from tests.support.prefect_runs import artifacts_of, run_tree
+from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
 
 STABLE_SHOTS = ROOT / "results" / "ui-screenshots"
 V2, V1 = "/v2", ""
@@ -48,12 +60,29 @@ def shots(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run_artifacts(sample_run: SampleRun) -> list[Artifact]:
-    """Every artifact of the sample run and of its per-model subflow runs."""
-    assert sample_run.flow_run.state.is_completed(), sample_run.flow_run.state.message
+def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer: str,
+               tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
+    """The README's run: grace/full-study with the deployment's parameters as prefect.yaml sets them (SmolLM2,
+    both studies, both experiments, the 10-row samples), its results in the session's folder that the trial
+    viewer (`grace view --root`, as scripts/prefect-up.sh starts it) serves."""
+    out = tmp_path_factory.mktemp("readme-run")
+    # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
+    # an event loop in this thread, where Prefect's run_deployment would hand back a coroutine instead of running
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(copy_context().run, run_deployment, full_study_deployment,
+                              parameters={"out": str(out)}, timeout=0).result()
+    run = wait_final_flow_run(started.id, timeout=3600)
+    return SampleRun(flow_run=run, out=out, run_dir=out / f"{run.name}-{str(run.id)[:8]}")
+
+
+@pytest.fixture(scope="module")
+def run_artifacts(readme_run: SampleRun) -> list[Artifact]:
+    """Every artifact of the README's run and of its per-model subflow runs."""
+    assert readme_run.flow_run.state.is_completed(), readme_run.flow_run.state.message
     with get_client(sync_client=True) as client:
-        artifacts = artifacts_of(client, run_tree(client, sample_run.flow_run.id))
-    assert {"grace-run", "grace-report", "grace-compare-details", "grace-toy-stages"} <= {a.key for a in artifacts}
+        artifacts = artifacts_of(client, run_tree(client, readme_run.flow_run.id))
+    assert {"grace-run", "grace-report", "grace-compare-details", "grace-smollm2-stages",
+            "grace-smollm2-preflight"} <= {a.key for a in artifacts}
     return artifacts
 
 
@@ -116,13 +145,13 @@ def check_artifact_page(ui: UI, page: Any, artifact: Artifact, run_dir: Path, ba
     return problems
 
 
-def test_flow_run_page_lists_its_artifacts_and_named_task_runs(ui: UI, sample_run: SampleRun,
+def test_flow_run_page_lists_its_artifacts_and_named_task_runs(ui: UI, readme_run: SampleRun,
                                                              run_artifacts: list[Artifact], shots: Path) -> None:
-    run = sample_run.flow_run
+    run = readme_run.flow_run
     with get_client(sync_client=True) as client:
         names = {t.name for t in client.read_task_runs(
             task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run.id])))}
-    assert {"report", f"compare-{sample_run.run_dir.name}"} <= names, names
+    assert {"report", f"compare-{readme_run.run_dir.name}"} <= names, names
     with ui.tab() as page:
         shown = ui.open(page, f"{V2}/runs/flow-run/{run.id}", ready="[role=tab]:has-text('Artifacts')")
         assert not shown.own_code_problems(), shown.own_code_problems()
@@ -131,7 +160,7 @@ def test_flow_run_page_lists_its_artifacts_and_named_task_runs(ui: UI, sample_ru
         page.wait_for_timeout(1500)  # the run graph is a canvas: give it a moment to draw
         _shot(ui, page, shots, "01-flow-run")
         page.locator("[role=tab]:has-text('Task Runs')").click()
-        for name in (f"compare-{sample_run.run_dir.name}", "report"):
+        for name in (f"compare-{readme_run.run_dir.name}", "report"):
             page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
         _shot(ui, page, shots, "02-flow-run-task-runs")
         page.locator("[role=tab]:has-text('Artifacts')").click()
@@ -141,7 +170,7 @@ def test_flow_run_page_lists_its_artifacts_and_named_task_runs(ui: UI, sample_ru
 
 
 def test_every_artifact_shows_its_plots_rounded_numbers_and_no_dead_links(
-    ui: UI, sample_run: SampleRun, run_artifacts: list[Artifact], shots: Path,
+    ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact], shots: Path,
 ) -> None:
     problems: list[str] = []
     order = ["grace-run", "grace-report", "grace-compare", "grace-compare-details"]
@@ -149,28 +178,28 @@ def test_every_artifact_shows_its_plots_rounded_numbers_and_no_dead_links(
         ranked = sorted(run_artifacts, key=lambda a: (order.index(a.key) if a.key in order else len(order),
                                                       a.key or "", str(a.created)))
         for i, artifact in enumerate(ranked):
-            problems += check_artifact_page(ui, page, artifact, sample_run.run_dir, V2)
+            problems += check_artifact_page(ui, page, artifact, readme_run.run_dir, V2)
             _shot(ui, page, shots, f"1{i:02d}-artifact-{artifact.key or artifact.type}")
     assert not problems, "\n".join(problems)
 
 
-def test_plots_show_in_the_v1_ui_too(ui: UI, sample_run: SampleRun, run_artifacts: list[Artifact],
+def test_plots_show_in_the_v1_ui_too(ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact],
                                      shots: Path) -> None:
     problems: list[str] = []
     with ui.tab() as page:
         with_plots = [a for a in run_artifacts if a.key in {"grace-report", "grace-compare-details"}]
         for i, artifact in enumerate(sorted(with_plots, key=lambda a: a.key or "")):
-            problems += check_artifact_page(ui, page, artifact, sample_run.run_dir, V1)
+            problems += check_artifact_page(ui, page, artifact, readme_run.run_dir, V1)
             _shot(ui, page, shots, f"2{i:02d}-v1-artifact-{artifact.key}")
     assert not problems, "\n".join(problems)
 
 
-def test_every_stage_shows_its_progress_and_the_run_its_verdict(ui: UI, sample_run: SampleRun,
+def test_every_stage_shows_its_progress_and_the_run_its_verdict(ui: UI, readme_run: SampleRun,
                                                               run_artifacts: list[Artifact], shots: Path) -> None:
     """A progress artifact per stage of the model, at 100% once the run is over; the verdict in the flow run's
     state message (what the runs list shows) and at the head of the run summary."""
     progress = {a.key: a for a in run_artifacts if a.type == "progress"}
-    stages = [f"grace-toy-{s}-{e}-progress" for s in ("study1", "study2") for e in ("exp1", "exp2", "extract")]
+    stages = [f"grace-smollm2-{s}-{e}-progress" for s in ("study1", "study2") for e in ("exp1", "exp2", "extract")]
     assert set(stages) <= set(progress), sorted(progress)
     assert all(float(progress[k].data) == 100.0 for k in stages), {k: progress[k].data for k in stages}
     assert all("rows" in (progress[k].description or "") for k in stages)
@@ -178,12 +207,155 @@ def test_every_stage_shows_its_progress_and_the_run_its_verdict(ui: UI, sample_r
         shown = ui.open(page, f"{V2}/artifacts/artifact/{progress[stages[0]].id}", ready=PROGRESS[V2])
         assert "100%" in shown.text(PROGRESS[V2]), shown.text(PROGRESS[V2])
         _shot(ui, page, shots, "300-progress-study1-exp1")
-        message = sample_run.flow_run.state.message or ""
+        message = readme_run.flow_run.state.message or ""
         for study in ("study1", "study2"):
-            assert re.search(rf"toy/{study} (fit|not fit: \S)", message), message
+            assert re.search(rf"smollm2/{study} (fit|not fit: \S)", message), message
         summary = next(a for a in run_artifacts if a.key == "grace-run")
         assert _raw(summary).splitlines()[2].startswith("**Verdict:** "), _raw(summary)[:300]
-        shown = ui.open(page, f"{V2}/runs/flow-run/{sample_run.flow_run.id}",
+        shown = ui.open(page, f"{V2}/runs/flow-run/{readme_run.flow_run.id}",
                         ready="[role=tab]:has-text('Artifacts')")
-        assert "toy/study1" in shown.text(), "the verdict is on the flow run's page"
+        assert "smollm2/study1" in shown.text(), "the verdict is on the flow run's page"
         _shot(ui, page, shots, "301-flow-run-verdict")
+
+
+# --- the verdict on the badge, the trial viewer one click away, tables that fit (issue 26) --------------------
+
+NOT_FIT = "Not fit"
+
+
+def _expected_states(readme_run: SampleRun) -> dict[str, str]:
+    """The state each run, subflow and stage must end in, from the run's own files: "Not fit" where the report
+    finds a model/study not fit (the run, the model) or a stage's files breach a limit (the stage)."""
+    report = json.loads((readme_run.run_dir / "report" / "report.json").read_text())
+    unfit = {m for m, studies in report["models"].items() for r in studies.values() if not r["fit"]}
+    out = {readme_run.flow_run.name: NOT_FIT if unfit else "Fit", "smollm2": NOT_FIT if "smollm2" in unfit else "Fit"}
+    for study in ("study1", "study2"):
+        d = readme_run.run_dir / "smollm2" / study
+        for task, exp in ((f"{study}-exp1", "exp1"), (f"{study}-exp2", "exp2"),
+                          (f"extract-smollm2-{study}", "extract")):
+            out[task] = NOT_FIT if stage_breaches(d, get_study(study), exp) else "Completed"
+    return out
+
+
+# the runs list's rows that name a run (a table row or a list item, whichever the UI draws)
+RUN_ROWS = """(name) => [...document.querySelectorAll('tr, li, [role=row]')].map(e => e.innerText.replace(/\\s+/g, ' '))
+    .filter(t => t.includes(name) && t.length < 400)"""
+
+
+def test_the_verdict_is_on_the_badge_of_the_run_its_model_and_its_stages(ui: UI, readme_run: SampleRun,
+                                                                         shots: Path) -> None:
+    run = readme_run.flow_run
+    expected = _expected_states(readme_run)
+    assert expected[run.name] == NOT_FIT, "the README's run on SmolLM2 is expected not fit (its report says why)"
+    with get_client(sync_client=True) as client:
+        tree = run_tree(client, run.id)
+        tasks = {t.name: t.state for t in task_runs_of(client, tree[1:])}
+    states = {r.name: r.state for r in tree} | tasks
+    assert {k: states[k].name for k in expected} == expected
+    assert run.state.is_completed() and states["smollm2"].is_completed()  # Completed, named "Not fit"
+    over = [k for k, v in expected.items() if v == NOT_FIT and k in tasks]
+    assert over, "a stage over a limit (SmolLM2's replies are mostly unreadable)"
+    for k in over:  # red, with the breach as the message
+        assert tasks[k].is_failed() and "limit" in (tasks[k].message or ""), (k, tasks[k])
+    with ui.tab() as page:
+        ui.open(page, f"{V2}/runs/flow-run/{run.id}", ready="[role=tab]:has-text('Artifacts')")
+        page.get_by_text(NOT_FIT, exact=True).first.wait_for(timeout=30_000)
+        assert run.state.message and run.state.message[:40] in page.inner_text("body").replace("\n", " ")
+        _shot(ui, page, shots, "400-run-page-not-fit-badge")
+        subflow = next(r for r in tree if r.name == "smollm2")  # the stages are the model's subflow's tasks
+        ui.open(page, f"{V2}/runs/flow-run/{subflow.id}", ready="[role=tab]:has-text('Task Runs')")
+        page.locator("[role=tab]:has-text('Task Runs')").click()
+        page.get_by_text(over[0], exact=True).first.wait_for(timeout=30_000)
+        assert page.get_by_text(NOT_FIT, exact=True).count() >= 2, "the model's badge and its stages over a limit"
+        _shot(ui, page, shots, "401-model-subflow-not-fit-stages")
+        ui.open(page, f"{V2}/runs", ready="body")
+        page.get_by_text(run.name).first.wait_for(timeout=30_000)
+        rows = page.evaluate(RUN_ROWS, run.name)
+        assert rows and all(NOT_FIT in r for r in rows), rows
+        _shot(ui, page, shots, "402-runs-list-not-fit-badge")
+
+
+def test_the_trial_viewer_is_one_click_from_grace_run_and_shows_the_cut_replies(
+    ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact], trial_viewer: str, shots: Path,
+) -> None:
+    cut = [json.loads(x) for p in sorted(readme_run.run_dir.glob("smollm2/**/exp1.jsonl"))
+           for x in p.read_text().splitlines() if json.loads(x).get("finish_reason") == "length"]
+    assert cut, "the README's run has replies cut by max_tokens"
+    summary = next(a for a in run_artifacts if a.key == "grace-run")
+    with ui.tab() as page:
+        elsewhere: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith((ui.origin, trial_viewer, "data:", "blob:"))
+                else elsewhere.append(r.url))
+        ui.open(page, f"{V2}/artifacts/artifact/{summary.id}", ready=MARKDOWN[V2])
+        link = page.locator(f"{MARKDOWN[V2]} a", has_text="open the trial viewer")
+        assert link.get_attribute("href") == f"{trial_viewer}/{readme_run.run_dir.relative_to(readme_run.out.parent)}" \
+                                             f"/trials.html"
+        link.click()  # one click
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        assert page.url.startswith(trial_viewer)
+        page.select_option("select[data-filter=finish]", "length")
+        shown = page.locator("#trials tbody tr")
+        assert shown.count() == len(cut), (shown.count(), len(cut))
+        assert all("truncated" in t or "length" in t for t in shown.locator("td.exp1").all_inner_texts())
+        shown.first.click()
+        detail = page.inner_text("#detail")
+        first = page.locator("#trials tbody tr").first.get_attribute("data-id") or ""
+        rec = next(r for r in cut if first.endswith(f"|{r['trial_id']}|{r.get('replicate', 0)}"))
+        assert rec["response"].strip()[:60] in detail.replace("\n", " ") or rec["response"].strip()[:60] in detail
+        assert "Cut here: the reply reached max_tokens" in detail and rec["messages"][-1]["content"][:40] in detail
+        assert "#" in page.url and "finish=length" in page.url  # the filter is in the address: a link to share
+        _shot(ui, page, shots, "403-trial-viewer-truncated-replies")
+        assert not elsewhere, f"the viewer loaded from elsewhere: {elsewhere}"
+    html = (readme_run.run_dir / "trials.html").read_text()  # the same viewer, in the run folder, offline
+    assert sum(1 for r in read_payload(html)["rows"] if (r["exp1"] or {}).get("finish") == "length") == len(cut)
+
+
+def test_a_not_fit_reason_links_to_the_trials_behind_it(ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact],
+                                                        trial_viewer: str, shots: Path) -> None:
+    report = next(a for a in run_artifacts if a.key == "grace-report")
+    with ui.tab() as page:
+        ui.open(page, f"{V2}/artifacts/artifact/{report.id}", ready=MARKDOWN[V2])
+        reasons = page.locator(f"{MARKDOWN[V2]} li a[href*='/trials.html#']")  # the verdict's reasons come first
+        assert reasons.count() >= 1
+        href = reasons.first.get_attribute("href") or ""
+        assert href.startswith(trial_viewer) and "#model=smollm2" in href, href
+        reasons.first.click()
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        counted = page.inner_text("#count")
+        n = int(counted.split(" of ")[0])
+        assert 0 < n < int(counted.split(" of ")[1].split()[0]), counted  # the trials behind it, not all
+        assert page.input_value("select[data-filter=model]") == "smollm2"
+        _shot(ui, page, shots, "404-trial-viewer-from-a-not-fit-reason")
+
+
+TABLE_WIDTHS = """(root) => { const pane = document.querySelector(root);
+  return [...pane.querySelectorAll('table')].map(t => ({
+    table: Math.ceil(t.getBoundingClientRect().width), scroll: t.scrollWidth, pane: pane.clientWidth,
+    header: [...t.querySelectorAll('th')].map(x => x.textContent.trim()).join(' | ')}))}"""
+IMAGE_SIZES = """(root) => [...document.querySelectorAll(root + ' img')].map(i =>
+    ({alt: i.alt, width: i.clientWidth, height: i.clientHeight}))"""
+PANE = {V2: {"markdown": MARKDOWN[V2], "table": TABLE[V2]}, V1: {"markdown": MARKDOWN[V1]}}
+MIN_PLOT_HEIGHT = 240  # px: below it a plot's labels do not read (the issue saw one squeezed to 160 px)
+
+
+def test_no_artifact_table_is_wider_than_its_pane(ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact],
+                                                  shots: Path) -> None:
+    problems, measured = [], 0
+    with ui.tab() as page:
+        for base in (V2, V1):
+            for artifact in sorted(run_artifacts, key=lambda a: a.key or ""):
+                pane = PANE[base].get(artifact.type or "")
+                if pane is None:
+                    continue
+                ui.open(page, f"{base}/artifacts/artifact/{artifact.id}", ready=pane, settle_images=pane)
+                for t in page.evaluate(TABLE_WIDTHS, pane):
+                    measured += 1
+                    if max(t["table"], t["scroll"]) > t["pane"] + 1:
+                        problems.append(f"{base or 'V1'} {artifact.key}: table {max(t['table'], t['scroll'])} px "
+                                        f"wide in a {t['pane']} px pane: {t['header'][:80]}")
+                problems += [f"{base or 'V1'} {artifact.key}: plot {i['alt']} {i['width']}x{i['height']} px"
+                             for i in page.evaluate(IMAGE_SIZES, pane) if i["height"] < MIN_PLOT_HEIGHT]
+                if base == V2:
+                    _shot(ui, page, shots, f"41{len(problems):01d}-fits-{artifact.key}")
+    assert measured >= 8, measured
+    assert not problems, "\n".join(problems)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from grace.manifests.build import pvc_name
 from grace.manifests.settings import load_cluster_settings
 from grace.report.build import build_report
 from grace.report.inline import MAX_WIDTH, inline_images, png_data_uri
-from grace.report.summary import run_summary
+from grace.report.summary import ArtifactLink, run_summary
 from grace.studies.registry import STUDIES
 from grace.ui_format import cell, counts, interval, md_table, readable_rows, results_location, sig
 from tests.test_compare import study1_rows, write_exp2, write_extracted
@@ -132,13 +133,39 @@ SUMMARY = [{"model": "toy", "study": "study1", "experiment": "exp1", "total": 10
 
 def test_run_summary_in_the_checkout_names_the_relative_folder(tmp_path: Path) -> None:
     run = _run_folder(tmp_path / "results")
-    md = run_summary(run, SUMMARY, {}, [("grace-report", "the verdict")], location=results_location(run, tmp_path))
+    links = [ArtifactLink("grace-report", "the verdict", "/v2/artifacts/artifact/123"),
+             ArtifactLink("grace-toy-stages", "rows per stage")]
+    md = run_summary(run, SUMMARY, {}, links, location=results_location(run, tmp_path))
     assert "Results: `results/ruby-run-1234abcd/` in the Grace checkout" in md
     assert "file:" not in md and str(tmp_path) not in md
-    assert not re.search(r"\]\(", md), "no Markdown links at all: nothing in it is a page a browser can open"
-    assert "| toy | study1 | exp1 | 10 | 10 | 0 | — | 3.14 | 3.18 |" in md
-    assert "| `report/` | report.md, 2 PNG plot(s) |" in md and "| `./` | run.json |" in md
-    assert "- `grace-report`: the verdict" in md
+    # the only links: pages of the Prefect UI, from wherever it is served; no viewer served: its file and command
+    assert re.findall(r"\]\(([^)]*)\)", md) == ["/v2/artifacts/artifact/123"]
+    assert "- [grace-report](/v2/artifacts/artifact/123): the verdict" in md and "- `grace-toy-stages`: rows" in md
+    assert "the trial viewer is `trials.html` in the run folder" in md
+    assert "serve it with `grace view results/ruby-run-1234abcd`" in md
+    assert "| toy | study1 | exp1 | 10 | 10 | 0 | — | 3.14 | 3.18 | - |" in md
+    assert "- `report/`: report.md, 2 PNG plot(s)" in md and "- `./`: run.json" in md
+    assert "**Tables:**" not in md  # no analysis/ folder yet
+    (run / "analysis").mkdir()
+    (run / "analysis" / "README.md").write_text("codebook")
+    served = run_summary(run, SUMMARY, {}, links, viewer_url="http://127.0.0.1:4300/ruby-run-1234abcd/trials.html")
+    assert "[open the trial viewer](http://127.0.0.1:4300/ruby-run-1234abcd/trials.html)" in served
+    assert "**Tables:** `analysis/` in the run folder" in served and "- `analysis/`: README.md" in served
+
+
+def test_run_summary_lists_each_models_preflight(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path / "results")
+    for model, passed, checks in (("toy", True, [{"name": "extraction", "passed": False, "fatal": False,
+                                                  "detail": "study1: 0 of 2 read (accepted)"}]),
+                                  ("gemma", False, [])):
+        (run / model / "preflight").mkdir(parents=True, exist_ok=True)
+        (run / model / "preflight" / "preflight.json").write_text(json.dumps(
+            {"model": model, "passed": passed, "reason": "" if passed else "chat roles: System role not supported",
+             "wall_s": 12.345, "checks": checks}))
+    md = run_summary(run, SUMMARY, {}, location=results_location(run, tmp_path))
+    assert "## Preflight" in md
+    assert "- **gemma**: ✗ **stopped**: chat roles: System role not supported" in md
+    assert "- **toy**: ✓ passed in 12.3 s (noted: extraction: study1: 0 of 2 read (accepted))" in md
 
 
 def test_run_summary_outside_the_checkout_and_with_nothing_finished(tmp_path: Path) -> None:
@@ -165,7 +192,7 @@ def test_run_summary_on_the_cluster_names_the_pvc(monkeypatch: pytest.MonkeyPatc
 
 # --- the comparison's tables ----------------------------------------------------------------------------
 
-LIKENESS = re.compile(r"\d/8 findings \[\d+, \d+\]|JS [\d.]+ \[[\d.]+, [\d.]+\]|—")
+LIKENESS = re.compile(r"\d/8 findings \[\d+, \d+\]|JS [\d.]+ \[[\d.]+, [\d.]+\]|—|not compared \([a-z-]+\)")
 
 
 def test_comparison_tables_read_sensibly(tmp_path: Path, cfg) -> None:
@@ -183,7 +210,7 @@ def test_comparison_tables_read_sensibly(tmp_path: Path, cfg) -> None:
     assert "_No mean bets: all 10 responses lack usable posterior probabilities" in md
     assert "| no humans" not in md and "humans: upper-bounded reading" in md
     rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| observe 2, access 3")]
-    assert rows and all(r[8] in {"**yes**", "no", "not testable"} for r in rows), rows
+    assert rows and all(r[6] in {"**yes**", "no", "not testable"} for r in rows), rows
     assert str(tmp_path) not in md.split("\n")[0]
     table = ranking_rows(rep.ranking, STUDIES.values())
     assert len({tuple(r) for r in table}) == 1, "every row has the same columns (the UI takes the first row's)"

@@ -4,6 +4,7 @@ models share a rank) and `differences` the paired bootstrap differences between 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -22,12 +23,14 @@ from grace.compare.outputs import StudyOutputs, discover
 from grace.compare.plugin import comparisons
 from grace.compare.resample import shown
 from grace.compare.schema import CompareReport, Difference, RankedRow, Reference, VariantPair
-from grace.compare.variants import compare_variants, headline_outputs, spread_and_flips, variant_rows
+from grace.compare.variants import SOURCES, compare_variants, headline_outputs, spread_and_flips, variant_rows
 from grace.config import Config
 from grace.errors import DataError
+from grace.records import MAIN_VARIANT
 from grace.run import safe_name
 from grace.studies.base import Study
-from grace.ui_format import MISSING, interval, md_table, percent, shown_path, sig
+from grace.ui_format import MISSING, fit_mark, interval, md_table, percent, shown_path, sig
+from grace.view.links import trials_link
 
 
 def _variant_of(cfg: Config | None, model: str) -> str | None:
@@ -64,6 +67,31 @@ def _worded(row: RankedRow, results: list[Any]) -> RankedRow:
     return row
 
 
+def like_with_like(parts: list[tuple[Any, Any]], results: dict[str, list[Any]],
+                   variant_of: Callable[[str], str | None]) -> list[RankedRow]:
+    """Each study's ranking, one per source: models' Exp 2 against Exp 2, their Exp 1 against Exp 1 (never a
+    model's Exp 1 against its own Exp 2, which measure different things); each row names its prompt wording."""
+    out = []
+    for study, part in parts:
+        res = results[study.name]
+        sources = [s for s in SOURCES if any(r.source == s for r in res)]
+        sources += sorted({r.source for r in res} - set(sources))
+        for source in sources:
+            out += [_worded(row, res) for row in part.rank([r for r in res if r.source == source], variant_of)]
+    return out
+
+
+def fitness(run_dir: Path) -> dict[tuple[str, str], bool]:
+    """(model, study) -> fit or not, from the run's data-quality report (empty when there is none yet)."""
+    path = Path(run_dir) / "report" / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {(m, s): bool(r.get("fit")) for m, studies in (report.get("models") or {}).items()
+            for s, r in studies.items()}
+
+
 def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
     """Quantized (or other) variants beside the model they are a variant of, when both are in the run."""
     by_key = {(r.model, r.study, r.source): r for r in ranking}
@@ -77,6 +105,15 @@ def variant_pairs(ranking: list[RankedRow]) -> list[VariantPair]:
     return pairs
 
 
+SOURCE_NAMES = {"exp2": "Exp 2 (option probabilities)", "exp1": "Exp 1 (extracted answers)"}
+
+
+def _trials_of(r: RankedRow) -> str:
+    """The trial viewer's address for the trials behind one ranking row (from compare/, the run's viewer)."""
+    extra = {"exp2": "ok"} if r.source == "exp2" else {"ext": "ok"} if r.source == "exp1" else {}
+    return trials_link(model=safe_name(r.model), study=r.study, phase="study", **extra)
+
+
 def _rank(r: RankedRow) -> str:
     return f"{r.rank} (tied)" if r.tied_with else str(r.rank)
 
@@ -85,43 +122,84 @@ def _ceiling(x: float | None) -> str:
     return "" if x is None else f"{sig(x)}x"
 
 
-def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None) \
-        -> list[str]:
-    """The ranked table as Markdown lines (also printed by the command); `studies` say which measures a row has;
-    a study's human references (the noise ceiling) after its rows."""
+def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None,
+                fit: dict[tuple[str, str], bool] | None = None, links: bool = True) -> list[str]:
+    """The ranking as Markdown: one table per study and source (like with like), each model's measure with its
+    interval (or why there is none), JS as a multiple of the humans' noise ceiling, and its data-quality verdict
+    (`fit`, from the run's report); models that share a rank are tied; the study's human references (the noise
+    ceiling) close each of its tables; notes numbered under the tables, so no long text widens a column. Each
+    model links to its trials (`links`; the command prints them without); `studies` say which measures a row
+    has."""
     measures = _measures(studies)
-    lines = ["| study | rank | model | source | prompt | JS divergence [95% CI] | x ceiling | r [95% CI] | "
-             "findings [95% CI] | unparseable | note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     refs = references or []
-    for i, r in enumerate(ranking):
-        model = r.model + (f" (variant of {r.variant_of})" if r.variant_of else "")
-        m = measures.get(r.study, ())
-        js = f"{_num(r.js)} {shown(r.js_ci, note=r.no_interval if r.js is not None else '')}".rstrip() \
-            if "js" in m else ""
-        rr = f"{_num(r.r)} {shown(r.r_ci, note=r.no_interval if r.r is not None else '')}".rstrip() if "r" in m else ""
-        fi = (f"{r.findings} {shown(r.findings_ci, note=r.findings_no_interval, fmt='.0f')}".rstrip()
-              if "findings" in m and r.findings else "")
-        un = "" if r.unparseable_share is None else percent(r.unparseable_share)
-        note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
-        if r.tied_with:
-            note = "; ".join(filter(None, [f"tied with {', '.join(r.tied_with)}", note]))
-        lines.append(f"| {r.study} | {_rank(r)} | {model} | {r.source} | {r.prompt_variant} | {js} | "
-                     f"{_ceiling(r.js_vs_ceiling)} | {rr} | {fi} | {un} | {note} |")
-        last = i + 1 == len(ranking) or ranking[i + 1].study != r.study
-        if last:
-            for ref in (x for x in refs if x.study == r.study):
-                lines.append(f"| {ref.study} | — | {ref.label} | — | — | {_num(ref.js)} {_ci(ref.js_ci)} | "
-                             f"{'1x' if ref.js is not None else ''} | {_num(ref.r)} {_ci(ref.r_ci)} | | | {ref.note} |")
+    lines: list[str] = []
+    notes: list[str] = []
+
+    def footnote(text: str, where: str) -> str:
+        if not text:
+            return ""
+        notes.append(f"{where}: {text}")
+        return f"[{len(notes)}]"
+
+    groups: dict[tuple[str, str], list[RankedRow]] = {}
+    for r in ranking:
+        groups.setdefault((r.study, r.source), []).append(r)
+    for (study, source), rows in groups.items():
+        m = measures.get(study, ())
+        worded = any(r.prompt_variant != MAIN_VARIANT for r in rows)  # several wordings ran: pooled or one's
+        head = ["rank", "model"] + (["prompt"] if worded else []) + ["data quality"] + \
+            (["JS divergence [95% CI]", "x ceiling"] if "js" in m else []) + \
+            (["r [95% CI]"] if "r" in m else []) + (["findings [95% CI]"] if "findings" in m else []) + \
+            ["unparseable", "note"]
+        body = []
+        for r in rows:
+            model = (f"[{r.model}]({_trials_of(r)})" if links else r.model) + \
+                (f" (variant of {r.variant_of})" if r.variant_of else "")
+            cells = [_rank(r), model] + ([r.prompt_variant] if worded else []) + [fit_of(fit or {}, r.model, r.study)]
+            if "js" in m:
+                cells += [f"{_num(r.js)} {shown(r.js_ci, note=r.no_interval if r.js is not None else '')}".rstrip(),
+                          _ceiling(r.js_vs_ceiling)]
+            if "r" in m:
+                cells.append(f"{_num(r.r)} {shown(r.r_ci, note=r.no_interval if r.r is not None else '')}".rstrip())
+            if "findings" in m:
+                cells.append(f"{r.findings} {shown(r.findings_ci, note=r.findings_no_interval, fmt='.0f')}".rstrip()
+                             if r.findings else "")
+            cells.append(MISSING if r.unparseable_share is None else percent(r.unparseable_share))
+            note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
+            tied = f"tied with {', '.join(r.tied_with)}" if r.tied_with else ""
+            cells.append(footnote("; ".join(filter(None, [tied, note])), f"{r.model}, {study} {source}"))
+            body.append(cells)
+        for ref in (x for x in refs if x.study == study):
+            cells = [MISSING, ref.label] + ([MISSING] if worded else []) + [""]
+            if "js" in m:
+                cells += [f"{_num(ref.js)} {_ci(ref.js_ci)}".strip(), "1x" if ref.js is not None else ""]
+            if "r" in m:
+                cells.append(f"{_num(ref.r)} {_ci(ref.r_ci)}".strip())
+            cells += [""] * ("findings" in m) + ["", footnote(ref.note, f"{ref.label}, {study}")]
+            body.append(cells)
+        lines += [f"### {study}, {SOURCE_NAMES.get(source, source)}", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head), *("| " + " | ".join(c) + " |" for c in body), ""]
+    if notes:
+        lines += ["Notes:", "", *[f"{i}. {n}" for i, n in enumerate(notes, start=1)], ""]
     return lines
 
 
-def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None) \
-        -> list[dict[str, str]]:
-    """The ranked table as rows for the UI's table artifact: the same columns in every row (the UI takes them
-    from the first), 3 significant digits, intervals as "[a, b]" (or why there is none: "n=1, no interval"); one
-    "human-likeness" column holds the study's own measure (JS divergence, lower is closer; else published
-    findings reproduced); `studies` say which measures a row has; a study's human references (the noise
-    ceiling) after its rows."""
+def fit_of(fit: dict[tuple[str, str], bool], model: str, study: str) -> str:
+    """The data-quality verdict of a model on a study, for a table cell ("—" when the report has none)."""
+    v = fit.get((model, study), fit.get((safe_name(model), study)))
+    return MISSING if v is None else fit_mark(v)
+
+
+def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None,
+                 fit: dict[tuple[str, str], bool] | None = None) -> list[dict[str, str]]:
+    """The ranking as rows for the UI's table artifact, narrow enough for its pane (its cells do not wrap): the
+    same columns in every row (the UI takes them from the first), 3 significant digits, intervals as "[a, b]" (or
+    why there is none: "n=1, no interval"); ranked within study and source, tied models sharing a rank;
+    "human-likeness" holds the study's own measure (JS divergence, lower is closer; else published findings
+    reproduced), "x ceiling" JS as a multiple of the humans' noise ceiling, "findings" the published findings
+    reproduced; "quality" is the report's fit / not fit of the model on the study (`fit`, see `fitness`); a
+    study's human references (the noise ceiling) after each of its blocks. Notes and r are in
+    grace-compare-details."""
     measures = _measures(studies)
     rows = []
     refs = references or []
@@ -129,30 +207,26 @@ def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study], references:
         m = measures.get(r.study, ())
         like = MISSING
         fi = f"{r.findings} findings {shown(r.findings_ci, note=r.findings_no_interval, fmt='.0f')}".strip() \
-            if r.findings \
-            else MISSING
-        if "js" in m:
+            if r.findings else MISSING
+        if r.status != "ok":
+            like = f"not compared ({r.status})"
+        elif "js" in m:
             like = f"JS {sig(r.js)} {shown(r.js_ci, note=r.no_interval)}".strip() if r.js is not None else MISSING
         elif "findings" in m:
             like = fi
-        corr = (f"{sig(r.r)} {shown(r.r_ci, note=r.no_interval)}".strip() if r.r is not None else MISSING) \
-            if "r" in m else ""
         rows.append({
-            "study": r.study, "rank": _rank(r),
-            "model": r.model + (f" (variant of {r.variant_of})" if r.variant_of else ""),
-            "source": r.source, "prompt": r.prompt_variant, "status": r.status, "human-likeness [95% CI]": like,
-            "x ceiling": _ceiling(r.js_vs_ceiling), "r [95% CI]": corr,
-            "findings [95% CI]": fi if "findings" in m else "",
-            "unparseable": "" if r.unparseable_share is None else percent(r.unparseable_share),
-            "note": "; ".join(filter(None, [f"tied with {', '.join(r.tied_with)}" if r.tied_with else "",
-                                            r.message])),
+            "study": r.study, "source": r.source, "rank": _rank(r),
+            "model": r.model + (f" (of {r.variant_of})" if r.variant_of else ""), "prompt": r.prompt_variant,
+            "status": r.status, "quality": fit_of(fit or {}, r.model, r.study), "human-likeness [95% CI]": like,
+            "x ceiling": _ceiling(r.js_vs_ceiling), "findings [95% CI]": fi if "findings" in m else "",
+            "unread": "" if r.unparseable_share is None else percent(r.unparseable_share),
         })
-        if i + 1 == len(ranking) or ranking[i + 1].study != r.study:
-            rows += [{"study": ref.study, "rank": MISSING, "model": ref.label, "source": MISSING, "prompt": MISSING,
-                      "status": "",
-                      "human-likeness [95% CI]": f"JS {sig(ref.js)} {interval(ref.js_ci)}".strip(), "x ceiling": "1x",
-                      "r [95% CI]": f"{sig(ref.r)} {interval(ref.r_ci)}".strip(), "findings [95% CI]": "",
-                      "unparseable": "", "note": ref.note} for ref in refs if ref.study == r.study]
+        if i + 1 == len(ranking) or (ranking[i + 1].study, ranking[i + 1].source) != (r.study, r.source):
+            rows += [{"study": ref.study, "source": MISSING, "rank": MISSING, "model": ref.label, "prompt": MISSING,
+                      "status": "", "quality": "",
+                      "human-likeness [95% CI]": f"JS {sig(ref.js)} {interval(ref.js_ci)}".strip(),
+                      "x ceiling": "1x", "findings [95% CI]": "", "unread": ""}
+                     for ref in refs if ref.study == r.study]
     return rows
 
 
@@ -173,7 +247,8 @@ def difference_lines(diffs: list[Difference]) -> list[str]:
                     empty="No two models in this run answered the same study: no differences to show.")
 
 
-def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = True) -> str:
+def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = True,
+             fit: dict[tuple[str, str], bool] | None = None) -> str:
     studies = list(studies)
     parts = comparisons(studies)
     out = [f"# Human comparison: run `{Path(rep.run_dir).name}`", "",
@@ -183,11 +258,12 @@ def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = T
            "Human data: " + "; ".join(f"{k}: `{shown_path(v)}`" for k, v in rep.human_sources.items()), "",
            " ".join(part.legend for _, part in parts if part.legend), "",
            "## Ranking", "",
-           "Rank: 1 + the number of models (same study and source) whose difference from this one on the study's "
-           "primary measure (study 2: JS; study 1: findings) has a paired-bootstrap 95% interval excluding 0; "
-           "models that share a rank are tied. An interval needs at least 2 trials in every cell it is computed "
-           "from (else \"n=1, no interval\").", "",
-           *table_lines(rep.ranking, studies, rep.references), ""]
+           "Like with like: one table per study and source (a model's Exp 2 ranked against the other models' Exp 2, "
+           "its Exp 1 against their Exp 1). Rank: 1 + the number of models whose difference from this one on the "
+           "study's primary measure (study 2: JS; study 1: findings) has a paired-bootstrap 95% interval excluding "
+           "0; models that share a rank are tied. An interval needs at least 2 trials in every cell it is computed "
+           "from (else \"n=1, no interval\"). Each model links to its trials in the trial viewer.", "",
+           *table_lines(rep.ranking, studies, rep.references, fit), ""]
     if rep.variants:
         primary = {study.name: part.primary for study, part in parts}
         js_diff = {(d.model, d.other, d.study, d.source): d for d in rep.differences
@@ -288,8 +364,7 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
     # the differences, like the headline, on each model's pooled outputs where several prompt wordings ran
     rep.differences = differences([headline_outputs(st) for st in stages], studies, human, alpha, n_boot, rng,
                                   variant_of)
-    ranked = [_worded(row, results[study.name]) for study, part in parts
-              for row in part.rank(results[study.name], variant_of)]
+    ranked = like_with_like(parts, results, variant_of)
     rep.ranking = group_ranks(ranked, rep.differences, {study.name: part.primary for study, part in parts})
     rep.references = [ref for study, part in parts if human.get(study.name) is not None
                       for ref in part.references(human[study.name])]
@@ -310,5 +385,5 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
     rep.seconds = time.perf_counter() - t0
     write_json_atomic(out_dir / "compare.json", rep.model_dump(mode="json"))
     with atomic_path(out_dir / "compare.md") as tmp:
-        tmp.write_text(markdown(rep, studies, plots_drawn=plots), encoding="utf-8")
+        tmp.write_text(markdown(rep, studies, plots_drawn=plots, fit=fitness(run_dir)), encoding="utf-8")
     return rep

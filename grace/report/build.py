@@ -21,10 +21,11 @@ from grace.report.checks import (
     run_checks,
 )
 from grace.report.load import StudyData, discover
-from grace.report.plugin import report_part
+from grace.report.plugin import ReportPart, report_part
 from grace.run import safe_name
 from grace.studies.base import Study
-from grace.ui_format import md_escape
+from grace.ui_format import counts, fit_mark, mark, md_escape, sig
+from grace.view.links import VIEWER, check_link, trials_link
 
 
 def _models() -> dict[str, ModelConfig]:
@@ -93,6 +94,8 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
         raise UserInputError(f"{run_dir}: no <model>/<study>/ folders with exp1.jsonl, exp2.jsonl or extracted.jsonl")
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.png"):  # the report is rebuilt whole: a plot not drawn this time must not linger
+        old.unlink()
     variants = _variants()
     configs = _models()
     by_study: dict[str, dict[str, StudyData]] = {}
@@ -103,6 +106,7 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
 
     results: dict[str, dict[str, StudyChecks]] = {}
     study_plots: dict[tuple[str, str], list[str]] = {}
+    plot_notes: list[str] = []  # a plot left out because it would be empty, said in a sentence
     for study, models in by_study.items():
         part = report_part(study_of[study])
         expected: set[str] = set()
@@ -117,6 +121,9 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
             paths = []
             if "extracted" in d.records:
                 paths = part.study_plots(d, _label(model, variants), out, f"{safe_name(model)}_{study}")
+                if not paths and type(part).study_plots is not ReportPart.study_plots:
+                    plot_notes.append(f"{model} / {study}: no plot of its answers: none could be read from its "
+                                      "replies")
             study_plots[(model, study)] = [p.name for p in paths]
 
     run_plots: list[str] = []
@@ -133,6 +140,8 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
                                                           out / f"compare_{study}.png")
         if drawn is not None:
             run_plots.append(drawn.name)
+        elif type(report_part(study_of[study])).compare_plot is not ReportPart.compare_plot:
+            plot_notes.append(f"{study}: no plot of the models side by side: no model's answers could be read")
         for var, base in variants.items():
             if var in models and base in models:
                 pairs.append({"study": study, "full": base, "quantized": var,
@@ -151,6 +160,7 @@ def build_report(run_dir: Path, studies: Iterable[Study]) -> Path:
                           for b in sc.metrics.get("position_bias", [])],
         "variant_pairs": [{**p, "rows": {k: list(v) for k, v in p["rows"].items()}} for p in pairs],
         "plots": run_plots,
+        "plot_notes": plot_notes,
     }
     write_json_atomic(out / "report.json", report)
     md = render_markdown(report, variants)
@@ -171,17 +181,37 @@ def read_preflights(run_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _reasons(model: str, study: str, checks: list[dict[str, Any]]) -> str:
+    """The failed fatal checks, each a link to the trials behind it (the trial viewer, grace.view)."""
+    failed = [c for c in checks if c["fatal"] and not c["passed"]]
+    return "; ".join(f"[{md_escape(c['experiment'])}: {md_escape(c['detail'])}]"
+                     f"({check_link(model, study, c['experiment'], c['name'])})" for c in failed) or "-"
+
+
+def _preflight_checks(model: str, pf: dict[str, Any]) -> str:
+    """What a reader must see of a preflight: its failed checks and warnings (linked), else that all passed."""
+    shown = [c for c in pf.get("checks", []) if not c["passed"]]
+    if not shown:
+        return f"all {len(pf.get('checks', []))} checks passed"
+    return "; ".join(f"{mark(False, c['fatal'])} [{md_escape(c['name'])}: {md_escape(c['detail'])}]"
+                     f"({check_link(model, 'all', 'preflight', c['name'])})" for c in shown)
+
+
 def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
     lines = [f"# Data-quality report: run `{Path(report['run_dir']).name}`", "",
-             f"Generated {report['generated_at']}.", "",
-             "## Verdict", "", "| model | study | verdict | reasons |", "|---|---|---|---|"]
+             f"Generated {report['generated_at']}. Each reason links to the trials behind it in the trial viewer "
+             f"(`{VIEWER}` in the run folder).", "",
+             "## Verdict", ""]
+    # Lists, not tables, wherever text is long: one of Prefect's two UIs never wraps a table cell.
     for m, pf in sorted(report.get("preflight", {}).items()):
         if not pf.get("passed"):
-            lines.append(f"| {_label(m, variants)} | all | **stopped at preflight** | {pf.get('reason')} |")
+            lines.append(f"- **{_label(m, variants)}** (all studies): ✗ **stopped at preflight**: "
+                         f"[{md_escape(str(pf.get('reason')))}]({check_link(m, 'all', 'preflight', 'exp1')})")
     for m in _order(list(report["models"]), variants):
         for s, r in report["models"][m].items():
-            verdict = "fit" if r["fit"] else "**not fit**"
-            lines.append(f"| {_label(m, variants)} | {s} | {verdict} | {'; '.join(r['reasons']) or '-'} |")
+            reasons = _reasons(m, s, r["checks"])
+            lines.append(f"- **{_label(m, variants)} / {s}**: {fit_mark(r['fit'])}"
+                         + (f": {reasons}" if reasons != "-" else ""))
     t = report["thresholds"]
     lines += ["", f"Not fit when: rows lost, duplicated or unreadable; invalid probabilities; more than "
               f"{t['max_error_rate']:.0%} failed requests; more than {t['max_truncation_rate']:.0%} truncated "
@@ -192,15 +222,17 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
                   "listed position explains the choices more than the options do (position TV > option TV, "
                   f"permutation test p < {position.ALPHA}); see docs/extraction.md.", "",
                   *position.markdown(report["position_bias"]), ""]
+    lines += [f"_{md_escape(n)}._" for n in report.get("plot_notes", [])]
+    if report.get("plot_notes"):
+        lines.append("")
     for p in report["plots"]:
         lines += [f"![{p}]({p})", ""]
     if report.get("preflight"):
-        lines += ["## Preflight", "", "| model | result | wall s | checks |", "|---|---|---|---|"]
+        lines += ["## Preflight", ""]
         for m, pf in sorted(report["preflight"].items()):
-            checks = "; ".join(f"{c['name']} {'ok' if c['passed'] else ('FAIL' if c['fatal'] else 'warn')}"
-                               for c in pf.get("checks", []))
-            result = "passed" if pf.get("passed") else f"**failed**: {pf.get('reason')}"
-            lines.append(f"| {_label(m, variants)} | {result} | {pf.get('wall_s')} | {checks} |")
+            result = "✓ passed" if pf.get("passed") else "✗ **stopped**"
+            lines.append(f"- **{_label(m, variants)}**: {result} in {sig(pf.get('wall_s'))} s: "
+                         f"{_preflight_checks(m, pf)}")
         lines.append("")
     if report["variant_pairs"]:
         lines += ["## Quantized vs full precision", ""]
@@ -211,22 +243,30 @@ def render_markdown(report: dict[str, Any], variants: dict[str, str]) -> str:
             lines.append("")
     for m in _order(list(report["models"]), variants):
         for s, r in report["models"][m].items():
-            lines += [f"## {_label(m, variants)} / {s}: {'fit' if r['fit'] else 'NOT FIT'}", "",
-                      "| experiment | check | result | detail |", "|---|---|---|---|"]
+            lines += [f"## {_label(m, variants)} / {s}: {fit_mark(r['fit'])}", ""]
             for c in r["checks"]:
-                res = "pass" if c["passed"] else ("FAIL" if c["fatal"] else "warn")
-                lines.append(f"| {c['experiment']} | {c['name']} | {res} | {md_escape(c['detail'])} |")
+                detail = md_escape(c["detail"])
+                if not c["passed"]:
+                    detail = f"[{detail}]({check_link(m, s, c['experiment'], c['name'])})"
+                lines.append(f"- {mark(c['passed'], c['fatal'])} · {c['experiment']} {c['name']}: {detail}")
             met = r["metrics"]
             if "extracted" in met:
                 e = met["extracted"]
+                unread = trials_link(model=m, study=s, phase="study", ext="!ok")
                 lines += ["", "Extraction status: " + ", ".join(f"{k} {v:.1%}" for k, v in e["status_rates"].items())
                           + "; method: " + ", ".join(f"{k} {v:.1%}" for k, v in e["method_rates"].items())
-                          + "; missing per field: " + ", ".join(f"{k} {v}" for k, v in e["missing"].items())]
+                          + "; missing per field: " + counts(e["missing"])
+                          + f" ([the replies not fully read]({unread}))"]
             if "exp1" in met:
                 e = met["exp1"]
-                lines += ["", f"Exp 1: {e['rows']} replies, finish reasons {e['finish_reason']}, reply length "
-                          f"mean {e['response_chars']['mean']} chars (max {e['response_chars']['max']}), "
-                          f"{e['completion_tokens_mean']} tokens on average; missing {e['missing']}."]
+                cut = e["finish_reason"].get("length", 0)
+                missing = {k: v for k, v in e["missing"].items() if v}
+                cut_link = (f" ([the {cut} cut by max_tokens]"
+                            f"({trials_link(model=m, study=s, phase='study', finish='length')}))") if cut else ""
+                lines += ["", f"Exp 1: {e['rows']} replies, finish reasons {counts(e['finish_reason'])}{cut_link}, "
+                          f"reply length mean {sig(e['response_chars']['mean'])} chars (max "
+                          f"{sig(e['response_chars']['max'])}), {sig(e['completion_tokens_mean'])} tokens on average; "
+                          f"missing: {counts(missing) if missing else 'none'}."]
             for exp, w in (met.get("server") or {}).items():
                 lines += ["", f"Server ({exp}): waited {w['waited_s']} s over {w['server_waits']} restart(s) "
                           f"waited through, {w['server_stops']} stop(s): {w['wait_reasons'] or '-'}"]

@@ -159,17 +159,17 @@ def position_bias(data: StudyData, **kw: Any) -> list[PositionBias]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> list[str]:
-    """The report's position-bias table (one row per model, study, experiment and list)."""
+    """The report's position-bias section: one list item per model, study, experiment and list (a list, not a
+    table: the shares by position are long text, and one of Prefect's two UIs never wraps a table cell)."""
     if not rows:
         return ["_No permutable option list was answered: nothing to measure._"]
-    out = ["| model | study | experiment | list | n | share by listed position (1, 2, ...) | top option | "
-           "position TV | option TV | p | flag |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = []
     for r in rows:
         shares = " / ".join(f"{100 * s:.0f}%" for s in r["by_position"])
         top = max(r["by_option"], key=r["by_option"].get)
         p = "—" if r["p_value"] is None else f"{r['p_value']:.3g}"
-        flag = "**FLAG**: follows position" if r["flagged"] else (r["note"] or "no")
-        out.append(f"| {r['model']} | {r['study']} | {r['experiment']} | {r['question']} | {r['n']} | {shares} | "
-                   f"{top} ({100 * r['by_option'][top]:.0f}%) | {r['position_tv']:.2f} | {r['option_tv']:.2f} | {p} | "
-                   f"{flag} |")
+        flag = "✗ **FLAG**: follows position" if r["flagged"] else f"✓ {r['note'] or 'no flag'}"
+        out.append(f"- **{r['model']} / {r['study']} {r['experiment']}**, list `{r['question']}` (n {r['n']}): {flag}; "
+                   f"position TV {r['position_tv']:.2f} vs option TV {r['option_tv']:.2f}, p {p}; share by listed "
+                   f"position (1, 2, ...) {shares}; top option {top} ({100 * r['by_option'][top]:.0f}%)")
     return out

@@ -42,6 +42,7 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "prefect_server": (PREFECT,),  # under prefect_env, full_study_deployment, prefect_worker, sample_run
     "prefect_worker": (PREFECT, SERVER),
     "sample_run": (PREFECT, SERVER),
+    "readme_run": (PREFECT, SERVER),  # tests/test_ui_browser.py: the README's run through the worker
     "ui": (BROWSER,),  # tests/test_ui_browser.py: headless Chromium
 }
 

@@ -28,7 +28,7 @@ from grace.studies.study1 import human as human_data
 from grace.studies.study1.human import Finding, Study1Human
 from grace.studies.study1.results import ConditionPosterior, FindingResult, KnowledgeResult, Study1Result
 from grace.studies.study1.study import STATES
-from grace.ui_format import MISSING, counts, md_table, sig
+from grace.ui_format import MISSING, counts, md_escape, md_table, sig
 
 Condition = tuple[int, int]  # (access, observe)
 SOURCES = ("exp2", "exp1")
@@ -268,13 +268,21 @@ def paired_study1(outs: list[StudyOutputs], pairs: list[tuple[int, int]], human:
     return out
 
 
+def _fmt(x: float, fmt: str) -> str:
+    """`x` in `fmt` (bets: one decimal), but never more than 3 significant digits: 100.0 -> "100"."""
+    text = f"{x:{fmt}}"
+    if len(text.lstrip("+-").replace(".", "").lstrip("0")) <= 3:
+        return text
+    return ("+" if "+" in fmt and x > 0 else "") + sig(x)
+
+
 def _ci(ci: tuple[float, float] | None, fmt: str, n: int | None = None, note: str = "") -> str:
     """An interval in `fmt`; withheld, why (`note`, or "n=1, no interval" for fewer than 2 trials)."""
-    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else shown(None, n, note)
+    return f"[{_fmt(ci[0], fmt)}, {_fmt(ci[1], fmt)}]" if ci else shown(None, n, note)
 
 
 def _num(x: float | None, fmt: str) -> str:
-    return sig(x) if x is None else f"{x:{fmt}}"
+    return sig(x) if x is None else _fmt(x, fmt)
 
 
 def _reproduced(f: FindingResult) -> str:
@@ -293,16 +301,18 @@ def markdown(r1: Study1Result) -> list[str]:
            f"posterior; statuses: {counts(r1.status_counts)}."]
     if r1.message:
         out.append(f"Note: {r1.message}")
+    # the notes under the table, numbered: one of Prefect's two UIs never wraps a table cell
+    notes = [f"{f.label}: {f.note}" for f in r1.findings if f.note]
     out += ["", *md_table(
-        ["finding", "humans significant", "n", "mean a", "mean b", "t", "p", "model significant", "reproduced",
-         "note"],
-        [[f.label, "yes" if f.humans else "no", str(f.n_trials), _num(f.mean_a, ".1f"), _num(f.mean_b, ".1f"),
-          sig(f.statistic), sig(f.p_value), "yes" if f.model_significant else "no", _reproduced(f),
-          f.note or MISSING] for f in r1.findings],
+        ["finding", "n", "means a, b", "t", "p", "sig. humans, model", "reproduced", "note"],
+        [[f.label, str(f.n_trials), f"{_num(f.mean_a, '.1f')}, {_num(f.mean_b, '.1f')}", sig(f.statistic),
+          sig(f.p_value), f"{'yes' if f.humans else 'no'}, {'yes' if f.model_significant else 'no'}", _reproduced(f),
+          f"[{notes.index(f'{f.label}: {f.note}') + 1}]" if f.note else MISSING] for f in r1.findings],
         empty="No published finding loaded.")]
+    out += ["", *[f"{i}. {md_escape(n)}" for i, n in enumerate(notes, start=1)]] if notes else []
     out += ["", *md_table(
         ["access", "observe", "n", "mean bets 0/1/2/3", "95% CI 0 / 1 / 2 / 3"],
-        [[str(c.access), str(c.observe), str(c.n_trials), " / ".join(f"{c.mean[s]:.1f}" for s in STATES),
+        [[str(c.access), str(c.observe), str(c.n_trials), " / ".join(_fmt(c.mean[s], ".1f") for s in STATES),
           " / ".join(_ci(c.ci.get(s), ".1f") for s in STATES) if c.n_trials >= 2 else shown(None, c.n_trials)]
          for c in r1.conditions],
         empty=f"No mean bets: {r1.message or 'no trial with usable posterior bets'}.")]

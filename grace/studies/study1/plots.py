@@ -24,18 +24,28 @@ def _cond_label(access: str, observe: str) -> str:
     return f"access {access}, observe {observe}"
 
 
-def posterior_by_condition(exp1: pd.DataFrame, exp2: pd.DataFrame | None, title: str, path: Path) -> Path:
-    """Study 1: mean posterior bet on 0-3 per access/observe cell; Exp 1 (stated) beside Exp 2 (log-probs).
+def _has_bets(df: pd.DataFrame | None) -> bool:
+    return df is not None and not df.empty and not df[[f"p{s}" for s in STATES]].isna().all().all()
+
+
+def posterior_by_condition(exp1: pd.DataFrame, exp2: pd.DataFrame | None, title: str, path: Path) -> Path | None:
+    """Study 1: mean posterior bet on 0-3 per access/observe cell; Exp 1 (stated) beside Exp 2 (log-probs); the
+    six cells in two rows of three (a shape whose labels read in the UI's pane). None when there is nothing to
+    draw (no readable bets, no Exp 2).
 
     Frames hold access, observe and p0..p3 columns.
     """
+    if not (_has_bets(exp1) or _has_bets(exp2)):
+        return None
     cells = [(str(a), str(o)) for a, o in CONDITIONS]
     known = {(str(a), str(o)) for a, o in zip(exp1.get("access", []), exp1.get("observe", []), strict=False)}
     if not known & set(cells):  # design columns missing: one panel over all trials
         cells = [("?", "?")]
-    fig, axes = plt.subplots(1, len(cells), figsize=(2.6 * len(cells) + 1, 3), sharey=True, squeeze=False)
+    cols = min(3, len(cells))
+    rows = -(-len(cells) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols + 0.6, 2.8 * rows + 0.6), sharey=True, squeeze=False)
     x = np.arange(4)
-    for ax, (a, o) in zip(axes[0], cells, strict=True):
+    for ax, (a, o) in zip(axes.flat, cells, strict=True):
         for i, (label, df) in enumerate((("Exp 1 stated", exp1), ("Exp 2 log-prob", exp2))):
             if df is None or df.empty:
                 continue
@@ -46,20 +56,24 @@ def posterior_by_condition(exp1: pd.DataFrame, exp2: pd.DataFrame | None, title:
             mean = vals.mean().to_numpy()
             err = vals.std(ddof=0).to_numpy() / np.sqrt(len(vals))
             ax.bar(x + (i - 0.5) * 0.4, mean, 0.4, yerr=err, label=f"{label} (n={len(vals)})", capsize=2)
-        ax.set_title(_cond_label(a, o) if a != "?" else "all trials (no design columns)", fontsize=8)
+        ax.set_title(_cond_label(a, o) if a != "?" else "all trials (no design columns)", fontsize=10)
         ax.set_xticks(x, STATES)
         ax.set_xlabel("state")
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=8)
         else:
-            ax.text(0.5, 0.5, "no readable bets", ha="center", va="center", transform=ax.transAxes, fontsize=8)
-    axes[0][0].set_ylabel("mean posterior probability")
-    fig.suptitle(title, fontsize=10)
+            ax.text(0.5, 0.5, "no readable bets", ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    for row in axes:
+        row[0].set_ylabel("mean posterior")
+    fig.suptitle(title, fontsize=11)
     return save(fig, path)
 
 
-def compare_models(per_model: list[tuple[str, pd.DataFrame]], path: Path) -> Path:
-    """Expected posterior (sum of state x probability) per access/observe cell, models side by side."""
+def compare_models(per_model: list[tuple[str, pd.DataFrame]], path: Path) -> Path | None:
+    """Expected posterior (sum of state x probability) per access/observe cell, models side by side; None when
+    no model's replies had readable bets."""
+    if not any(_has_bets(df) for _, df in per_model):
+        return None
     cells = [(str(a), str(o)) for a, o in CONDITIONS]
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(cells) * max(1, len(per_model)) / 2), 3.4))
     width = 0.8 / max(1, len(per_model))
@@ -70,7 +84,8 @@ def compare_models(per_model: list[tuple[str, pd.DataFrame]], path: Path) -> Pat
             sel = df[(df["access"].astype(str) == a) & (df["observe"].astype(str) == o)] if "access" in df else df
             vals = sel[[f"p{s}" for s in STATES]].dropna()
             means.append(float((vals.to_numpy() @ np.arange(4)).mean()) if len(vals) else np.nan)
-        ax.bar(x + (i - (len(per_model) - 1) / 2) * width, means, width, label=label)
+        n = len(df[[f"p{s}" for s in STATES]].dropna())
+        ax.bar(x + (i - (len(per_model) - 1) / 2) * width, means, width, label=f"{label} (n={n} readable)")
     ax.set_xticks(x, [f"a{a} o{o}" for a, o in cells])
     ax.set_ylabel("expected posterior (states)")
     ax.set_ylim(0, 3)
@@ -83,7 +98,7 @@ def plot_study1(results: list[Study1Result], human: Study1Human, path: Path) -> 
     """Mean posterior bets over 0-3 per (access, observe) condition; human findings written in each facet;
     knowledgeability by access against the human means in the last column."""
     series = [r for r in results if r.status == "ok"]
-    fig, axes = plt.subplots(3, 4, figsize=(16, 11), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(3, 4, figsize=(12, 9), squeeze=False, layout="constrained")
     colors = plt.get_cmap("tab10")
     width = 0.8 / max(1, len(series))
     x = np.arange(len(STATES))

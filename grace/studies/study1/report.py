@@ -66,8 +66,9 @@ class Study1Report(ReportPart):
         # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
         from grace.studies.study1.plots import posterior_by_condition
 
-        return [posterior_by_condition(bets_frame(data), exp2_frame(data, "posterior"),
-                                       f"{label}: posterior bets (study 1)", out_dir / f"{stem}_posterior.png")]
+        drawn = posterior_by_condition(bets_frame(data), exp2_frame(data, "posterior"),
+                                       f"{label}: posterior bets (study 1)", out_dir / f"{stem}_posterior.png")
+        return [drawn] if drawn else []
 
     def compare_plot(self, per_model: list[tuple[str, StudyData]], path: Path) -> Path | None:
         # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)

@@ -273,7 +273,8 @@ def findings_lines(r2: Study2Result) -> list[str]:
     """The findings' table of one result: the humans' figures, the model's, the test and the verdict."""
     head = (f"Findings reproduced: {r2.reproduced} of {r2.findings_total} "
             f"{shown(r2.reproduced_ci, note=r2.findings_no_interval, fmt='.0f')}".rstrip() + ".")
-    rows = []
+    rows: list[list[str]] = []
+    notes: list[str] = []
     for f in r2.findings:
         human = (f"{sig(f.human_first)} vs {sig(f.human_second)}: {_signed(f.human_effect)} "
                  f"{shown(f.human_ci, note=f.human_source if f.human_ci is None else '')}".rstrip()
@@ -282,10 +283,13 @@ def findings_lines(r2: Study2Result) -> list[str]:
         effect = (f"{_signed(f.effect)} {shown(f.effect_ci, note='' if f.testable else 'no interval')}".rstrip()
                   if f.effect is not None else MISSING)
         test = f"t = {sig(f.statistic)}, p = {sig(f.p_value)}" if f.testable else MISSING
-        rows.append([f.label, human, str(f.n_trials), model, effect, test, _reproduced(f), f.note or MISSING])
+        if f.note:  # under the table: one of Prefect's UIs never wraps a cell, and a note would widen its column
+            notes.append(f"{len(notes) + 1}. {f.label}: {f.note}")
+        rows.append([f.label, human, str(f.n_trials), model, effect, test, _reproduced(f),
+                     f"[{len(notes)}]" if f.note else ""])
     return [head, "", *md_table(["finding", "humans (first vs second: difference [95% CI])", "n", "model",
                                  "effect [95% CI]", "test", "reproduced", "note"], rows,
-                                empty="No finding could be tested.")]
+                                empty="No finding could be tested."), *(["", *notes] if notes else [])]
 
 
 def markdown(r2: Study2Result) -> list[str]:

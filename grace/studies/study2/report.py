@@ -24,8 +24,9 @@ class Study2Report(ReportPart):
         # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
         from grace.studies.study2.plots import utterances_by_goal_state
 
-        return [utterances_by_goal_state(choices_frame(data), f"{label}: chosen utterance (study 2, Exp 1)",
-                                         out_dir / f"{stem}_utterances.png")]
+        drawn = utterances_by_goal_state(choices_frame(data), f"{label}: chosen utterance (study 2, Exp 1)",
+                                         out_dir / f"{stem}_utterances.png")
+        return [drawn] if drawn else []
 
     def compare_plot(self, per_model: list[tuple[str, StudyData]], path: Path) -> Path | None:
         # plotting is imported when drawn, not when the study is looked up (tests/test_imports.py)
