@@ -1,8 +1,8 @@
 """Run the benchmarks back to back per model, print the table and the targets, write the JSON.
 
-`python -m benchmarks [--models toy smollm2] [--only exp1 exp2 rotations prefect memory] [--quick]`. Per model: the
-offline vLLM limit first (nothing else of ours running), then one vLLM server for every client benchmark.
-Targets are judged on `toy`; `smollm2` figures stand beside them.
+`python -m benchmarks [--models toy smollm2] [--only exp1 exp2 rotations exp2-concurrency prefect memory]
+[--quick]`. Per model: the offline vLLM limit first (nothing else of ours running), then one vLLM server for
+every client benchmark. Targets are judged on `toy`; `smollm2` figures stand beside them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks import exp1, exp2, memory, orchestration, rotations
+from benchmarks import exp1, exp2, exp2_concurrency, memory, orchestration, rotations
 from benchmarks.common import Report, Row, Target, local_server, log, render, write_json
 from benchmarks.options import ALL, add_arguments
 from grace.config import Config, load_config
@@ -29,6 +29,7 @@ class Sizes:
     exp2_studies: tuple[str, ...] = ("study1", "study2")
     exp2_batches: tuple[int, ...] = (16, 64)  # in-process batch sizes
     rotations_n: int = 48  # trials per study of the rotations benchmark
+    concurrency_n: int = 64  # study 2 trials per run of the exp2-concurrency benchmark (fresh trials every run)
     mem_sizes: tuple[int, int] = (300, 2424)
     prefect_full: bool = True  # the orchestration pair on the full study too, not only the sample
     benches: tuple[str, ...] = field(default=ALL)
@@ -41,7 +42,7 @@ SIZES = {
 }
 QUICK = {
     "toy": Sizes(exp1_n=16, exp1_max_tokens=8, sweep=(4,), seq_n=4, exp2_n=4, mem_sizes=(30, 240),
-                 prefect_full=False, rotations_n=4),
+                 prefect_full=False, rotations_n=4, concurrency_n=4),
     "smollm2": Sizes(exp1_n=4, exp1_max_tokens=8, sweep=(), seq_n=2, exp2_n=2, exp2_studies=("study1",),
                      benches=("exp1", "exp2")),
 }
@@ -70,6 +71,9 @@ def bench_model(cfg: Config, model: str, sz: Sizes, only: set[str], offline: boo
                                                    studies=sz.exp2_studies, batch_sizes=sz.exp2_batches)))
         if "rotations" in todo:
             steps.append(("rotations", lambda: rotations.run(srv.ensure_alive(), cfg, model, n=sz.rotations_n)))
+        if "exp2-concurrency" in todo:
+            steps.append(("exp2-concurrency", lambda: exp2_concurrency.run(srv.ensure_alive(), cfg, model,
+                                                                           n=sz.concurrency_n)))
         if "memory" in todo:  # before the orchestration pairs: it passes over study2's prompts (prefix cache)
             steps.append(("memory", lambda: memory.run(srv.ensure_alive(), sizes=sz.mem_sizes)))
         if "prefect" in todo:

@@ -14,6 +14,7 @@ from benchmarks.direct_run import parser as direct_parser
 from benchmarks.exp1 import _median
 from benchmarks.runner import targets
 from flows.grace_flow import grace
+from grace.config import Config
 from grace.params import FIELDS
 
 
@@ -108,3 +109,10 @@ def test_direct_runner_composes_the_flows_building_blocks() -> None:
         src = inspect.getsource(fn)
         assert all(s in src for s in shared), [s for s in shared if s not in src]
         assert "for exp_name in" not in src and "for name in plan.studies" not in src, "a loop of its own"
+
+
+def test_exp2_concurrency_ratios_are_against_the_shipped_setting(cfg: Config) -> None:
+    from benchmarks.exp2_concurrency import LEVELS, label
+
+    assert LEVELS[0] == cfg.experiment("study2", "exp2").concurrency  # the row every ratio is taken against
+    assert None in LEVELS and label(None, 128) == "c=null (batch slots, 128)" and label(64, 128) == "c=64"
