@@ -72,12 +72,14 @@ def test_restart_counters_from_zero_and_too_few_readings() -> None:
     ({"rows": 24, "concurrency": 64}, "only 24 requests for 128 batch slots"),
     ({"rows": 500, "concurrency": 128, "idle": True}, "no request was running 80% of the stage"),
     ({"rows": 500, "concurrency": 128, "kv": True}, "requests waited for KV-cache space"),
+    ({"rows": 500, "concurrency": 16, "queued": True}, "requests waited for the server's scheduler (3.0 waiting"),
     ({"rows": 500, "concurrency": 128}, "requests ended faster than the client sent new ones"),
 ])
 def test_low_utilization_names_a_likely_cause(kw: dict, cause: str) -> None:
-    idle, kv = kw.pop("idle", False), kw.pop("kv", False)
+    idle, kv, queued = kw.pop("idle", False), kw.pop("kv", False), kw.pop("queued", False)
     steps = [0, 1, 1, 1, 1, 1] if idle else [0, 1, 2, 3, 4, 5]
-    snaps = [snap(t, request_s=2.0 * t, steps=s, kv_usage=0.95 if kv else 0.1, queue_s=3.0 * t if kv else 0)
+    snaps = [snap(t, request_s=2.0 * t, steps=s, kv_usage=0.95 if kv else 0.1,
+                  queue_s=3.0 * t if kv or queued else 0)
              for t, s in enumerate(steps)]
     u = summarize(snaps, batch_slots=128, min_busy_share=0.4, **kw)
     assert u is not None and u.low and u.busy_share == pytest.approx(2 / 128, abs=1e-4)

@@ -98,15 +98,19 @@ def likely_cause(u: Utilization, *, rows: int | None, concurrency: int | None, u
     throttled = 0 < limit < slots * u.min_busy_share
     if rows is not None and rows < slots * u.min_busy_share and not (throttled and limit < rows):
         return f"only {rows} {unit} for {slots} batch slots: a stage this small cannot fill the server"
+    if u.waiting_mean >= 1 and (u.kv_cache_max or 0) >= 0.9:
+        return (f"requests waited for KV-cache space (up to {u.kv_cache_max:.0%} full, {u.waiting_mean:.1f} waiting): "
+                "lower max_model_len or raise gpu_memory_utilization")
+    if u.waiting_mean >= 1:  # queued at the server with slots free: its step budget or compute binds, not the client
+        return (f"requests waited for the server's scheduler ({u.waiting_mean:.1f} waiting, "
+                f"{u.running_mean:.1f} running of {slots} slots): its compute or token budget per step "
+                "(max_num_batched_tokens) bound the batch, not the client; more concurrency will not help")
     if throttled:  # the client's own limit binds before the rows run out
         return (f"the client kept at most {concurrency} {unit} in flight for {slots} batch slots "
                 f"(mean {u.running_mean:.1f} requests running): raise the stage's concurrency")
     if u.wall_s > 0 and u.active_s < 0.5 * u.wall_s:
         return (f"no request was running {1 - u.active_s / u.wall_s:.0%} of the stage: the client was slow to send "
                 "(work between requests, a stuck step, waits for the server)")
-    if u.waiting_mean >= 1 and (u.kv_cache_max or 0) >= 0.9:
-        return (f"requests waited for KV-cache space (up to {u.kv_cache_max:.0%} full, {u.waiting_mean:.1f} waiting): "
-                "lower max_model_len or raise gpu_memory_utilization")
     return (f"requests ended faster than the client sent new ones (mean {u.running_mean:.1f} running"
             + (f" of {concurrency} in flight)" if concurrency else ")"))
 
