@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from grace.analysis import write_analysis
 from grace.checkpoint import Checkpoint
-from grace.compare.report import compare_run, fitness, ranking_rows
+from grace.compare.report import compare_run, fitness, glance
 from grace.config import ExtractionConfig, Retry, UtilizationConfig
 from grace.pipeline import run_extraction
 from grace.records import Exp1Record
@@ -62,10 +62,9 @@ def report_task(run_dir: Path, study_id: str | None = None) -> Path:
 @task(name="compare", task_run_name="compare-{run_dir.name}", cache_policy=NO_CACHE)
 def compare_task(run_dir: Path, study_id: str | None = None) -> Path:
     report = compare_run(run_dir, STUDIES.values())
-    rows = ranking_rows(report.ranking, STUDIES.values(), report.references, fitness(run_dir))
+    rows, about = glance(report.ranking, STUDIES.values(), report.references, fitness(run_dir))
     if rows:
-        create_table_artifact(key=run_key(study_id, "compare"), table=rows,
-                              description="Grace: how human-like is each model (ranked within study and source)")
+        create_table_artifact(key=run_key(study_id, "compare"), table=rows, description=about)
     md = run_dir / "compare" / "compare.md"
     if md.exists():
         create_markdown_artifact(key=run_key(study_id, "compare", "details"),

@@ -1,5 +1,6 @@
-"""Prefect artifacts: a table of rows done / failed / time per model and stage, and the run's summary with links
-to the run's other artifacts (their pages in the UI) and to the trial viewer.
+"""Prefect artifacts: per model a table of rows done / failed / time per stage and one of how busy each stage kept
+the server, and the run's summary with links to the run's other artifacts (their pages in the UI) and to the trial
+viewer.
 
 Keys: `grace-run`, `grace-report`, ... for a run of no name; a named study's carry its `study_id`
 (`grace-2026-12-main-run`), so the artifact index keeps each named study's history apart.
@@ -32,13 +33,16 @@ log = logging.getLogger(__name__)
 UI_ARTIFACT = "/v2/artifacts/artifact/{id}"  # the UI's page of one artifact, from wherever the UI is served
 UI_FLOW_RUN = "/v2/runs/flow-run/{id}"
 # Short headers and values: a table artifact's cells never wrap in the UI (the breach itself is the stage's
-# state message, and in grace-run and the report). The server's load during the stage comes from its /metrics
-# (grace.serving.metrics): the busy share of its batch slots, output tokens per second, and "low" when below the
-# configured share (the likely cause is in the stage's log line, run.json and the report's checks).
+# state message, and in grace-run and the report).
 STAGE_COLUMNS = {"study": "study", "experiment": "exp", "total": "rows", "done_before": "resumed", "ok": "ok",
                  "failed": "failed", "other": "other", "limits": "quality", "wall_s": "wall s",
-                 "rows_per_s": "rows/s", "waited_s": "waited s", "busy_share": "busy",
-                 "generation_tokens_per_s": "out tok/s", "utilization_cause": "GPU use"}
+                 "rows_per_s": "rows/s", "waited_s": "waited s"}
+# The server's load during each stage, from its /metrics (grace.serving.metrics), a table of its own so that
+# neither fits its pane badly: "low" when the busy share of the batch slots stays below the configured share (the
+# likely cause is in the stage's log line, run.json and the report's checks).
+LOAD_COLUMNS = {"study": "study", "experiment": "exp", "busy_share": "busy", "running_mean": "running",
+                "waiting_mean": "waiting", "kv_cache_mean": "KV cache", "generation_tokens_per_s": "out tok/s",
+                "utilization_cause": "GPU use"}
 
 
 def artifact_key(*parts: str) -> str:
@@ -56,7 +60,7 @@ def _stage_cell(summary: dict[str, Any], column: str) -> Any:
         return counts(value)
     if column == "limits":
         return "✗ not fit" if value else "✓"
-    if column == "busy_share":
+    if column in ("busy_share", "kv_cache_mean"):
         return percent(value)
     if column == "utilization_cause":
         return "low" if summary.get("low_utilization") else ("-" if summary.get("busy_share") is None else "ok")
@@ -67,8 +71,15 @@ def publish_stages(model: str, summaries: list[dict[str, Any]], study_id: str | 
     create_table_artifact(
         key=run_key(study_id, model, "stages"),
         table=readable_rows({name: _stage_cell(s, c) for c, name in STAGE_COLUMNS.items()} for s in summaries),
-        description=f"Grace: rows done, failed, time, waits for the server and how busy it was, per stage of {model}",
+        description=f"Grace: rows done, failed, time and waits for the server per stage of {model}",
     )
+    if any(s.get("busy_share") is not None for s in summaries):  # read from the server's /metrics
+        create_table_artifact(
+            key=run_key(study_id, model, "load"),
+            table=readable_rows({name: _stage_cell(s, c) for c, name in LOAD_COLUMNS.items()} for s in summaries),
+            description=f"Grace: how busy each stage of {model} kept its server (vLLM /metrics; busy: share of the "
+                        "batch slots running; 'low' below the configured share, its likely cause in the report)",
+        )
 
 
 def _run_tree(client: Any, root: UUID) -> list[Any]:
@@ -120,6 +131,7 @@ def _worth_opening(run_dir: Path, summaries: list[dict[str, Any]], study_id: str
     for model in models:
         wanted.append((run_key(study_id, model, "preflight"), f"the preflight checks of {model}"))
         wanted.append((run_key(study_id, model, "stages"), f"rows done, failed and time per stage of {model}"))
+        wanted.append((run_key(study_id, model, "load"), f"how busy each stage kept the server of {model}"))
     out = []
     for key, what in wanted:
         url, on = on_ui.get(key, ("", ""))

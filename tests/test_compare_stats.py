@@ -216,7 +216,8 @@ def test_human_figures_as_a_model_reproduce_every_finding_with_js_0(tmp_path: Pa
     assert ranking["exp2"]["findings"] == ranking["exp1"]["findings"] == "8/8"
     md = (run / "compare" / "compare.md").read_text()
     assert md.count("Findings reproduced: 8 of 8") == 2
-    assert "| both > informative: negation at 0-1 hearts | 0.739 vs 0.429: +0.310 [" in md
+    assert "- **both > informative: negation at 0-1 hearts** (n " in md and \
+        "): **yes**; humans 0.739 vs 0.429: +0.310 [" in md
     rows = ranking_rows(compare_run(run, STUDIES.values(), [raw], cfg=cfg, n_boot=50, plots=False).ranking,
                         STUDIES.values())
     assert [r["findings [95% CI]"].split(" [")[0] for r in rows if r["study"] == "study2" and r["rank"] != "—"] == \
@@ -317,7 +318,9 @@ def test_human_raw_file_computes_the_ceiling_beside_js_and_r(tmp_path: Path, cfg
     lines = [line for line in printed.splitlines() if line.startswith("| ")]  # study2's Exp 2 table
     assert lines[0].startswith("| rank | model |") and "| x ceiling |" in lines[0]
     assert lines[1].startswith("| 1 | m |") and f"| {sig(row['js_vs_ceiling'])}x |" in lines[1]
-    assert "humans: split-half noise ceiling" in lines[2]
+    assert lines[2].startswith("| model |") and "| r [95% CI] |" in lines[2]  # r and unread: a table of their own
+    ceiling = next(line for line in printed.splitlines() if line.startswith("humans: split-half noise ceiling: JS "))
+    assert f"JS {sig(ref['js'])} [" in ceiling and "(1x), r " in ceiling, ceiling
     # the shipped ceiling otherwise; a proportions file of one's own has none, and says why
     assert no_nan(tmp_path / "run" / "compare" / "compare.json")
     table = tmp_path / "mine.csv"

@@ -260,7 +260,8 @@ def test_the_verdict_is_on_the_badge_of_the_run_its_model_and_its_stages(ui: UI,
     with ui.tab() as page:
         ui.open(page, f"{V2}/runs/flow-run/{run.id}", ready="[role=tab]:has-text('Artifacts')")
         page.get_by_text(NOT_FIT, exact=True).first.wait_for(timeout=30_000)
-        assert run.state.message and run.state.message[:40] in page.inner_text("body").replace("\n", " ")
+        assert run.state.message  # the verdict, in the run's final log line (its state) once the logs have loaded
+        page.get_by_text(run.state.message[:40]).first.wait_for(timeout=30_000)
         _shot(ui, page, shots, "400-run-page-not-fit-badge")
         subflow = next(r for r in tree if r.name == "smollm2")  # the stages are the model's subflow's tasks
         ui.open(page, f"{V2}/runs/flow-run/{subflow.id}", ready="[role=tab]:has-text('Task Runs')")
@@ -284,8 +285,10 @@ def test_the_trial_viewer_is_one_click_from_grace_run_and_shows_the_cut_replies(
     summary = next(a for a in run_artifacts if a.key == "grace-run")
     with ui.tab() as page:
         elsewhere: list[str] = []
+        # what the viewer's page asks for (the Prefect UI's own requests, its telemetry included, are not the
+        # viewer's: a request counts when the frame that makes it shows the viewer)
         page.on("request", lambda r: None if r.url.startswith((ui.origin, trial_viewer, "data:", "blob:"))
-                else elsewhere.append(r.url))
+                or not r.frame.url.startswith(trial_viewer) else elsewhere.append(r.url))
         ui.open(page, f"{V2}/artifacts/artifact/{summary.id}", ready=MARKDOWN[V2])
         link = page.locator(f"{MARKDOWN[V2]} a", has_text="open the trial viewer")
         assert link.get_attribute("href") == f"{trial_viewer}/{readme_run.run_dir.relative_to(readme_run.out.parent)}" \
@@ -316,7 +319,11 @@ def test_a_not_fit_reason_links_to_the_trials_behind_it(ui: UI, readme_run: Samp
     with ui.tab() as page:
         ui.open(page, f"{V2}/artifacts/artifact/{report.id}", ready=MARKDOWN[V2])
         reasons = page.locator(f"{MARKDOWN[V2]} li a[href*='/trials.html#']")  # the verdict's reasons come first
-        assert reasons.count() >= 1
+        try:
+            reasons.first.wait_for(timeout=30_000)  # the markdown (with its inlined plots) renders after the pane
+        except Exception:  # say what the pane's links are instead
+            hrefs = page.locator(f"{MARKDOWN[V2]} a").evaluate_all("els => els.slice(0, 8).map(e => e.href)")
+            raise AssertionError(f"no reason links to the trial viewer; the pane's first links: {hrefs}") from None
         href = reasons.first.get_attribute("href") or ""
         assert href.startswith(trial_viewer) and "#model=smollm2" in href, href
         reasons.first.click()

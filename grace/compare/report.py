@@ -122,14 +122,29 @@ def _ceiling(x: float | None) -> str:
     return "" if x is None else f"{sig(x)}x"
 
 
+def _measured(value: float | None, ci: tuple[float, float] | None, why: str, label: str, reasons: list[str],
+              fmt: str | None = None) -> str:
+    """A measure with its interval, or "(no CI)" with the reason kept for the row's note (a long reason in a
+    table cell would widen its column past the pane)."""
+    if value is None:
+        return MISSING
+    text = f"{value:{fmt}}" if fmt else _num(value)
+    if ci is not None:
+        return f"{text} {shown(ci, fmt=fmt)}"
+    if why:
+        reasons.append(f"{label}: {why}")
+    return f"{text} (no CI)"
+
+
 def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None,
                 fit: dict[tuple[str, str], bool] | None = None, links: bool = True) -> list[str]:
-    """The ranking as Markdown: one table per study and source (like with like), each model's measure with its
-    interval (or why there is none), JS as a multiple of the humans' noise ceiling, and its data-quality verdict
-    (`fit`, from the run's report); models that share a rank are tied; the study's human references (the noise
-    ceiling) close each of its tables; notes numbered under the tables, so no long text widens a column. Each
-    model links to its trials (`links`; the command prints them without); `studies` say which measures a row
-    has."""
+    """The ranking as Markdown: per study and source (like with like) a table of each model's rank, data-quality
+    verdict (`fit`, from the run's report), JS with its interval and as a multiple of the humans' noise ceiling,
+    and findings reproduced; then a table of its r and unreadable replies; then the study's human references (the
+    noise ceiling) as a line. Models that share a rank are tied. Narrow tables, so that they fit the UI's pane
+    (one of Prefect's two UIs never wraps a cell): an interval withheld reads "(no CI)", its reason and any other
+    note numbered under the tables. Each model links to its trials (`links`; the command prints them without);
+    `studies` say which measures a row has."""
     measures = _measures(studies)
     refs = references or []
     lines: list[str] = []
@@ -141,6 +156,9 @@ def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: 
         notes.append(f"{where}: {text}")
         return f"[{len(notes)}]"
 
+    def table(head: list[str], body: list[list[str]]) -> list[str]:
+        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(c) + " |" for c in body)]
+
     groups: dict[tuple[str, str], list[RankedRow]] = {}
     for r in ranking:
         groups.setdefault((r.study, r.source), []).append(r)
@@ -148,37 +166,34 @@ def table_lines(ranking: list[RankedRow], studies: Iterable[Study], references: 
         m = measures.get(study, ())
         worded = any(r.prompt_variant != MAIN_VARIANT for r in rows)  # several wordings ran: pooled or one's
         head = ["rank", "model"] + (["prompt"] if worded else []) + ["data quality"] + \
-            (["JS divergence [95% CI]", "x ceiling"] if "js" in m else []) + \
-            (["r [95% CI]"] if "r" in m else []) + (["findings [95% CI]"] if "findings" in m else []) + \
-            ["unparseable", "note"]
-        body = []
+            (["JS [95% CI]", "x ceiling"] if "js" in m else []) + (["findings"] if "findings" in m else []) + ["note"]
+        body, more = [], []
         for r in rows:
             model = (f"[{r.model}]({_trials_of(r)})" if links else r.model) + \
                 (f" (variant of {r.variant_of})" if r.variant_of else "")
+            reasons: list[str] = []
             cells = [_rank(r), model] + ([r.prompt_variant] if worded else []) + [fit_of(fit or {}, r.model, r.study)]
             if "js" in m:
-                cells += [f"{_num(r.js)} {shown(r.js_ci, note=r.no_interval if r.js is not None else '')}".rstrip(),
-                          _ceiling(r.js_vs_ceiling)]
-            if "r" in m:
-                cells.append(f"{_num(r.r)} {shown(r.r_ci, note=r.no_interval if r.r is not None else '')}".rstrip())
+                cells += [_measured(r.js, r.js_ci, r.no_interval, "JS", reasons), _ceiling(r.js_vs_ceiling)]
             if "findings" in m:
-                cells.append(f"{r.findings} {shown(r.findings_ci, note=r.findings_no_interval, fmt='.0f')}".rstrip()
-                             if r.findings else "")
-            cells.append(MISSING if r.unparseable_share is None else percent(r.unparseable_share))
+                cells.append(f"{r.findings} " + (shown(r.findings_ci, fmt=".0f") or "(no CI)") if r.findings else "")
+                if r.findings and r.findings_ci is None and r.findings_no_interval:
+                    reasons.append(f"findings: {r.findings_no_interval}")
+            r_cell = _measured(r.r, r.r_ci, r.no_interval if "js" not in m else "", "r", reasons) if "r" in m else ""
             note = r.message if r.status == "ok" else f"**{r.status}**: {r.message}"
             tied = f"tied with {', '.join(r.tied_with)}" if r.tied_with else ""
-            cells.append(footnote("; ".join(filter(None, [tied, note])), f"{r.model}, {study} {source}"))
+            cells.append(footnote("; ".join(filter(None, [tied, note, *reasons])), f"{r.model}, {study} {source}"))
             body.append(cells)
+            more.append([r.model] + ([r.prompt_variant] if worded else []) + ([r_cell] if "r" in m else []) +
+                        [MISSING if r.unparseable_share is None else percent(r.unparseable_share)])
+        lines += [f"### {study}, {SOURCE_NAMES.get(source, source)}", "", *table(head, body), ""]
+        lines += [*table(["model"] + (["prompt"] if worded else []) + (["r [95% CI]"] if "r" in m else []) +
+                         ["unparseable"], more), ""]
         for ref in (x for x in refs if x.study == study):
-            cells = [MISSING, ref.label] + ([MISSING] if worded else []) + [""]
-            if "js" in m:
-                cells += [f"{_num(ref.js)} {_ci(ref.js_ci)}".strip(), "1x" if ref.js is not None else ""]
-            if "r" in m:
-                cells.append(f"{_num(ref.r)} {_ci(ref.r_ci)}".strip())
-            cells += [""] * ("findings" in m) + ["", footnote(ref.note, f"{ref.label}, {study}")]
-            body.append(cells)
-        lines += [f"### {study}, {SOURCE_NAMES.get(source, source)}", "", "| " + " | ".join(head) + " |",
-                  "|" + "---|" * len(head), *("| " + " | ".join(c) + " |" for c in body), ""]
+            parts = ([f"JS {_num(ref.js)} {_ci(ref.js_ci)}".strip() + " (1x)"] if "js" in m and ref.js is not None
+                     else []) + ([f"r {_num(ref.r)} {_ci(ref.r_ci)}".strip()] if "r" in m and ref.r is not None else [])
+            lines += [f"{ref.label}: {', '.join(parts) or MISSING} {footnote(ref.note, f'{ref.label}, {study}')}"
+                      .rstrip(), ""]
     if notes:
         lines += ["Notes:", "", *[f"{i}. {n}" for i, n in enumerate(notes, start=1)], ""]
     return lines
@@ -228,6 +243,43 @@ def ranking_rows(ranking: list[RankedRow], studies: Iterable[Study], references:
                       "x ceiling": "1x", "findings [95% CI]": "", "unread": ""}
                      for ref in refs if ref.study == r.study]
     return rows
+
+
+LIKENESS = "likeness [95% CI]"
+
+
+def glance(ranking: list[RankedRow], studies: Iterable[Study], references: list[Reference] | None = None,
+           fit: dict[tuple[str, str], bool] | None = None) -> tuple[list[dict[str, str]], str]:
+    """The ranking at a glance, for the UI's `grace-compare` table artifact, whose cells never wrap in a pane about
+    700 px wide: rows of few, short columns (study and source in one; the verdict as plain text, or the row's
+    status when it was not compared; an interval, or "(no CI)" with the reason left to grace-compare-details),
+    and the humans' noise ceiling in the returned description instead of rows of its own."""
+    measures = _measures(studies)
+    worded = any(r.prompt_variant != MAIN_VARIANT for r in ranking)
+    rows = []
+    for r in ranking:
+        m = measures.get(r.study, ())
+        findings = (f"{r.findings} {shown(r.findings_ci, fmt='.0f') or '(no CI)'}" if r.findings else MISSING)
+        if r.status != "ok":
+            like = MISSING
+        elif "js" in m:
+            like = f"{sig(r.js)} {shown(r.js_ci) or '(no CI)'}" if r.js is not None else MISSING
+        else:
+            like = findings
+        verdict = fit_of(fit or {}, r.model, r.study).replace("**", "") if r.status == "ok" else r.status
+        rows.append({"study": f"{r.study} {r.source}", "rank": _rank(r),
+                     "model": r.model + (f" (of {r.variant_of})" if r.variant_of else ""),
+                     **({"prompt": r.prompt_variant} if worded else {}), "quality": verdict, LIKENESS: like,
+                     "x ceil.": _ceiling(r.js_vs_ceiling),
+                     "findings": findings if "js" in m and "findings" in m else ""})
+    ceilings = "; ".join(f"{ref.study} JS {sig(ref.js)} {interval(ref.js_ci)}".strip()
+                         for ref in references or [] if ref.js is not None)
+    about = ("Grace: how human-like is each model, ranked within study and source (models whose paired bootstrap "
+             "difference includes 0 share a rank). likeness: JS divergence from the humans (lower is closer) where "
+             "the study has one, else published findings reproduced; x ceil.: JS as a multiple of the humans' "
+             "split-half noise ceiling" + (f" ({ceilings})" if ceilings else "") + "; findings: the paper's "
+             "findings reproduced, k of n. Intervals, r and notes: grace-compare-details.")
+    return rows, about
 
 
 def difference_lines(diffs: list[Difference]) -> list[str]:

@@ -24,7 +24,8 @@ def save(fig: plt.Figure, path: Path) -> Path:
 
 def status_bars(rows: list[tuple[str, dict[str, int]]], path: Path) -> Path:
     """Stacked horizontal bars of extraction statuses, one bar per (label, counts)."""
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.2))
+    # at least 3.2 in high: shown 630 px wide in the UI, a 2-bar plot stays about 290 px high, its labels legible
+    fig, ax = plt.subplots(figsize=(7, max(3.2, 0.5 * len(rows) + 1.2)))
     labels = [r[0] for r in rows]
     left = np.zeros(len(rows))
     for st in STATUSES:

@@ -28,7 +28,7 @@ from grace.studies.study1 import human as human_data
 from grace.studies.study1.human import Finding, Study1Human
 from grace.studies.study1.results import ConditionPosterior, FindingResult, KnowledgeResult, Study1Result
 from grace.studies.study1.study import STATES
-from grace.ui_format import MISSING, counts, md_escape, md_table, sig
+from grace.ui_format import counts, md_escape, md_table, sig
 
 Condition = tuple[int, int]  # (access, observe)
 SOURCES = ("exp2", "exp1")
@@ -303,11 +303,13 @@ def markdown(r1: Study1Result) -> list[str]:
         out.append(f"Note: {r1.message}")
     # the notes under the table, numbered: one of Prefect's two UIs never wraps a table cell
     notes = [f"{f.label}: {f.note}" for f in r1.findings if f.note]
-    out += ["", *md_table(
-        ["finding", "n", "means a, b", "t", "p", "sig. humans, model", "reproduced", "note"],
+    out += ["", "Per finding: the model's mean bets a, b; its one-sided paired t-test (t, p); significant (sig.) for "
+            "the humans (h) and the model (m); a note's number after the verdict.", "", *md_table(
+        ["finding", "n", "means a, b", "t", "p", "sig. h, m", "reproduced"],
         [[f.label, str(f.n_trials), f"{_num(f.mean_a, '.1f')}, {_num(f.mean_b, '.1f')}", sig(f.statistic),
-          sig(f.p_value), f"{'yes' if f.humans else 'no'}, {'yes' if f.model_significant else 'no'}", _reproduced(f),
-          f"[{notes.index(f'{f.label}: {f.note}') + 1}]" if f.note else MISSING] for f in r1.findings],
+          sig(f.p_value), f"{'yes' if f.humans else 'no'}, {'yes' if f.model_significant else 'no'}",
+          _reproduced(f) + (f" [{notes.index(f'{f.label}: {f.note}') + 1}]" if f.note else "")]
+         for f in r1.findings],
         empty="No published finding loaded.")]
     out += ["", *[f"{i}. {md_escape(n)}" for i, n in enumerate(notes, start=1)]] if notes else []
     out += ["", *md_table(

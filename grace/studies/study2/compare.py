@@ -26,7 +26,7 @@ from grace.studies.study2.findings import FINDINGS, Finding, decide, effect
 from grace.studies.study2.human import CELLS, Study2Human
 from grace.studies.study2.results import CellResult, FindingResult, Study2Result
 from grace.studies.study2.study import UTTERANCES
-from grace.ui_format import MISSING, counts, md_table, sig
+from grace.ui_format import MISSING, counts, md_escape, md_table, sig
 
 Cell = tuple[str, str]
 SOURCES = ("exp2", "exp1")
@@ -270,26 +270,29 @@ def _reproduced(f: FindingResult) -> str:
 
 
 def findings_lines(r2: Study2Result) -> list[str]:
-    """The findings' table of one result: the humans' figures, the model's, the test and the verdict."""
+    """The findings of one result as a list (a table of them, with the findings' long labels and the humans'
+    figures, would be wider than the UI's pane, and one of Prefect's two UIs never wraps a cell): per finding the
+    verdict, the humans' figures, the model's, and the test; notes numbered under it."""
     head = (f"Findings reproduced: {r2.reproduced} of {r2.findings_total} "
             f"{shown(r2.reproduced_ci, note=r2.findings_no_interval, fmt='.0f')}".rstrip() + ".")
-    rows: list[list[str]] = []
+    items: list[str] = []
     notes: list[str] = []
     for f in r2.findings:
         human = (f"{sig(f.human_first)} vs {sig(f.human_second)}: {_signed(f.human_effect)} "
                  f"{shown(f.human_ci, note=f.human_source if f.human_ci is None else '')}".rstrip()
                  if f.human_effect is not None else MISSING)
-        model = f"{sig(f.model_first)} vs {sig(f.model_second)}" if f.model_first is not None else MISSING
-        effect = (f"{_signed(f.effect)} {shown(f.effect_ci, note='' if f.testable else 'no interval')}".rstrip()
-                  if f.effect is not None else MISSING)
-        test = f"t = {sig(f.statistic)}, p = {sig(f.p_value)}" if f.testable else MISSING
-        if f.note:  # under the table: one of Prefect's UIs never wraps a cell, and a note would widen its column
+        model = (f"{sig(f.model_first)} vs {sig(f.model_second)}: " if f.model_first is not None else "") + \
+            (f"{_signed(f.effect)} {shown(f.effect_ci, note='' if f.testable else 'no interval')}".rstrip()
+             if f.effect is not None else MISSING)
+        test = f"; t = {sig(f.statistic)}, p = {sig(f.p_value)}" if f.testable else ""
+        if f.note:
             notes.append(f"{len(notes) + 1}. {f.label}: {f.note}")
-        rows.append([f.label, human, str(f.n_trials), model, effect, test, _reproduced(f),
-                     f"[{len(notes)}]" if f.note else ""])
-    return [head, "", *md_table(["finding", "humans (first vs second: difference [95% CI])", "n", "model",
-                                 "effect [95% CI]", "test", "reproduced", "note"], rows,
-                                empty="No finding could be tested."), *(["", *notes] if notes else [])]
+        items.append(f"- **{md_escape(f.label)}** (n {f.n_trials}): {_reproduced(f)}; humans {human}; model "
+                     f"{model}{test}" + (f" [{len(notes)}]" if f.note else ""))
+    if not items:
+        return [head, "", "_No finding could be tested._"]
+    return [head, "", "Each finding: the two shares compared (first vs second), their difference [95% CI].", "",
+            *items, *(["", *notes] if notes else [])]
 
 
 def markdown(r2: Study2Result) -> list[str]:
