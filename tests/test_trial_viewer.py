@@ -18,7 +18,7 @@ from grace.studies.registry import STUDIES
 from grace.view.links import check_link, fragment, localize, served_url
 from grace.view.page import read_payload, viewer_html, write_viewer
 from grace.view.serve import find_runs, make_server
-from tests.test_report import _e1, _study1_stage, _study2_stage, _write
+from tests.test_report import _e1, _scores, _study1_stage, _study2_stage, _write
 
 
 @pytest.fixture()
@@ -202,3 +202,23 @@ def test_each_prompt_wording_of_a_trial_is_a_row_of_its_own_with_its_own_exp2(ru
                                                                          first.get("replicate", 0))]
     assert sorted(str(r["variant"]) for r in rows) == sorted([str(first.get("prompt_variant")), "everyday"])
     assert next(r for r in rows if r["variant"] == "everyday")["exp1"]["response"] == "said in the everyday wording"
+
+
+def test_a_rotated_question_shows_each_rotation_as_sent_not_the_raw_record(run: Path) -> None:
+    """Exp 2 scored the yes/no list in both orders: the detail pane gets one compact line per rotation (listed
+    first, top choice, its p, mass), and the record's raw `rotations` is not repeated under "more"."""
+    d = run / "a" / "study1"
+    lines = (d / "exp2.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["rotations"] = {"knowledge": [json.loads(_scores(("yes", "no"), [0.7, 0.3]).model_dump_json()),
+                                      json.loads(_scores(("no", "yes"), [0.9, 0.1]).model_dump_json())]}
+    lines[0] = json.dumps(rec)
+    (d / "exp2.jsonl").write_text("\n".join(lines) + "\n")
+    row = next(r for r in read_payload(viewer_html([run]))["rows"]
+               if (r["model"], r["study"], r["trial"]) == ("a", "study1", rec["trial_id"]))
+    rots = row["exp2"]["rotations"]["knowledge"]
+    assert [(x["order"], x["first"], x["argmax"]) for x in rots] == [(["yes", "no"], "yes", "yes"),
+                                                                    (["no", "yes"], "no", "no")]
+    assert [x["p_argmax"] for x in rots] == [0.7, 0.9]
+    assert "rotations" not in row["exp2"]["more"]
+    assert row["exp2"]["questions"]["knowledge"]["probs"] == {"yes": 0.2, "no": 0.8}  # the pooled one, unchanged

@@ -304,11 +304,26 @@ def test_the_trial_viewer_is_one_click_from_grace_run_and_shows_the_cut_replies(
         shown.first.click()
         detail = page.inner_text("#detail")
         first = page.locator("#trials tbody tr").first.get_attribute("data-id") or ""
-        rec = next(r for r in cut if first.endswith(f"|{r['trial_id']}|{r.get('replicate', 0)}"))
+        rec = next(r for r in cut if f"|{r['trial_id']}|{r.get('replicate', 0)}|" in first)
         assert rec["response"].strip()[:60] in detail.replace("\n", " ") or rec["response"].strip()[:60] in detail
         assert "Cut here: the reply reached max_tokens" in detail and rec["messages"][-1]["content"][:40] in detail
         assert "#" in page.url and "finish=length" in page.url  # the filter is in the address: a link to share
         _shot(ui, page, shots, "403-trial-viewer-truncated-replies")
+        # an Exp 2 trial scored under every rotation of its option list: one line per rotation, as sent
+        rotated = next(r for p in sorted(readme_run.run_dir.glob("smollm2/study2/exp2.jsonl"))
+                       for x in p.read_text().splitlines() if (r := json.loads(x)).get("rotations"))
+        page.select_option("select[data-filter=finish]", "")
+        page.select_option("select[data-filter=study]", "study2")
+        page.select_option("select[data-filter=exp2]", "ok")
+        page.locator("#trials tbody tr[data-id*='|study2|study|" + rotated["trial_id"] + "|']").first.click()
+        table = page.locator("#detail table.rot").first
+        table.wait_for(timeout=10_000)
+        rots = next(iter(rotated["rotations"].values()))
+        assert table.locator("tbody tr").count() == len(rots)
+        assert [c.strip() for c in table.locator("tbody tr td:nth-child(2)").all_inner_texts()] == \
+            [q["options"][0] for q in rots]  # what each rotation listed first
+        assert "rotations as sent" in page.inner_text("#detail")
+        _shot(ui, page, shots, "405-trial-viewer-exp2-rotations")
         assert not elsewhere, f"the viewer loaded from elsewhere: {elsewhere}"
     html = (readme_run.run_dir / "trials.html").read_text()  # the same viewer, in the run folder, offline
     assert sum(1 for r in read_payload(html)["rows"] if (r["exp1"] or {}).get("finish") == "length") == len(cut)

@@ -34,7 +34,7 @@ COMMON = {"trial_id", "model", "model_revision", "study", "status", "error", "at
           "finished_at", "replicate", "prompt_version", "prompt_variant"}
 EXP1_SHOWN = COMMON | {"messages", "response", "reasoning", "finish_reason", "sampling", "served_model",
                        "prompt_tokens", "completion_tokens", "reasoning_tokens", "latency_s"}
-EXP2_SHOWN = COMMON | {"questions", "path", "requests", "reads", "sequences", "latency_s"}
+EXP2_SHOWN = COMMON | {"questions", "rotations", "path", "requests", "reads", "sequences", "latency_s"}
 EXTRACTED_SHOWN = COMMON | {"method", "extraction_model", "fields"}
 
 
@@ -96,11 +96,25 @@ def _question(q: dict[str, Any]) -> dict[str, Any]:
             "entropy": q.get("entropy")}
 
 
+def _rotation(q: dict[str, Any]) -> dict[str, Any]:
+    """One rotation of a question's option list, as sent: the order listed, what was listed first, the top choice
+    and its probability, the option mass. Side by side they show whether the top choice follows the option or
+    the position (the record's `rotations`, compact)."""
+    order = [str(o) for o in q.get("options") or []]
+    probs = q.get("probs") or {}
+    top = q.get("argmax")
+    return {"order": order, "first": order[0] if order else None, "argmax": top,
+            "p_argmax": probs.get(top) if top is not None else None, "option_mass": q.get("option_mass")}
+
+
 def _exp2(rec: dict[str, Any]) -> dict[str, Any]:
     questions = rec.get("questions") or {}
+    rotations = rec.get("rotations") or {}
     return {
         "status": rec.get("status"), "error": rec.get("error"), "path": rec.get("path"),
         "questions": {name: _question(q) for name, q in questions.items() if isinstance(q, dict)},
+        "rotations": {name: [_rotation(q) for q in rots if isinstance(q, dict)]
+                      for name, rots in rotations.items() if isinstance(rots, list)},
         "option_mass": min((q["option_mass"] for q in questions.values()
                             if isinstance(q, dict) and isinstance(q.get("option_mass"), int | float)), default=None),
         "prompt_version": rec.get("prompt_version"), "latency_s": rec.get("latency_s"),

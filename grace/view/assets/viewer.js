@@ -105,7 +105,8 @@
     if (want.startsWith("!")) return (value || "") !== want.slice(1);
     return (value || "") === want;
   }
-  function rowId(r) { return [r.run, r.model, r.study, r.phase, r.trial, r.replicate].join("|"); }
+  // a trial in one wording is a row of its own (grace.view.rows): the wording is part of its id
+  function rowId(r) { return [r.run, r.model, r.study, r.phase, r.trial, r.replicate, r.variant || ""].join("|"); }
 
   // --- drawing -------------------------------------------------------------------------------------------
   function drawVerdicts() {
@@ -223,6 +224,18 @@
     }
     return t;
   }
+  // A question scored under each rotation of its option list: one line per rotation, as sent. A top choice that
+  // is the option listed first in most rotations is the layout speaking, not the model's preference.
+  function rotationTable(rots) {
+    const firstWins = rots.filter(x => x.argmax != null && x.argmax === x.first).length;
+    const head = el("tr", {}, ...["rotation", "listed first", "top choice", "p", "mass"].map(h => el("th", {}, h)));
+    const body = rots.map((x, i) => el("tr", {class: x.argmax === x.first ? "first-wins" : ""},
+      el("td", {}, String(i + 1)), el("td", {}, x.first || ""), el("td", {}, x.argmax || ""),
+      el("td", {class: "num"}, num(x.p_argmax)), el("td", {class: "num"}, num(x.option_mass))));
+    return el("details", {class: "rotations", open: ""},
+      el("summary", {}, "the " + rots.length + " rotations as sent: the top choice was the option listed first in " + firstWins + " of " + rots.length),
+      el("table", {class: "rot"}, el("thead", {}, head), el("tbody", {}, ...body)));
+  }
   function drawDetail() {
     const box = document.getElementById("detail");
     const r = ROWS.find(x => rowId(x) === state.trial);
@@ -251,6 +264,8 @@
       parts.push(el("h3", {}, "Exp 2: the options' probabilities"), kv([["status", statusBadge(d.status)], ["error", d.error], ["scoring path", d.path]]));
       for (const [name, q] of Object.entries(d.questions)) {
         parts.push(el("p", {}, el("b", {}, name), " — option mass " + num(q.option_mass) + (q.entropy != null ? ", entropy " + num(q.entropy) + " nats" : "")), dist(q));
+        const rots = (d.rotations || {})[name] || [];
+        if (rots.length) parts.push(rotationTable(rots));
         if (q.prompt) parts.push(el("details", {}, el("summary", {}, "the scored prompt"), el("pre", {}, q.prompt)));
       }
     }
