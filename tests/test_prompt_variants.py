@@ -131,6 +131,18 @@ def test_per_variant_measures_spread_and_a_ranking_flip_made_on_purpose(tmp_path
     assert "**a** ahead of b under `main`" in md and "| study2 | exp2 | a | js |" in md
     data = json.loads((run / "compare" / "compare.json").read_text())
     assert len(data["ranking_flips"]) == 2 and {r["prompt_variant"] for r in data["ranking"]} == {POOLED}
+    # the paired difference a - b within each wording: a closer (JS lower) under main and everyday, b under
+    # observer, each distinguishable on 202 trials; it depends on the wording, and the pooled one says so beside it
+    js_diff = {d.prompt_variant: d for d in rep.differences_by_prompt_variant if d.measure == "js"}
+    assert set(js_diff) == {"main", "everyday", "observer"}
+    assert all((d.model, d.other, d.n_trials) == ("a", "b", len(trials)) for d in js_diff.values())
+    assert js_diff["main"].difference < 0 and js_diff["everyday"].difference < 0 < js_diff["observer"].difference
+    assert all(d.distinguishable for d in js_diff.values())
+    assert js_diff["observer"].difference == pytest.approx(rows[("a", "observer")].js - rows[("b", "observer")].js)
+    assert len(data["differences_by_prompt_variant"]) == len(rep.differences_by_prompt_variant)
+    line = next(x for x in md.splitlines() if x.startswith("- study2 exp2 js, a - b: main -"))
+    assert "; pooled " in line and line.endswith("**depends on the wording**"), line
+    assert "**Findings reproduced under each wording**" in md
 
     # no flip when one model is ahead under every wording
     calm = tmp_path / "calm"
@@ -138,8 +150,9 @@ def test_per_variant_measures_spread_and_a_ranking_flip_made_on_purpose(tmp_path
         for variant in ("main", "everyday", "observer"):
             _write_variant(calm / model / "study2", model, variant, trials, mix + (0.1 if variant == "observer" else 0))
     rep = compare_run(calm, STUDIES.values(), cfg=cfg, n_boot=50, plots=False)
-    assert rep.ranking_flips == [] and "none: every pair of models keeps its order" in \
-        (calm / "compare" / "compare.md").read_text()
+    calm_md = (calm / "compare" / "compare.md").read_text()
+    assert rep.ranking_flips == [] and "none: every pair of models keeps its order" in calm_md
+    assert next(x for x in calm_md.splitlines() if x.startswith("- study2 exp2 js, a - b:")).endswith(": holds")
 
 
 def test_one_wording_is_compared_as_before(tmp_path: Path, cfg: Config) -> None:
@@ -149,6 +162,7 @@ def test_one_wording_is_compared_as_before(tmp_path: Path, cfg: Config) -> None:
     (res,) = rep.study2
     assert res.prompt_variant == "main" and res.js == pytest.approx(0.0, abs=1e-12)
     assert rep.by_prompt_variant == [] and rep.variant_spread == [] and rep.ranking_flips == []
+    assert rep.differences_by_prompt_variant == []
     assert "## Prompt variants" not in (tmp_path / "run" / "compare" / "compare.md").read_text()
 
 

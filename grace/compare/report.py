@@ -336,7 +336,8 @@ def markdown(rep: CompareReport, studies: Iterable[Study], plots_drawn: bool = T
                 "95% interval from resampling the same trials for both (within cells; Exp 1 replicates within "
                 "trials); where several prompt wordings ran, on the measures pooled over them (the headline). "
                 "\"tied\": the interval includes 0.", "", *difference_lines(rep.differences), ""]
-    out += variants.markdown(rep.variant_spread, rep.ranking_flips)
+    out += variants.markdown(rep.variant_spread, rep.ranking_flips, rep.by_prompt_variant)
+    out += variants.differences_markdown(rep.differences_by_prompt_variant, rep.differences)
     for study, part in parts:
         out += part.markdown(rep.results(study.name))
     if rep.notes:
@@ -367,6 +368,24 @@ def differences(stages: list[StudyOutputs], studies: Iterable[Study], human: Hum
         for d in part.paired(mine, pairs, human[study.name], alpha, n_boot, rng) if pairs else []:
             d.variant_pair = (d.model, d.other) in variant
             out.append(d)
+    return out
+
+
+def differences_by_wording(stages: list[StudyOutputs], studies: Iterable[Study], human: HumanData, alpha: float,
+                           n_boot: int, rng: np.random.Generator, variant_of: Callable[[str], str | None]
+                           ) -> list[Difference]:
+    """The paired differences between models within each prompt wording, for the sources that ran several: whether
+    a headline difference (on the pooled outputs) holds under every wording or comes from one of them."""
+    several = [st for st in stages if variants.several_wordings(st)]
+    worded = {(st.study.name, s) for st in several for s in SOURCES if len(st.prompt_variants(s)) > 1}
+    wordings = sorted({v for st in several for s in SOURCES for v in st.prompt_variants(s)},
+                      key=lambda v: (v != MAIN_VARIANT, v))
+    out: list[Difference] = []
+    for v in wordings:
+        alone = [st.for_variant(v) for st in several if any(v in st.prompt_variants(s) for s in SOURCES)]
+        out += [d.model_copy(update={"prompt_variant": v})
+                for d in differences(alone, studies, human, alpha, n_boot, rng, variant_of)
+                if (d.study, d.source) in worded]
     return out
 
 
@@ -426,6 +445,7 @@ def compare_run(run_dir: Path, studies: Iterable[Study], human_files: list[Path]
     measures = _measures(studies)
     rep.variant_spread, rep.ranking_flips = spread_and_flips(rep.by_prompt_variant,
                                                              lambda s: measures.get(s, ()))
+    rep.differences_by_prompt_variant = differences_by_wording(stages, studies, human, alpha, n_boot, rng, variant_of)
     out_dir = Path(out_dir) if out_dir else run_dir / "compare"
     out_dir.mkdir(parents=True, exist_ok=True)
     t_plots = time.perf_counter()

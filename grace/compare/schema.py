@@ -56,6 +56,9 @@ class Difference(Out):
     better: str | None = None  # the model distinguishably better on this measure, if any
     variant_pair: bool = False  # one model is a (quantized) variant of the other
     no_interval: str = ""
+    # "": the headline difference (on the outputs pooled over the wordings where several ran); else the wording
+    # whose outputs alone it was computed on (CompareReport.differences_by_prompt_variant)
+    prompt_variant: str = ""
 
 
 class Reference(Out):
@@ -132,6 +135,7 @@ class CompareReport(Out):
     differences: list[Difference] = []
     variants: list[VariantPair] = []
     by_prompt_variant: list[RankedRow] = []  # the ranking within each prompt variant (and pooled), where several ran
+    differences_by_prompt_variant: list[Difference] = []  # the paired differences within each wording (several ran)
     variant_spread: list[VariantSpread] = []
     ranking_flips: list[RankingFlip] = []
     notes: list[str] = []

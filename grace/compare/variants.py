@@ -21,9 +21,10 @@ import numpy as np
 
 from grace.compare.outputs import POOLED, StudyOutputs
 from grace.compare.plugin import Comparison
-from grace.compare.schema import RankedRow, RankingFlip, VariantSpread
+from grace.compare.resample import shown
+from grace.compare.schema import Difference, RankedRow, RankingFlip, VariantSpread
 from grace.records import MAIN_VARIANT
-from grace.ui_format import sig
+from grace.ui_format import MISSING, sig
 
 SOURCES = ("exp2", "exp1")
 
@@ -147,11 +148,71 @@ def spread_and_flips(rows: list[RankedRow], measures_of: Callable[[str], tuple[s
     return spreads, flips
 
 
-def markdown(spreads: list[VariantSpread], flips: list[RankingFlip]) -> list[str]:
+def _order(variants: set[str]) -> list[str]:
+    return sorted(variants, key=lambda v: (v != MAIN_VARIANT, v))
+
+
+def findings_lines(rows: list[RankedRow], spreads: list[VariantSpread]) -> list[str]:
+    """The findings reproduced under each wording and pooled, for the sources ranked by another measure (JS): a
+    model can keep its JS across wordings and still reproduce a finding under one wording only."""
+    by_js = {(s.study, s.source) for s in spreads if s.measure != "findings"}
+    table: dict[tuple[str, str, str], dict[str, str]] = {}
+    for r in rows:
+        if (r.study, r.source) in by_js and r.findings:
+            table.setdefault((r.study, r.source, r.model), {})[r.prompt_variant] = r.findings
+    if not table:
+        return []
+    variants = _order({v for cells in table.values() for v in cells} - {POOLED})
+    out = ["**Findings reproduced under each wording** (of the study's findings that could be tested):", "",
+           "| study | source | model | " + " | ".join(variants) + " | pooled |",
+           "|---|---|---|" + "---|" * len(variants) + "---|"]
+    for (study, source, model), cells in sorted(table.items()):
+        out.append(f"| {study} | {source} | {model} | " + " | ".join(cells.get(v, MISSING) for v in variants)
+                   + f" | {cells.get(POOLED, MISSING)} |")
+    return [*out, ""]
+
+
+def _difference(d: Difference) -> str:
+    fmt = ".0f" if d.measure == "findings" else None
+    if d.difference is None:
+        return MISSING
+    value = f"{d.difference:+.0f}" if fmt else ("+" if d.difference >= 0 else "") + sig(d.difference)
+    return f"{value} {shown(d.ci, note=d.no_interval, fmt=fmt)}".strip() + (" ✓" if d.distinguishable else "")
+
+
+def differences_markdown(by_variant: list[Difference], headline: list[Difference]) -> list[str]:
+    """Each pair of models' paired difference under each wording beside the headline (pooled) one, and whether it
+    holds under every wording: the same sign everywhere, and distinguishable from 0 everywhere or nowhere."""
+    if not by_variant:
+        return []
+    pooled = {(d.study, d.source, d.measure, d.model, d.other): d for d in headline}
+    groups: dict[tuple[str, str, str, str, str], dict[str, Difference]] = {}
+    for d in by_variant:
+        groups.setdefault((d.study, d.source, d.measure, d.model, d.other), {})[d.prompt_variant] = d
+    out = ["**Differences between models under each wording** (model - other on each measure, paired bootstrap over "
+           "the trials both answered in that wording, 95% interval; ✓: the interval excludes 0). A difference "
+           "*holds* when it has the same sign under every wording and is distinguishable under all of them or "
+           "none; otherwise it *depends on the wording*.", ""]
+    for key, cells in sorted(groups.items()):
+        study, source, measure, model, other = key
+        ds = [cells[v] for v in _order(set(cells))]
+        signs = {(d.difference > 0) - (d.difference < 0) for d in ds if d.difference is not None}
+        sure = {bool(d.distinguishable) for d in ds}
+        verdict = ("holds" if len(signs) == 1 and len(sure) == 1 else "**depends on the wording**") \
+            if all(d.difference is not None for d in ds) else "not computable under every wording"
+        parts = [f"{d.prompt_variant} {_difference(d)}" for d in ds]
+        if key in pooled:
+            parts.append(f"pooled {_difference(pooled[key])}")
+        out.append(f"- {study} {source} {measure}, {model} - {other}: " + "; ".join(parts) + f": {verdict}")
+    return [*out, ""]
+
+
+def markdown(spreads: list[VariantSpread], flips: list[RankingFlip], rows: list[RankedRow] | None = None
+             ) -> list[str]:
     """compare.md's section on the prompt variants (nothing when no source ran more than one wording)."""
     if not spreads:
         return []
-    variants = sorted({v for s in spreads for v in s.values}, key=lambda v: (v != MAIN_VARIANT, v))
+    variants = _order({v for s in spreads for v in s.values})
     out = ["## Prompt variants", "",
            "Each model's ranking measure under each prompt wording (docs/studies.md), pooled over them (each trial "
            "one unit: the headline above), and its spread across the wordings (range; SD, ddof 1). JS: lower is "
@@ -162,7 +223,7 @@ def markdown(spreads: list[VariantSpread], flips: list[RankingFlip]) -> list[str
         cells = " | ".join(sig(s.values.get(v)) for v in variants)
         out.append(f"| {s.study} | {s.source} | {s.model} | {s.measure} | {cells} | {sig(s.pooled)} | "
                    f"{sig(s.range)} | {sig(s.sd)} |")
-    out += ["", "**Ranking flips across wordings**: "
+    out += ["", *findings_lines(rows or [], spreads), "**Ranking flips across wordings**: "
             + ("none: every pair of models keeps its order under every wording." if not flips else
                f"{len(flips)}: the ranking depends on the wording."), ""]
     for f in flips:
