@@ -304,7 +304,9 @@ def test_the_trial_viewer_is_one_click_from_grace_run_and_shows_the_cut_replies(
         shown.first.click()
         detail = page.inner_text("#detail")
         first = page.locator("#trials tbody tr").first.get_attribute("data-id") or ""
-        rec = next(r for r in cut if f"|{r['trial_id']}|{r.get('replicate', 0)}|" in first)
+        # the row's id ends with trial | replicate | wording: each wording of a trial is a row (and a record) of its own
+        rec = next(r for r in cut
+                   if first.endswith(f"|{r['trial_id']}|{r.get('replicate', 0)}|{r.get('prompt_variant') or ''}"))
         assert rec["response"].strip()[:60] in detail.replace("\n", " ") or rec["response"].strip()[:60] in detail
         assert "Cut here: the reply reached max_tokens" in detail and rec["messages"][-1]["content"][:40] in detail
         assert "#" in page.url and "finish=length" in page.url  # the filter is in the address: a link to share
