@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The test command: set up what is missing (idempotent), lint, type-check, then run the whole suite against the
 # real local vLLM server and a real Prefect server. Extra arguments go to pytest.
-# --fast (first argument): the same, but only the tests that start no vLLM server, no Prefect and no browser
-# (markers derived from the fixtures a test uses: tests/support/lanes.py), on two pytest-xdist workers (they share
-# no server, so they run side by side: 2 min where one process takes 3.5); for every change.
+# The suite runs on two pytest-xdist workers (GRACE_TEST_WORKERS=N for N, 0 for one process): `--dist loadgroup`
+# puts every test that starts a vLLM server, Prefect or Chromium on one worker (memory: one set of servers), the
+# tests that start nothing on the other (tests/support/lanes.py, group_of).
+# --fast (first argument): only the tests that start no vLLM server, no Prefect and no browser (markers derived
+# from the fixtures a test uses: tests/support/lanes.py); for every change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-lane=()
+workers=${GRACE_TEST_WORKERS:-2}
+lane=(-n "$workers" --dist loadgroup)
 if [ "${1:-}" = "--fast" ]; then
   shift
-  lane=(-m "not server and not prefect and not browser" -n 2)
+  lane=(-m "not server and not prefect and not browser" -n "$workers")
 fi
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/mypy  # the type check: files and settings in pyproject.toml [tool.mypy]
-exec .venv/bin/python -m pytest ${lane[@]+"${lane[@]}"} "$@"
+exec .venv/bin/python -m pytest "${lane[@]}" "$@"

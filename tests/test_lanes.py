@@ -5,13 +5,24 @@ Chromium without the marker that says so (shown on a small suite of its own, wit
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
-from tests.support.lanes import BROWSER, FAST, FIXTURE_MARKERS, PREFECT, SERVER, derived_markers, kind_of
+from tests.support.lanes import (
+    BROWSER,
+    FAST,
+    FIXTURE_MARKERS,
+    PREFECT,
+    SERVER,
+    STARTS,
+    derived_markers,
+    group_of,
+    kind_of,
+)
 
 TESTS = ROOT / "tests"
 
@@ -252,3 +263,46 @@ def test_the_fast_selection_leaves_out_what_the_fixtures_mark(tmp_path: Path) ->
     assert "1 passed, 4 deselected" in said, said  # the fixture's user and the marked one are out
     assert ("process guard: started by this session: vLLM servers 0, Prefect processes 0, Chromium processes 0; "
             "started by a test without its marker: 0") in said, said
+
+
+def test_under_two_xdist_workers_each_guards_its_tests_and_the_summary_adds_them_up(tmp_path: Path) -> None:
+    code, said = run_sub(tmp_path, "-n", "2", "--dist", "loadgroup")
+    assert code == 1, said
+    assert "5 passed, 2 errors" in said, said  # the same failures as in one process
+    assert "a vLLM server started while this test ran, and it is not marked server" in said, said
+    assert ("process guard: started by this session (2 xdist workers): vLLM servers 3, Prefect processes 1, "
+            "Chromium processes 0; started by a test without its marker: 2") in said, said
+
+
+COLLECT = '''
+import json, sys
+import pytest
+
+class Groups:
+    def pytest_collection_finish(self, session):
+        out = {i.nodeid: {"group": (m.args[0] if (m := i.get_closest_marker("xdist_group")) else None),
+                          "marks": sorted(x.name for x in i.iter_markers()), "fixtures": list(i.fixturenames)}
+               for i in session.items}
+        json.dump(out, open(sys.argv[1], "w"))
+
+sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "tests"], plugins=[Groups()]))
+'''
+
+
+def test_every_test_that_starts_something_is_in_one_xdist_group(tmp_path: Path) -> None:
+    """The real suite's collection: what `--dist loadgroup` keeps on one worker (tests/support/lanes.py)."""
+    assert group_of(["parametrize", "timeout"]) is None
+    assert group_of([SERVER]) == group_of([PREFECT, SERVER]) == group_of([BROWSER]) == STARTS
+    dump = tmp_path / "groups.json"
+    out = subprocess.run([sys.executable, "-c", COLLECT, str(dump)], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    items = json.loads(dump.read_text())
+    assert len(items) > 600
+    for nodeid, it in items.items():
+        starts = bool({SERVER, PREFECT, BROWSER} & set(it["marks"]))
+        assert it["group"] == (STARTS if starts else None), nodeid
+        if "readme_run" in it["fixtures"] or "toy_server" in it["fixtures"]:
+            assert it["group"] == STARTS, nodeid
+    assert sum(it["group"] == STARTS for it in items.values()) > 50
+    assert sum(it["group"] is None for it in items.values()) > 500  # the rest go wherever a worker is free

@@ -14,6 +14,13 @@ whole suite runs everything. A test is marked
 `GRACE_TEST_SESSION`) and fails, at its teardown, any test during which a vLLM server, a Prefect process or
 Chromium appeared without the test carrying that marker. Its summary line says what the session started, so a
 run of the fast lane shows that it started none of them.
+
+Both lanes run on pytest-xdist workers (`scripts/test.sh`). Each worker is a session of its own (its own mark,
+guard and session fixtures); a worker's guard hands its counts to the controller (`workeroutput`), whose summary
+adds them up. Under `--dist loadgroup` every test that starts something (a vLLM server, Prefect, Chromium) is in
+one group, `STARTS`, so one worker holds the shared servers, the Prefect worker and the scenario tests' own
+servers, as one process would; the other worker takes the tests that start nothing. Two workers each starting
+their own servers ran this 24 GiB machine out of memory (measured: 0 MiB available, the suite thrashing).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import threading
 import time
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 import pytest
@@ -51,12 +59,25 @@ def derived_markers(fixturenames: Iterable[str]) -> set[str]:
     return {m for name in fixturenames for m in FIXTURE_MARKERS.get(name, ())}
 
 
+STARTS = "starts"  # the xdist group of every test that starts something
+
+
+def group_of(markers: Iterable[str]) -> str | None:
+    """The xdist group of a test from its markers: `STARTS` for a test that starts a server, Prefect or Chromium."""
+    return STARTS if set(markers) & set(WHAT) else None
+
+
 def derive_markers(items: list[pytest.Item]) -> None:
-    """Add each item the markers of the fixtures it uses (run before `-m` deselects: tryfirst)."""
+    """Add each item the markers of the fixtures it uses (run before `-m` deselects: tryfirst), and its xdist
+    group (`group_of`; used under `--dist loadgroup`)."""
     for item in items:
-        for marker in sorted(derived_markers(getattr(item, "fixturenames", ()))):
+        names = getattr(item, "fixturenames", ())
+        for marker in sorted(derived_markers(names)):
             if item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
+        group = group_of(m.name for m in item.iter_markers())
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def kind_of(cmdline: list[str]) -> str | None:
@@ -95,6 +116,7 @@ class ProcessGuard:
         self._thread = threading.Thread(target=self._loop, name="process-guard", daemon=True)
         self._since: dict[str, float] = {}
         self.offenders: list[str] = []
+        self.workers: list[dict[str, Any]] = []  # on an xdist controller: each worker's counts and offenders
 
     def scan(self) -> None:
         me = os.getpid()
@@ -125,8 +147,20 @@ class ProcessGuard:
         self.scan()  # what was there before the first test is nobody's
         self._thread.start()
 
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {k: sum(s.kind == k for s in self.seen.values()) for k in WHAT}
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self._stop.set()
+        if hasattr(session.config, "workeroutput"):  # an xdist worker: the controller's summary adds it up
+            session.config.workeroutput["grace_guard"] = {"counts": self.counts(), "offenders": self.offenders}
+
+    @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook, on the controller
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        out = getattr(node, "workeroutput", {}).get("grace_guard")
+        if out:
+            self.workers.append(out)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -153,10 +187,14 @@ class ProcessGuard:
         return report
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        with self._lock:
-            counts = {k: sum(s.kind == k for s in self.seen.values()) for k in WHAT}
+        counts = self.counts()
+        offenders = list(self.offenders)
+        for w in self.workers:
+            counts = {k: counts[k] + int(w["counts"].get(k, 0)) for k in WHAT}
+            offenders += w["offenders"]
         said = ", ".join(f"{COUNTED[k]} {counts[k]}" for k in WHAT)
-        terminalreporter.write_line(f"process guard: started by this session: {said}; "
-                                    f"started by a test without its marker: {len(self.offenders)}")
-        for line in self.offenders:
+        workers = f" ({len(self.workers)} xdist workers)" if self.workers else ""
+        terminalreporter.write_line(f"process guard: started by this session{workers}: {said}; "
+                                    f"started by a test without its marker: {len(offenders)}")
+        for line in offenders:
             terminalreporter.write_line(f"  {line}")
