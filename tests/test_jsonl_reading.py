@@ -51,8 +51,8 @@ def test_a_whole_last_line_without_its_newline_is_a_record(tmp_path: Path) -> No
     (_line("t1") + "{not json\n" + _line("t2"), 2),
     (_line("t1") + '{"trial_id": "t2"}\n', 2),  # the last line, ended: not torn, a wrong record
     ("\n" + _line("t1") + "[1, 2]\n" + _line("t2")[:30], 3),  # a bad line before a torn one
-], ids=["not-json-mid-file", "wrong-record-last-line", "bad-line-before-a-torn-one"])  # records hold a time: ids
-# from them differ between xdist workers
+], ids=["not-json-mid-file", "wrong-record-last-line", "bad-line-before-a-torn-one"])  # named: ids made
+# from the records, which hold a time, differed between xdist workers
 def test_any_other_bad_line_is_an_error_naming_file_and_line(tmp_path: Path, content: str, line: int) -> None:
     path = tmp_path / "exp2.jsonl"
     path.write_text(content)

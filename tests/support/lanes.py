@@ -71,8 +71,7 @@ def derive_markers(items: list[pytest.Item]) -> None:
     """Add each item the markers of the fixtures it uses (run before `-m` deselects: tryfirst), and its xdist
     group (`group_of`; used under `--dist loadgroup`)."""
     for item in items:
-        names = getattr(item, "fixturenames", ())
-        for marker in sorted(derived_markers(names)):
+        for marker in sorted(derived_markers(getattr(item, "fixturenames", ()))):
             if item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
         group = group_of(m.name for m in item.iter_markers())
