@@ -108,7 +108,8 @@ def test_report_warns_about_a_low_stage(cfg: Config, tmp_path: Path) -> None:
 
 # -- on the real vLLM server -----------------------------------------------------------------------------------
 
-def _stage(cfg: Config, toy_server: Endpoint, out: Path, concurrency: int, rows: int) -> Utilization:
+def _stage(cfg: Config, toy_server: Endpoint, out: Path, concurrency: int, rows: int,
+           min_busy_share: float) -> Utilization:
     study = get_study("study2")
     trials = study.load(cfg.study_file("study2", sample=False), limit=rows)
     exp = cfg.experiment("study2", "exp1")
@@ -118,7 +119,7 @@ def _stage(cfg: Config, toy_server: Endpoint, out: Path, concurrency: int, rows:
     slots = toy.profile("local").batch_slots  # what backend_factory gives an --endpoint run of the model
     with ManagedServer(lambda: ExternalServer(toy_server.base_url, toy, batch_slots=slots, profile="local")) as server:
         result = run_stage(server, toy, study, trials, exp, out,
-                           utilization=UtilizationConfig(sample_every_s=0.5, min_busy_share=0.4))
+                           utilization=UtilizationConfig(sample_every_s=0.5, min_busy_share=min_busy_share))
     assert result.utilization is not None
     summary = stage_summary("toy", result)
     assert summary["busy_share"] == result.utilization.busy_share
@@ -130,15 +131,20 @@ def _stage(cfg: Config, toy_server: Endpoint, out: Path, concurrency: int, rows:
 @pytest.mark.server
 def test_throttled_client_is_flagged_and_a_full_batch_is_not(cfg: Config, toy_server: Endpoint,
                                                              tmp_path: Path) -> None:
-    one = _stage(cfg, toy_server, tmp_path / "one", concurrency=1, rows=24)
-    full = _stage(cfg, toy_server, tmp_path / "full", concurrency=128, rows=384)
+    # The cluster's rule is 40% of a GPU's batch slots. This CPU server shares 2 cores with the other xdist worker and
+    # its own API process is the bound: under a full client it held 72% of its 128 slots on idle cores, 38% in one CI
+    # run, 19-21% beside one busy core and 12% beside two (measured here); a throttled client holds 0.6%. The bar
+    # here sits between the two: 10%.
+    bar = 0.1
+    one = _stage(cfg, toy_server, tmp_path / "one", concurrency=1, rows=24, min_busy_share=bar)
+    full = _stage(cfg, toy_server, tmp_path / "full", concurrency=128, rows=384, min_busy_share=bar)
     print(f"UTILIZATION one at a time: {one.model_dump()}\nUTILIZATION 128 in flight: {full.model_dump()}")
     assert one.batch_slots == full.batch_slots == 128
     assert 0.5 <= one.running_mean <= 1.05, "one request in flight, running nearly all the time"
     assert one.low and one.cause is not None and "at most 1 requests in flight for 128 batch slots" in one.cause
     assert one.samples >= 3 and one.active_s >= 0.8 * one.wall_s, "the server was never idle, only underused"
-    assert full.running_mean > 20 * one.running_mean
-    assert full.busy_share is not None and full.busy_share >= 0.4 and not full.low, full
+    assert full.running_mean > 10 * one.running_mean
+    assert full.busy_share is not None and full.busy_share >= bar and not full.low, full
     # Batching yields more tokens/s than one at a time. Not a speed measure (benchmarks/ do those): the other xdist
     # worker shares the 2 cores, and one CI run measured 2.85x there, an earlier one over 3x, so the bar is 1.5x.
     assert full.generation_tokens_per_s > 1.5 * one.generation_tokens_per_s
