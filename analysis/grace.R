@@ -12,8 +12,9 @@
 #   study 2  Jensen-Shannon divergence (bits) per goal x state cell and their mean, Pearson r over the cells x
 #            utterances, the model's proportions; Exp 2 from the option probabilities, Exp 1 from the extracted
 #            utterances (per trial the share of its replicates, a cell the mean over its trials);
-#   study 1  the published findings tested on the model's trials (one-sided paired t-test, bets on state a > b,
-#            t.test), whether each is reproduced and how many, the mean bets per condition, knowledgeability;
+#   study 1  the published findings tested on the model's trials (one-sided paired t-test that bets on state a
+#            exceed those on b by more than MIN_EFFECT1 points, the smallest effect of interest; t.test with mu),
+#            whether each is reproduced and how many, the mean bets per condition, knowledgeability;
 #   both     Exp 1's stated answer against Exp 2's most probable option, per trial (report.json's agreement).
 # Prompt variants: where a trial was scored in several wordings (`prompt_variant`), its Exp 2 distribution is the
 # mean over them, and an Exp 1 trial's replies in every wording are taken together, as Grace's headline pools them.
@@ -34,6 +35,7 @@ GOALS <- c("informative", "social", "both")
 STATES2 <- c("0 hearts", "1 heart", "2 hearts", "3 hearts")
 STATES1 <- c("0", "1", "2", "3")
 USABLE <- c("ok", "partial")  # extraction statuses whose fields are used
+MIN_EFFECT1 <- 5  # study 1's smallest effect of interest, bet points of 100 (Grace's study1 MIN_EFFECT)
 AGREEMENT <- list(  # (extracted answer, Exp 2 question): report.json's agreement pairs
   study1 = list(c("initial_answer", "prior"), c("posterior_argmax", "posterior"), c("knowledge", "knowledge")),
   study2 = list(c("utterance", "utterance")))
@@ -104,16 +106,16 @@ pearson <- function(x, y) {
   max(min(cor(x, y), 1), -1)
 }
 
-paired_greater <- function(a, b, alpha) {
-  # One-sided paired t-test that a > b over trials; fewer than two trials: not testable; differences all equal
-  # (within numpy's allclose): decided by their sign.
+paired_greater <- function(a, b, alpha, margin = 0) {
+  # One-sided paired t-test that a exceeds b by more than `margin` (H0: mean(a - b) <= margin); fewer than two
+  # trials: not testable; differences all equal (within numpy's allclose): decided by whether they exceed it.
   d <- a - b; n <- length(d)
   if (n < 2) return(list(statistic = NA_real_, p = NA_real_, significant = FALSE))
   if (all(abs(d - d[1]) <= 1e-8 + 1e-5 * abs(d[1]))) {
-    sig <- d[1] > 0
+    sig <- d[1] > margin
     return(list(statistic = NA_real_, p = if (sig) 0 else 1, significant = sig))
   }
-  t <- t.test(a, b, paired = TRUE, alternative = "greater")
+  t <- t.test(a, b, paired = TRUE, mu = margin, alternative = "greater")
   list(statistic = unname(t$statistic), p = t$p.value, significant = t$p.value < alpha)
 }
 
@@ -198,7 +200,7 @@ study1_figures <- function(model, source, bets, knowledge, human, alpha) {
     label <- sprintf("observe %d, access %d: state %d > state %d", f$observe, f$access, f$state_a, f$state_b)
     tr <- bets |> filter(access == f$access, observe == f$observe)
     a <- tr[[paste0("b", f$state_a)]]; b <- tr[[paste0("b", f$state_b)]]
-    test <- paired_greater(a, b, alpha)
+    test <- paired_greater(a, b, alpha, MIN_EFFECT1)
     rep <- !is.na(test$p) && test$significant == f$humans
     reproduced <- reproduced + rep
     out[[length(out) + 1]] <- figure(model, "study1", source,

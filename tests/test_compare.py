@@ -20,6 +20,7 @@ from grace.compare.report import compare_run
 from grace.errors import DataError
 from grace.records import Exp2Record, OptionScores
 from grace.studies.registry import STUDIES, get_study
+from grace.studies.study1.compare import MIN_EFFECT
 from grace.studies.study2 import UTTERANCES
 from grace.studies.study2.human import CELLS
 
@@ -107,6 +108,16 @@ def test_paired_test_is_scipys_one_sided_ttest() -> None:
     assert (res.statistic, res.p_value) == pytest.approx((ref.statistic, ref.pvalue))
     assert res.significant == (ref.pvalue < 0.05)
     assert not paired_greater(a[:1], b[:1]).significant and "not testable" in paired_greater(a[:1], b[:1]).note
+    # against a smallest effect of interest: H0 mean(a - b) <= 5, scipy's test on a shifted by it
+    shifted, ref = paired_greater(a, b, margin=5.0), stats.ttest_rel(a - 5.0, b, alternative="greater")
+    assert (shifted.statistic, shifted.p_value) == pytest.approx((ref.statistic, ref.pvalue))
+    assert shifted.p_value > res.p_value
+    # a consistent difference: significant above 0, not above a margin larger than itself
+    tiny = b + 0.01 + rng.normal(0, 1e-4, 40)
+    assert paired_greater(tiny, b).significant and not paired_greater(tiny, b, margin=5.0).significant
+    flat = paired_greater(b + 3.0, b, margin=5.0)
+    assert not flat.significant and "decided by their size" in flat.note
+    assert paired_greater(b + 6.0, b, margin=5.0).significant
 
 
 # --- study 2 ------------------------------------------------------------------------------------------
@@ -245,8 +256,8 @@ def test_scorecard_reproduces_or_fails_each_finding(tmp_path: Path, cfg, study1_
         ids = [t["trial_id"] for t in study1_trials if (int(t["access"]), int(t["observe"])) == (f.access, f.observe)]
         a = np.array([100 * bets[i][str(f.state_a)] for i in ids])
         b = np.array([100 * bets[i][str(f.state_b)] for i in ids])
-        ref = stats.ttest_rel(a, b, alternative="greater")
-        assert f.n_trials == len(ids) == 50
+        ref = stats.ttest_rel(a - MIN_EFFECT, b, alternative="greater")  # against the smallest effect of interest
+        assert f.n_trials == len(ids) == 50 and f.min_effect == MIN_EFFECT == 5.0
         assert (f.statistic, f.p_value) == pytest.approx((ref.statistic, ref.pvalue))
         assert f.model_significant == (ref.pvalue < 0.05)
     lo, hi = res.reproduced_ci

@@ -21,7 +21,7 @@ from grace.compare.report import compare_run, ranking_rows
 from grace.compare.resample import Trials, common, draw, paired_draw
 from grace.studies.registry import STUDIES
 from grace.studies.study2.ceiling import split_half
-from grace.studies.study2.findings import FINDINGS
+from grace.studies.study2.findings import FINDINGS, MIN_EFFECT
 from grace.studies.study2.human import CELLS
 from grace.studies.study2.study import UTTERANCES
 from grace.ui_format import sig
@@ -238,6 +238,43 @@ def test_a_model_missing_the_effect_is_not_reproduced(tmp_path: Path, cfg, study
     assert res.reproduced == sum(f.reproduced for f in res.findings) < 8
 
 
+def test_a_difference_below_the_smallest_effect_of_interest_is_not_reproduced(tmp_path: Path, cfg,
+                                                                               study2_trials) -> None:
+    """Every trial alike but for a little noise (as a random-weight model answers): the both goal's negation share
+    ahead of the informative goal's by 0.01 is significant over the full study's trials, yet not reproduced; by
+    0.1 it is."""
+    rng = np.random.default_rng(5)
+    neg = np.array([u.startswith("It wasn't") for u in UTTERANCES])
+
+    def model(shift: float) -> dict[str, np.ndarray]:
+        out = {}
+        for t in study2_trials:
+            p = np.full(8, 1 / 8) + rng.normal(0, 1e-4, 8)
+            if cell_of(t)[0] == "both":
+                p = p + np.where(neg, shift / 4, -shift / 4)
+            out[t["trial_id"]] = p / p.sum()
+        return out
+
+    key = "both>informative:negation"
+    found = {}
+    for shift in (0.01, 0.1):
+        dists = model(shift)
+        run = tmp_path / f"run{shift}"
+        rows = study2_exp2_rows(study2_trials, lambda t, d=dists: d[t["trial_id"]])
+        write_exp2(run / "m" / "study2", "m", "study2", rows)
+        (res,) = compare_run(run, STUDIES.values(), cfg=cfg, n_boot=50, plots=False).study2
+        found[shift] = next(f for f in res.findings if f.key == key)
+        a = np.array([dists[t["trial_id"]][neg].sum() for t in study2_trials
+                      if cell_of(t) in {("both", s) for s in ("0 hearts", "1 heart")}])
+        b = np.array([dists[t["trial_id"]][neg].sum() for t in study2_trials
+                      if cell_of(t) in {("informative", s) for s in ("0 hearts", "1 heart")}])
+        assert stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue < 1e-6  # significant above 0
+    small, large = found[0.01], found[0.1]
+    assert small.effect == pytest.approx(0.01, abs=1e-3) and small.testable and not small.reproduced, small
+    assert small.p_value is not None and small.p_value > 0.5 and small.effect_ci[1] < MIN_EFFECT
+    assert large.effect == pytest.approx(0.1, abs=1e-3) and large.reproduced and large.p_value < 1e-6, large
+
+
 def test_findings_statistics_are_scipys(tmp_path: Path, cfg, study2_trials) -> None:
     rng = np.random.default_rng(8)
     dists = {t["trial_id"]: rng.dirichlet(1 + 20 * HUMAN.study2.cells[cell_of(t)]) for t in study2_trials}
@@ -251,16 +288,17 @@ def test_findings_statistics_are_scipys(tmp_path: Path, cfg, study2_trials) -> N
         if f.kind == "more":
             a = np.concatenate([np.stack(by_cell[c])[:, f.columns].sum(axis=1) for c in f.first_cells])
             b = np.concatenate([np.stack(by_cell[c])[:, f.columns].sum(axis=1) for c in f.second_cells])
-            ref = stats.ttest_ind(a, b, equal_var=False, alternative="greater")
+            ref = stats.ttest_ind(a - MIN_EFFECT, b, equal_var=False, alternative="greater")  # H0: a - b <= 0.02
             assert r.effect == pytest.approx(a.mean() - b.mean())
         else:
             cell = np.stack(by_cell[f.first_cells[0]])
             lit = f.columns[0]
-            refs = [stats.ttest_rel(cell[:, lit], cell[:, j], alternative="greater") for j in range(8) if j != lit]
+            refs = [stats.ttest_rel(cell[:, lit] - MIN_EFFECT, cell[:, j], alternative="greater")
+                    for j in range(8) if j != lit]
             ref = max(refs, key=lambda x: x.pvalue)  # the weakest of the seven is the one shown
             assert r.significant == all(x.pvalue < 0.05 for x in refs)
         assert (r.statistic, r.p_value) == pytest.approx((ref.statistic, ref.pvalue))
-        assert r.effect_ci[0] <= r.effect <= r.effect_ci[1]
+        assert r.effect_ci[0] <= r.effect <= r.effect_ci[1] and r.min_effect == MIN_EFFECT == 0.02
 
 
 # --- the noise ceiling ------------------------------------------------------------------------------------------

@@ -85,8 +85,10 @@ class PairedTest:
     note: str = ""
 
 
-def paired_greater(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> PairedTest:
-    """scipy.stats.ttest_rel(a, b, alternative='greater'); zero-variance differences decided by their sign."""
+def paired_greater(a: np.ndarray, b: np.ndarray, alpha: float = 0.05, margin: float = 0.0) -> PairedTest:
+    """The one-sided paired t-test that a exceeds b by more than `margin` (H0: mean(a - b) <= margin; margin 0 is
+    scipy.stats.ttest_rel(a, b, alternative='greater')); zero-variance differences decided by their sign after the
+    margin."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     d = a - b
@@ -95,12 +97,12 @@ def paired_greater(a: np.ndarray, b: np.ndarray, alpha: float = 0.05) -> PairedT
         return PairedTest(n, float(d.mean()) if n else float("nan"), None, None, False,
                           f"not testable: {n} trial(s) in this condition (need at least 2)")
     if np.allclose(d, d[0]):
-        sig = bool(d[0] > 0)
+        sig = bool(d[0] > margin)
         return PairedTest(n, float(d.mean()), None, 0.0 if sig else 1.0, sig,
-                          "no variance in the differences: decided by their sign")
+                          "no variance in the differences: decided by their size")
     from scipy import stats  # imported when a test runs: looking a study up stays light (tests/test_imports.py)
 
-    res = stats.ttest_rel(a, b, alternative="greater")
+    res = stats.ttest_1samp(d, margin, alternative="greater")
     p = float(res.pvalue)
     return PairedTest(n, float(d.mean()), float(res.statistic), p, p < alpha)
 
@@ -125,18 +127,20 @@ def _decide(mean: np.ndarray, se: np.ndarray, df: np.ndarray, alpha: float) -> T
     return Tests(t, p, np.where(flat, mean > 0, p < alpha))
 
 
-def one_sample_greater(mean: np.ndarray, var: np.ndarray, n: int, alpha: float = 0.05) -> Tests:
-    """The one-sided one-sample t-test (mean > 0) from a sample's mean and variance (ddof 1), n >= 2."""
-    return _decide(mean, np.sqrt(var / n), np.full(np.shape(mean), n - 1), alpha)
+def one_sample_greater(mean: np.ndarray, var: np.ndarray, n: int, alpha: float = 0.05,
+                       margin: float = 0.0) -> Tests:
+    """The one-sided one-sample t-test (mean > margin) from a sample's mean and variance (ddof 1), n >= 2."""
+    return _decide(mean - margin, np.sqrt(var / n), np.full(np.shape(mean), n - 1), alpha)
 
 
 def welch_greater(mean_a: np.ndarray, var_a: np.ndarray, n_a: int, mean_b: np.ndarray, var_b: np.ndarray,
-                  n_b: int, alpha: float = 0.05) -> Tests:
-    """Welch's one-sided t-test (mean a > mean b) from two groups' means and variances (ddof 1), each n >= 2."""
+                  n_b: int, alpha: float = 0.05, margin: float = 0.0) -> Tests:
+    """Welch's one-sided t-test (mean a - mean b > margin) from two groups' means and variances (ddof 1), each
+    n >= 2."""
     va, vb = var_a / n_a, var_b / n_b
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
-    return _decide(mean_a - mean_b, np.sqrt(va + vb), np.where(np.isfinite(df), df, 1.0), alpha)
+    return _decide(mean_a - mean_b - margin, np.sqrt(va + vb), np.where(np.isfinite(df), df, 1.0), alpha)
 
 
 def paired_greater_many(d: np.ndarray, alpha: float = 0.05) -> Tests:

@@ -24,7 +24,8 @@ class FindingResult(Out):
     mean_a: float | None = None
     mean_b: float | None = None
     mean_diff: float | None = None
-    test: str = "paired t-test, one-sided (a > b), scipy.stats.ttest_rel"
+    min_effect: float = 0.0  # the smallest effect of interest (bet points): the test is of mean a - b > min_effect
+    test: str = "paired t-test, one-sided (a - b > min_effect), scipy.stats.ttest_1samp of the differences"
     statistic: float | None = None
     p_value: float | None = None
     model_significant: bool = False

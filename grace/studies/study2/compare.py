@@ -22,7 +22,7 @@ from grace.compare.plugin import Comparison
 from grace.compare.resample import Moments, Trials, draw, no_interval, shown, thin
 from grace.compare.schema import Difference, RankedRow, Reference
 from grace.studies.study2 import human as human_data
-from grace.studies.study2.findings import FINDINGS, Finding, decide, effect
+from grace.studies.study2.findings import FINDINGS, MIN_EFFECT, Finding, decide, effect
 from grace.studies.study2.human import CELLS, Study2Human
 from grace.studies.study2.results import CellResult, FindingResult, Study2Result
 from grace.studies.study2.study import UTTERANCES
@@ -31,8 +31,10 @@ from grace.ui_format import MISSING, counts, md_escape, md_table, sig
 Cell = tuple[str, str]
 SOURCES = ("exp2", "exp1")
 TESTS = {
-    "more": "Welch t-test, one-sided (first goal > second), trials of 0 and 1 heart pooled",
-    "most": "paired t-test per trial, one-sided, the literal utterance against each of the 7 others (all significant)",
+    "more": f"Welch t-test, one-sided (first goal > second by more than {MIN_EFFECT:g}), trials of 0 and 1 heart "
+            "pooled",
+    "most": f"paired t-test per trial, one-sided, the literal utterance against each of the 7 others (each ahead by "
+            f"more than {MIN_EFFECT:g}; all significant)",
 }
 
 
@@ -115,7 +117,8 @@ def score_findings(res: Study2Result, trials: Trials[Cell], human: Study2Human, 
     untestable = []
     for f in FINDINGS:
         h = human.finding(f.key)
-        fr = FindingResult(key=f.key, label=f.label, test=TESTS[f.kind], n_trials=sum(trials.n(c) for c in f.cells))
+        fr = FindingResult(key=f.key, label=f.label, test=TESTS[f.kind], n_trials=sum(trials.n(c) for c in f.cells),
+                           min_effect=MIN_EFFECT)
         if h is not None:
             fr.human_first, fr.human_second, fr.human_effect = h.first, h.second, h.difference
             fr.human_ci, fr.human_source = h.ci, h.source
@@ -136,7 +139,7 @@ def score_findings(res: Study2Result, trials: Trials[Cell], human: Study2Human, 
         fr.p_value, fr.significant = float(t.p_value[0]), bool(t.significant[0])
         fr.reproduced = fr.significant
         if fr.statistic is None:
-            fr.note = "no variance across trials: decided by the sign of the effect"
+            fr.note = f"no variance across trials: decided by whether the effect exceeds {MIN_EFFECT:g}"
         if draws is not None:
             fr.effect_ci = interval(effect(f, draws)[2])
         res.findings.append(fr)
@@ -291,7 +294,9 @@ def findings_lines(r2: Study2Result) -> list[str]:
                      f"{model}{test}" + (f" [{len(notes)}]" if f.note else ""))
     if not items:
         return [head, "", "_No finding could be tested._"]
-    return [head, "", "Each finding: the two shares compared (first vs second), their difference [95% CI].", "",
+    return [head, "", "Each finding: the two shares compared (first vs second), their difference [95% CI]; reproduced "
+            f"when the model's difference is significantly larger than {MIN_EFFECT:g} (the smallest effect of "
+            "interest).", "",
             *items, *(["", *notes] if notes else [])]
 
 

@@ -16,6 +16,7 @@ class FindingResult(Out):
     model_second: float | None = None  # ... under the second goal (or of the most chosen other utterance)
     effect: float | None = None  # first - second
     effect_ci: Interval = None
+    min_effect: float = 0.0  # the smallest effect of interest: the test is of effect > min_effect
     statistic: float | None = None
     p_value: float | None = None
     significant: bool = False
