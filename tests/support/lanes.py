@@ -17,10 +17,15 @@ run of the fast lane shows that it started none of them.
 
 Both lanes run on pytest-xdist workers (`scripts/test.sh`). Each worker is a session of its own (its own mark,
 guard and session fixtures); a worker's guard hands its counts to the controller (`workeroutput`), whose summary
-adds them up. Under `--dist loadgroup` every test that starts something (a vLLM server, Prefect, Chromium) is in
-one group, `STARTS`, so one worker holds the shared servers, the Prefect worker and the scenario tests' own
-servers, as one process would; the other worker takes the tests that start nothing. Two workers each starting
-their own servers ran this 24 GiB machine out of memory (measured: 0 MiB available, the suite thrashing).
+adds them up. Under `--dist loadgroup` the tests that start something are in two groups (`group_of`), each on one
+worker:
+- `STARTS`: every test with Prefect, Chromium or one of the larger shared servers (SmolLM2, the Gemma-2 and
+  gpt-oss toys), so one worker holds those, the Prefect worker and the flow runs' own servers, as one process
+  would;
+- `TOY`: the tests that start only the random toy model's server (the shared `toy_server`, or one of their own):
+  the other worker starts its own toy server (about 1 GiB) and runs them beside the tests that start nothing.
+Two workers each starting every server ran this 24 GiB machine out of memory (measured: 0 MiB available, the
+suite thrashing); one holding everything left the other idle for 15 of 18 minutes.
 """
 
 from __future__ import annotations
@@ -59,12 +64,21 @@ def derived_markers(fixturenames: Iterable[str]) -> set[str]:
     return {m for name in fixturenames for m in FIXTURE_MARKERS.get(name, ())}
 
 
-STARTS = "starts"  # the xdist group of every test that starts something
+STARTS = "starts"  # the xdist group of the tests that start Prefect, Chromium or a larger server
+TOY = "starts-toy"  # ... of those that start only the toy model's vLLM server
+# The shared servers one worker holds for the whole session (a second copy of each would not fit beside it).
+LARGER_SERVERS = frozenset({"smollm2_server", "gemma2_server", "gptoss_server"})
 
 
-def group_of(markers: Iterable[str]) -> str | None:
-    """The xdist group of a test from its markers: `STARTS` for a test that starts a server, Prefect or Chromium."""
-    return STARTS if set(markers) & set(WHAT) else None
+def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | None:
+    """The xdist group of a test from its markers and fixtures: none for a test that starts nothing; `TOY` for one
+    that starts only vLLM servers, none of them a larger shared one; `STARTS` for the rest."""
+    marks = set(markers)
+    if not marks & set(WHAT):
+        return None
+    if marks & {PREFECT, BROWSER} or LARGER_SERVERS & set(fixturenames):
+        return STARTS
+    return TOY
 
 
 def derive_markers(items: list[pytest.Item]) -> None:
@@ -74,7 +88,7 @@ def derive_markers(items: list[pytest.Item]) -> None:
         for marker in sorted(derived_markers(getattr(item, "fixturenames", ()))):
             if item.get_closest_marker(marker) is None:
                 item.add_marker(marker)
-        group = group_of(m.name for m in item.iter_markers())
+        group = group_of((m.name for m in item.iter_markers()), getattr(item, "fixturenames", ()))
         if group is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(group))
 
