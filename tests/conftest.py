@@ -13,6 +13,8 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,12 +266,7 @@ def prefect_worker(prefect_env: dict[str, str], full_study_deployment: str,
         log.close()
 
 
-# --- one sample run through the deployment, shared by the tests that only read what it left ---------------
-
-# The toy model with short replies: the whole default protocol (Exp 1, Exp 2, extraction, report, comparison)
-# in about a minute. One place for the parameters, so a change of the flow's signature is one edit.
-SAMPLE_RUN_PARAMETERS: dict[str, object] = {"models": ["toy"], "max_tokens": 16}
-
+# --- the README's run through the deployment, shared by the tests that only read what it left ---------------
 
 @dataclass(frozen=True)
 class SampleRun:
@@ -292,13 +289,20 @@ def wait_final_flow_run(flow_run_id: object, timeout: float = 900) -> Any:
 
 
 @pytest.fixture(scope="session")
-def sample_run(full_study_deployment: str, prefect_worker: object,
+def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer: str,
                tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
-    """grace/full-study on the toy model, run once per session through the real worker; final, not asserted."""
+    """The README's run, once per session through the real worker: grace/full-study with the deployment's
+    parameters as prefect.yaml sets them (SmolLM2, both studies, both experiments, the 10-row samples), its results
+    in the session's folder that the trial viewer (`grace view --root`, as scripts/prefect-up.sh starts it)
+    serves; final, not asserted. Its readers: the flow's protocol (test_prefect_flow), the analysis tables
+    (test_analysis_run), the UI in Chromium (test_ui_browser)."""
     from prefect.deployments import run_deployment
 
-    out = tmp_path_factory.mktemp("sample-run")
-    started = run_deployment(full_study_deployment, parameters={**SAMPLE_RUN_PARAMETERS, "out": str(out)},
-                             timeout=0)
-    run = wait_final_flow_run(started.id)
+    out = tmp_path_factory.mktemp("readme-run")
+    # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
+    # an event loop in the browser tests' thread, where Prefect's run_deployment would hand back a coroutine
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(copy_context().run, run_deployment, full_study_deployment,
+                              parameters={"out": str(out)}, timeout=0).result()
+    run = wait_final_flow_run(started.id, timeout=3600)
     return SampleRun(flow_run=run, out=out, run_dir=out / f"{run.name}-{str(run.id)[:8]}")

@@ -102,15 +102,15 @@ def test_grace_r_equals_compare_json_on_the_two_model_run(two_model_run: Path) -
 
 
 @pytest.mark.prefect
-def test_the_flows_run_leaves_the_analysis_folder(sample_run: SampleRun) -> None:
-    rd = sample_run.run_dir
-    assert sample_run.flow_run.state.is_completed(), sample_run.flow_run.state.message
+def test_the_flows_run_leaves_the_analysis_folder(readme_run: SampleRun) -> None:
+    rd = readme_run.run_dir
+    assert readme_run.flow_run.state.is_completed(), readme_run.flow_run.state.message
     a = rd / "analysis"
     assert sorted(p.name for p in a.glob("*_all_models.csv")) == sorted(f"{n}.csv" for n in TABLES)
     assert validate(str(a / "datapackage.json")).valid
-    assert {n: len(pd.read_parquet(a / f"{n}.parquet")) for n in TABLES} == expected_rows(rd, ("toy",))
+    assert {n: len(pd.read_parquet(a / f"{n}.parquet")) for n in TABLES} == expected_rows(rd, ("smollm2",))
     e2 = pd.read_parquet(a / "study1_exp2_all_models.parquet")
-    assert (e2.model_name == "toy").all() and (e2.model_profile == "local").all()  # the run's profile (run.json)
+    assert (e2.model_name == "smollm2").all() and (e2.model_profile == "local").all()  # the run's profile (run.json)
     with get_client(sync_client=True) as client:  # the flow's own task, after the report and the comparison
-        tasks = {t.name: t.state.name for t in task_runs_of(client, run_tree(client, sample_run.flow_run.id))}
+        tasks = {t.name: t.state.name for t in task_runs_of(client, run_tree(client, readme_run.flow_run.id))}
     assert tasks.get("analysis-tables") == "Completed", tasks

@@ -146,6 +146,8 @@ def test_leftover_objects_conflict(kube: FakeKube, cfg: Config, settings: Cluste
     first = server(kube, cfg, settings)
     first._started = time.monotonic()
     first._create()  # a crashed earlier run with the same run id
+    assert first.renewer is not None
+    first.renewer.stop()  # ... crashed: nothing renews its lease (a renewer left running outlives the fake cluster)
     with pytest.raises(ServerError, match=r"already exists.*grace cleanup --run-id t1"), server(kube, cfg, settings):
         pass
     # the failed second start removed the leftovers too (same labels)

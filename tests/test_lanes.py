@@ -126,7 +126,7 @@ def test_the_checks_above_see_what_they_look_for() -> None:
     assert starts_vllm(fn, src) == starts_vllm(fn, [])[:2]
     dec = ast.parse("@pytest.mark.faults\n@pytest.mark.timeout(9)\n@pytest.mark.server\ndef f(): pass").body[0]
     assert isinstance(dec, ast.FunctionDef) and marks_of(dec.decorator_list) == {"faults", "timeout", "server"}
-    assert derived_markers(["tmp_path", "prefect_env", "sample_run"]) == {PREFECT, SERVER}
+    assert derived_markers(["tmp_path", "prefect_env", "readme_run"]) == {PREFECT, SERVER}
 
 
 def test_what_counts_as_a_guarded_process() -> None:
@@ -320,4 +320,4 @@ def test_every_test_that_starts_something_is_in_one_of_two_xdist_groups(tmp_path
         if it["group"] == TOY:
             assert not {PREFECT, BROWSER} & set(it["marks"]) and not LARGER_SERVERS & set(it["fixtures"]), nodeid
     groups = Counter(it["group"] for it in items.values())
-    assert groups[STARTS] > 50 and groups[TOY] > 20 and groups[None] > 500, groups
+    assert groups[STARTS] > 30 and groups[TOY] > 30 and groups[None] > 500, groups

@@ -59,20 +59,20 @@ def test_deployment_registered_with_schedule_and_parameters(full_study_deploymen
                                                                "profile", "out", "run_id"}
 
 
-def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
-    """The whole default protocol (Exp 1, Exp 2, extraction, report, comparison) on the toy model."""
-    run = sample_run.flow_run
+def test_the_readme_run_completes_and_tears_down(readme_run: SampleRun) -> None:
+    """The whole default protocol (Exp 1, Exp 2, extraction, report, comparison) on the README's run (SmolLM2)."""
+    run = readme_run.flow_run
     assert run.state.is_completed(), run.state.message
-    rd = sample_run.run_dir
+    rd = readme_run.run_dir
     meta = json.loads((rd / "run.json").read_text())
     assert meta["status"] == "completed"
     for study in ("study1", "study2"):
         for stage in ("exp1", "exp2", "extracted"):
-            rows = jsonl(rd / "toy" / study / f"{stage}.jsonl")
+            rows = jsonl(rd / "smollm2" / study / f"{stage}.jsonl")
             wordings = 3 if stage == "exp2" else 1  # Exp 2 in every prompt variant, Exp 1 in the main one
             assert len({r["trial_id"] for r in rows}) == 10 and len(rows) == 10 * wordings, (study, stage)
-            assert (rd / "toy" / study / f"{stage}.parquet").exists()
-        for r in jsonl(rd / "toy" / study / "exp2.jsonl"):
+            assert (rd / "smollm2" / study / f"{stage}.parquet").exists()
+        for r in jsonl(rd / "smollm2" / study / "exp2.jsonl"):
             assert all(abs(sum(q["probs"].values()) - 1) < 1e-6 for q in r["questions"].values())
     assert (rd / "report" / "report.md").exists() and (rd / "compare" / "compare.json").exists()
     with get_client(sync_client=True) as client:  # only this run, its subflow runs and their task runs
@@ -85,23 +85,23 @@ def test_sample_run_completes_and_tears_down(sample_run: SampleRun) -> None:
     table = artifacts["grace-compare"].data
     rows = json.loads(table) if isinstance(table, str) else table
     study2 = [r for r in rows if r["study"].startswith("study2 ")]
-    assert study2 and all(r["model"] == "toy" for r in study2), rows
+    assert study2 and all(r["model"] == "smollm2" for r in study2), rows
     compared = [r for r in study2 if r["quality"] in ("✓ fit", "✗ not fit")]
     assert compared and all(re.fullmatch(r"\d/8 .+", r["findings"]) for r in compared), rows
     assert all(r["likeness [95% CI]"].endswith("(no CI)") for r in compared), rows
     assert "noise ceiling (study2 JS 0.0233 [" in (artifacts["grace-compare"].description or "")
     subflows = {r.name: r.state.name for r in tree[1:]}
-    verdicts = model_verdicts(rd / "toy", get_studies(["study1", "study2"]), 0.0)
-    assert subflows == {"toy": "Fit" if all(v.fit for v in verdicts) else "Not fit"}, subflows
+    verdicts = model_verdicts(rd / "smollm2", get_studies(["study1", "study2"]), 0.0)
+    assert subflows == {"smollm2": "Fit" if all(v.fit for v in verdicts) else "Not fit"}, subflows
     # each stage's state says whether it is within the data-quality limits: "Not fit" (Failed) when its own
-    # files breach one (the toy's 16-token replies are all cut and unreadable), "Completed" otherwise
+    # files breach one (SmolLM2's study 1 replies: 30% cut by max_tokens, measured), "Completed" otherwise
     wanted = {f"{s}-{e}": (s, e) for e in ("exp1", "exp2") for s in ("study1", "study2")}
-    wanted |= {f"extract-toy-{s}": (s, "extract") for s in ("study1", "study2")}
-    expected = {n: "Not fit" if stage_breaches(rd / "toy" / s, get_study(s), e, 0.0) else "Completed"
+    wanted |= {f"extract-smollm2-{s}": (s, "extract") for s in ("study1", "study2")}
+    expected = {n: "Not fit" if stage_breaches(rd / "smollm2" / s, get_study(s), e, 0.0) else "Completed"
                 for n, (s, e) in wanted.items()}
     assert {n: tasks.get(n) for n in wanted} == expected, tasks
     assert expected["study1-exp1"] == "Not fit" and expected["study1-exp2"] == "Completed", expected
-    assert {"grace-toy-stages", "grace-run", "grace-report"} <= keys, keys
+    assert {"grace-smollm2-stages", "grace-run", "grace-report"} <= keys, keys
     assert not vllm_processes(run.id), "the vLLM server must be gone after the flow run"
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextvars import copy_context
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 from prefect.client.schemas.objects import Artifact
-from prefect.deployments import run_deployment
 
 from grace.report.limits import stage_breaches
 from grace.studies.registry import get_study
 from grace.view.page import read_payload
-from tests.conftest import ROOT, SampleRun, wait_final_flow_run
+from tests.conftest import ROOT, SampleRun
 from tests.support.browser import UI, chromium, origin_of
 from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
 
@@ -57,22 +54,6 @@ def ui(prefect_server: str) -> Iterator[UI]:
 @pytest.fixture()
 def shots(tmp_path: Path) -> Path:
     return tmp_path / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer: str,
-               tmp_path_factory: pytest.TempPathFactory) -> SampleRun:
-    """The README's run: grace/full-study with the deployment's parameters as prefect.yaml sets them (SmolLM2,
-    both studies, both experiments, the 10-row samples), its results in the session's folder that the trial
-    viewer (`grace view --root`, as scripts/prefect-up.sh starts it) serves."""
-    out = tmp_path_factory.mktemp("readme-run")
-    # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
-    # an event loop in this thread, where Prefect's run_deployment would hand back a coroutine instead of running
-    with ThreadPoolExecutor(1) as pool:
-        started = pool.submit(copy_context().run, run_deployment, full_study_deployment,
-                              parameters={"out": str(out)}, timeout=0).result()
-    run = wait_final_flow_run(started.id, timeout=3600)
-    return SampleRun(flow_run=run, out=out, run_dir=out / f"{run.name}-{str(run.id)[:8]}")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@
 whole suite runs everything. A test is marked
 
 - from its fixtures: `item.fixturenames` is the transitive closure of what the test asks for, so a test using
-  `prefect_env` (built on `prefect_server`) or `run_artifacts` (built on `sample_run`) gets the markers of the
+  `prefect_env` (built on `prefect_server`) or `run_artifacts` (built on `readme_run`) gets the markers of the
   fixtures below them (`FIXTURE_MARKERS`);
 - by hand where it starts the thing in its own body (a `LocalVLLMServer`, the flow run in-process on a local
   model, `grace query` without `--endpoint`): `@pytest.mark.server` (tests/test_lanes.py finds the first two
@@ -52,10 +52,9 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "smollm2_server": (SERVER,),
     "gemma2_server": (SERVER,),
     "gptoss_server": (SERVER,),  # tests/test_family_servers.py, one per module
-    "prefect_server": (PREFECT,),  # under prefect_env, full_study_deployment, prefect_worker, sample_run
+    "prefect_server": (PREFECT,),  # under prefect_env, full_study_deployment, prefect_worker, readme_run
     "prefect_worker": (PREFECT, SERVER),
-    "sample_run": (PREFECT, SERVER),
-    "readme_run": (PREFECT, SERVER),  # tests/test_ui_browser.py: the README's run through the worker
+    "readme_run": (PREFECT, SERVER),  # the README's run through the worker (tests/conftest.py)
     "ui": (BROWSER,),  # tests/test_ui_browser.py: headless Chromium
 }
 
