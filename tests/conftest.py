@@ -26,7 +26,7 @@ import yaml
 
 from grace.config import Config, load_config
 from grace.serving import Endpoint, LocalVLLMServer
-from tests.support.lanes import ProcessGuard, derive_markers
+from tests.support.lanes import ProcessGuard, derive_markers, run_late
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     derive_markers(items)
+    run_late(items)
 
 
 def vllm_processes(flow_run_id: object | None = None) -> list[psutil.Process]:

@@ -19,6 +19,7 @@ from tests.support.lanes import (
     FAST,
     FIXTURE_MARKERS,
     LARGER_SERVERS,
+    LATE_FIXTURES,
     PREFECT,
     SERVER,
     STARTS,
@@ -319,5 +320,7 @@ def test_every_test_that_starts_something_is_in_one_of_two_xdist_groups(tmp_path
             assert it["group"] == STARTS, nodeid
         if it["group"] == TOY:
             assert not {PREFECT, BROWSER} & set(it["marks"]) and not LARGER_SERVERS & set(it["fixtures"]), nodeid
+    late = [LATE_FIXTURES & set(it["fixtures"]) != set() for it in items.values()]
+    assert late.index(True) == len(late) - sum(late) > 600, "the README run's readers last (run_late)"
     groups = Counter(it["group"] for it in items.values())
     assert groups[STARTS] > 30 and groups[TOY] > 30 and groups[None] > 500, groups

@@ -80,6 +80,18 @@ def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | 
     return TOY
 
 
+# Tests that read the README's run (SmolLM2 through the worker, the longest single piece of the suite) run last in
+# their lane, when the other worker has finished and the two cores are free: its setup took 143 s there, 307 s
+# when it ran first, beside the toy lane's own servers (measured, CI of this machine's size).
+LATE_FIXTURES = frozenset({"readme_run"})
+
+
+def run_late(items: list[pytest.Item]) -> None:
+    """Move the tests using a `LATE_FIXTURES` fixture to the end, in their order (a stable sort: every xdist
+    worker collects the same order)."""
+    items.sort(key=lambda item: bool(LATE_FIXTURES & set(getattr(item, "fixturenames", ()))))
+
+
 def derive_markers(items: list[pytest.Item]) -> None:
     """Add each item the markers of the fixtures it uses (run before `-m` deselects: tryfirst), and its xdist
     group (`group_of`; used under `--dist loadgroup`)."""
