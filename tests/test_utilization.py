@@ -18,6 +18,7 @@ from grace.serving import Endpoint, ExternalServer, ManagedServer
 from grace.serving.metrics import Snapshot, parse_metrics, summarize
 from grace.studies.registry import get_study
 from grace.utilization import read_utilization, record_utilization
+from tests.support.lanes import STARTS
 
 PAGES = Path(__file__).parent / "fixtures" / "vllm-metrics"
 
@@ -129,6 +130,7 @@ def _stage(cfg: Config, toy_server: Endpoint, out: Path, concurrency: int, rows:
 
 
 @pytest.mark.server
+@pytest.mark.xdist_group(STARTS)  # not in the TOY lane: it measures load, so it runs late, alone on the cores
 def test_throttled_client_is_flagged_and_a_full_batch_is_not(cfg: Config, toy_server: Endpoint,
                                                              tmp_path: Path) -> None:
     # The cluster's rule is 40% of a GPU's batch slots. This CPU server shares 2 cores with the other xdist worker and

@@ -19,13 +19,13 @@ Both lanes run on pytest-xdist workers (`scripts/test.sh`). Each worker is a ses
 guard and session fixtures); a worker's guard hands its counts to the controller (`workeroutput`), whose summary
 adds them up. Under `--dist loadgroup` the tests that start something are in two groups (`group_of`), each on one
 worker:
-- `STARTS`: every test with Prefect, Chromium or a family model's shared server (the Gemma-2 and gpt-oss toys),
-  so one worker holds those, the Prefect worker and the flow runs' own servers, as one process would;
-- `SERVERS`: the tests that start only vLLM servers: the toy model's, SmolLM2's (both shared), or their own. The
-  other worker runs them beside the tests that start nothing.
-Each shared server is started by one worker only, except the toy's (about 1 GiB), which both lanes use. Two workers
-each starting every server ran this 24 GiB machine out of memory (measured: 0 MiB available, the suite
-thrashing); one holding everything left the other idle for 15 of 18 minutes.
+- `STARTS`: every test with Prefect, Chromium or one of the larger shared servers (SmolLM2, the Gemma-2 and
+  gpt-oss toys), so one worker holds those, the Prefect worker and the flow runs' own servers, as one process
+  would;
+- `TOY`: the tests that start only the random toy model's server (the shared `toy_server`, or one of their own):
+  the other worker starts its own toy server (about 1 GiB) and runs them beside the tests that start nothing.
+Two workers each starting every server ran this 24 GiB machine out of memory (measured: 0 MiB available, the
+suite thrashing); one holding everything left the other idle for 15 of 18 minutes.
 """
 
 from __future__ import annotations
@@ -63,20 +63,21 @@ def derived_markers(fixturenames: Iterable[str]) -> set[str]:
     return {m for name in fixturenames for m in FIXTURE_MARKERS.get(name, ())}
 
 
-STARTS = "starts"  # the xdist group of the tests that start Prefect, Chromium or a family model's server
-SERVERS = "servers"  # ... of those that start only vLLM servers: the toy's, SmolLM2's, their own
-FAMILY_SERVERS = frozenset({"gemma2_server", "gptoss_server"})  # shared servers the STARTS worker holds
+STARTS = "starts"  # the xdist group of the tests that start Prefect, Chromium or a larger server
+TOY = "starts-toy"  # ... of those that start only the toy model's vLLM server
+# The shared servers one worker holds for the whole session (a second copy of each would not fit beside it).
+LARGER_SERVERS = frozenset({"smollm2_server", "gemma2_server", "gptoss_server"})
 
 
 def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | None:
-    """The xdist group of a test from its markers and fixtures: none for a test that starts nothing; `SERVERS` for
-    one that starts only vLLM servers, none of them a family model's shared one; `STARTS` for the rest."""
+    """The xdist group of a test from its markers and fixtures: none for a test that starts nothing; `TOY` for one
+    that starts only vLLM servers, none of them a larger shared one; `STARTS` for the rest."""
     marks = set(markers)
     if not marks & set(WHAT):
         return None
-    if marks & {PREFECT, BROWSER} or FAMILY_SERVERS & set(fixturenames):
+    if marks & {PREFECT, BROWSER} or LARGER_SERVERS & set(fixturenames):
         return STARTS
-    return SERVERS
+    return TOY
 
 
 # Tests that read the README's run (SmolLM2 through the worker, the longest single piece of the suite) run last in
