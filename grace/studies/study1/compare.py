@@ -344,7 +344,8 @@ class Study1Comparison(Comparison):
     measures = ("findings",)
     primary = "findings"
     legend = ("Findings: published pairwise comparisons of study 1 reproduced (one-sided paired t-test across "
-              "trials, significant exactly where the humans' was).")
+              f"trials that bets differ by more than {MIN_EFFECT:g} points, significant exactly where the humans' "
+              "was).")
     kinds = human_data.KINDS
     formats = human_data.FORMATS
 

@@ -349,7 +349,8 @@ class Study2Comparison(Comparison):
     primary = "js"
     legend = ("JS divergence: Jensen-Shannon (bits, 0 = identical) per goal x state cell, mean over cells; "
               "x ceiling: JS as a multiple of the humans' split-half JS. r: Pearson over the cell x utterance "
-              "proportions. Findings (study 2): the paper's 8 findings reproduced (one-sided tests across trials).")
+              "proportions. Findings (study 2): the paper's 8 findings reproduced (one-sided tests across trials that "
+              f"each effect exceeds {MIN_EFFECT:g}, the smallest of interest).")
     kinds = human_data.KINDS
     formats = human_data.FORMATS
 
