@@ -82,7 +82,7 @@ def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | 
 
 # Tests that read the README's run (SmolLM2 through the worker, the longest single piece of the suite) run last in
 # their lane, when the other worker has finished and the two cores are free: its setup took 143 s there, 307 s
-# when it ran first, beside the toy lane's own servers (measured, CI of this machine's size).
+# when it ran first, beside the toy lane's own servers (measured on this 2-core machine).
 LATE_FIXTURES = frozenset({"readme_run"})
 
 
