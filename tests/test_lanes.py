@@ -304,8 +304,8 @@ def test_every_test_that_starts_something_is_in_one_of_two_xdist_groups(tmp_path
     """The real suite's collection: what `--dist loadgroup` keeps on one worker, and what on the other
     (tests/support/lanes.py)."""
     assert group_of(["parametrize", "timeout"]) is None and group_of(["timeout"], ["smollm2_server"]) is None
-    assert group_of([SERVER]) == group_of([SERVER], ["toy_server", "tmp_path"]) == TOY
-    assert group_of([PREFECT, SERVER]) == group_of([BROWSER]) == group_of([SERVER], ["gemma2_server"]) == STARTS
+    assert group_of([SERVER]) == group_of([SERVER], ["toy_server", "gemma2_server", "tmp_path"]) == TOY
+    assert group_of([PREFECT, SERVER]) == group_of([BROWSER]) == group_of([SERVER], ["smollm2_server"]) == STARTS
     dump = tmp_path / "groups.json"
     out = subprocess.run([sys.executable, "-c", COLLECT, str(dump)], capture_output=True, text=True, timeout=300,
                          cwd=ROOT)
@@ -316,7 +316,7 @@ def test_every_test_that_starts_something_is_in_one_of_two_xdist_groups(tmp_path
         starts = bool({SERVER, PREFECT, BROWSER} & set(it["marks"]))
         pinned = nodeid.startswith("tests/test_utilization.py")  # measures a server's load: the lane that ends last
         assert it["group"] == (STARTS if pinned and starts else group_of(it["marks"], it["fixtures"])), nodeid
-        if starts and {"readme_run", "prefect_server", "smollm2_server", "gemma2_server"} & set(it["fixtures"]):
+        if starts and {"readme_run", "prefect_server", "smollm2_server", "gptoss_server"} & set(it["fixtures"]):
             assert it["group"] == STARTS, nodeid
         if it["group"] == TOY:
             assert not {PREFECT, BROWSER} & set(it["marks"]) and not LARGER_SERVERS & set(it["fixtures"]), nodeid

@@ -94,13 +94,15 @@ def test_the_readme_run_completes_and_tears_down(readme_run: SampleRun) -> None:
     verdicts = model_verdicts(rd / "smollm2", get_studies(["study1", "study2"]), 0.0)
     assert subflows == {"smollm2": "Fit" if all(v.fit for v in verdicts) else "Not fit"}, subflows
     # each stage's state says whether it is within the data-quality limits: "Not fit" (Failed) when its own
-    # files breach one (SmolLM2's study 1 replies: 30% cut by max_tokens, measured), "Completed" otherwise
+    # files breach one, "Completed" otherwise. Which of SmolLM2's Exp 1 stages breaches depends on the CPU vLLM runs
+    # on (its kernels differ by instruction set, so the sampled replies do): study 1 (30% cut by max_tokens) on one
+    # machine, study 2 on another, measured; the run must hold both outcomes, each stage its own.
     wanted = {f"{s}-{e}": (s, e) for e in ("exp1", "exp2") for s in ("study1", "study2")}
     wanted |= {f"extract-smollm2-{s}": (s, "extract") for s in ("study1", "study2")}
     expected = {n: "Not fit" if stage_breaches(rd / "smollm2" / s, get_study(s), e, 0.0) else "Completed"
                 for n, (s, e) in wanted.items()}
     assert {n: tasks.get(n) for n in wanted} == expected, tasks
-    assert expected["study1-exp1"] == "Not fit" and expected["study1-exp2"] == "Completed", expected
+    assert set(expected.values()) == {"Not fit", "Completed"} and expected["study1-exp2"] == "Completed", expected
     assert {"grace-smollm2-stages", "grace-run", "grace-report"} <= keys, keys
     assert not vllm_processes(run.id), "the vLLM server must be gone after the flow run"
 

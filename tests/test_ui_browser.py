@@ -261,8 +261,10 @@ def test_the_verdict_is_on_the_badge_of_the_run_its_model_and_its_stages(ui: UI,
 def test_the_trial_viewer_is_one_click_from_grace_run_and_shows_the_cut_replies(
     ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact], trial_viewer: str, shots: Path,
 ) -> None:
-    cut = [json.loads(x) for p in sorted(readme_run.run_dir.glob("smollm2/**/exp1.jsonl"))
-           for x in p.read_text().splitlines() if json.loads(x).get("finish_reason") == "length"]
+    # (phase, record): the preflight's own replies (smollm2/preflight/...) are rows of their own, beside the study's
+    cut = [("preflight" if "preflight" in p.parts else "study", r)
+           for p in sorted(readme_run.run_dir.glob("smollm2/**/exp1.jsonl"))
+           for x in p.read_text().splitlines() if (r := json.loads(x)).get("finish_reason") == "length"]
     assert cut, "the README's run has replies cut by max_tokens"
     summary = next(a for a in run_artifacts if a.key == "grace-run")
     with ui.tab() as page:
@@ -285,9 +287,10 @@ def test_the_trial_viewer_is_one_click_from_grace_run_and_shows_the_cut_replies(
         shown.first.click()
         detail = page.inner_text("#detail")
         first = page.locator("#trials tbody tr").first.get_attribute("data-id") or ""
-        # the row's id ends with trial | replicate | wording: each wording of a trial is a row (and a record) of its own
-        rec = next(r for r in cut
-                   if first.endswith(f"|{r['trial_id']}|{r.get('replicate', 0)}|{r.get('prompt_variant') or ''}"))
+        # the row's id ends with phase | trial | replicate | wording: each wording of a trial is a row (and a record)
+        # of its own, and the preflight may have asked the same trial (its reply cut too, on one machine)
+        rec = next(r for phase, r in cut if first.endswith(
+            f"|{phase}|{r['trial_id']}|{r.get('replicate', 0)}|{r.get('prompt_variant') or ''}"))
         assert rec["response"].strip()[:60] in detail.replace("\n", " ") or rec["response"].strip()[:60] in detail
         assert "Cut here: the reply reached max_tokens" in detail and rec["messages"][-1]["content"][:40] in detail
         assert "#" in page.url and "finish=length" in page.url  # the filter is in the address: a link to share
