@@ -153,7 +153,7 @@ def test_server_restarted_on_the_same_port_is_waited_through(cfg: Config, toy_se
     """A real vLLM server stopped under the stage (its requests in flight cut off); a server answering again on
     the same port 5 s later: the session's toy server behind a proxy that listens there (the same model, so
     the run cannot tell; a second vLLM start would only add its start-up time to the wait)."""
-    n, gap_s = 300, 5
+    n, gap_s = 120, 5  # 30 rows before the stop, 90 left to ask where the server comes back (300 took 78 s)
     port = free_port()
     out = tmp_path / "run"
     ckpt = out / "toy" / "study2" / "exp1.jsonl"
@@ -225,7 +225,9 @@ def test_exp2_waits_through_a_dark_server_and_redoes_stage_wide_rejections(
 ) -> None:
     study = get_study("study2")
     trials = study.load(cfg.study_file("study2", sample=False), limit=24)
-    exp = exp_settings(cfg, "study2", "exp2")
+    # each trial's utterances in its counterbalanced order, not under their 8 rotations: the waits are under test,
+    # not the layout (tests/test_scoring_server.py scores the rotations); 8 x the prompts took 37 s of the toy lane
+    exp = exp_settings(cfg, "study2", "exp2").model_copy(update={"rotations_up_to": 0})
     with FaultProxy(toy_server.base_url) as proxy:
         ep = ExternalServer(proxy.url, "toy").endpoint
         dark = tmp_path / "dark"
