@@ -17,9 +17,9 @@ from grace.serving.local import kill_group
 LEADER = """
 import signal, subprocess, sys, time
 linger = float(sys.argv[1])
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-print(child.pid, flush=True)
 signal.signal(signal.SIGTERM, lambda *_: (time.sleep(linger), sys.exit(0)))
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+print(child.pid, flush=True)  # the handler is in place before the test reads this and stops the group
 time.sleep(120)
 """
 
@@ -52,7 +52,7 @@ def test_a_child_left_a_zombie_does_not_hold_the_stop_for_the_grace_period() -> 
 def test_a_leader_that_exits_in_time_is_not_killed() -> None:
     leader, child = start_group(linger=0.5)
     took = stop(leader, grace_s=20, drain_s=5)
-    assert 0.4 < took < 4, f"the stop took {took:.1f} s: the leader exits 0.5 s after SIGTERM, within drain_s"
+    assert 0.4 < took < 4.5, f"the stop took {took:.1f} s: the leader exits 0.5 s after SIGTERM, within drain_s"
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 
 

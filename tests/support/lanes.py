@@ -65,7 +65,7 @@ def derived_markers(fixturenames: Iterable[str]) -> set[str]:
 
 
 STARTS = "starts"  # the xdist group of the tests that start Prefect, Chromium or a larger server
-TOY = "starts-toy"  # ... of those that start only the toy model's vLLM server
+TOY = "starts-toy"  # ... of those that start only servers of the toy Llama and the Gemma-2 toy
 # The shared servers only `STARTS`'s worker holds for the whole session (SmolLM2 also serves the README's run there).
 LARGER_SERVERS = frozenset({"smollm2_server", "gptoss_server"})
 
