@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-ALL = ("exp1", "exp2", "rotations", "exp2-concurrency", "prefect", "memory")
+ALL = ("exp1", "exp2", "rotations", "exp2-concurrency", "prefect", "memory", "block-size")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """Run the benchmarks back to back per model, print the table and the targets, write the JSON.
 
-`python -m benchmarks [--models toy smollm2] [--only exp1 exp2 rotations exp2-concurrency prefect memory]
+`python -m benchmarks [--models toy smollm2] [--only exp1 exp2 rotations exp2-concurrency prefect memory block-size]
 [--quick]`. Per model: the offline vLLM limit first (nothing else of ours running), then one vLLM server for
 every client benchmark. Targets are judged on `toy`; `smollm2` figures stand beside them.
 """
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks import exp1, exp2, exp2_concurrency, memory, orchestration, rotations
+from benchmarks import block_size, exp1, exp2, exp2_concurrency, memory, orchestration, rotations
 from benchmarks.common import Report, Row, Target, local_server, log, render, write_json
 from benchmarks.options import ALL, add_arguments
 from grace.config import Config, load_config
@@ -30,21 +30,23 @@ class Sizes:
     exp2_batches: tuple[int, ...] = (16, 64)  # in-process batch sizes
     rotations_n: int = 48  # trials per study of the rotations benchmark
     concurrency_n: int = 64  # study 2 trials per run of the exp2-concurrency benchmark (fresh trials every run)
+    block_n: int = 10  # trials per study and run of the block-size benchmark (a server of its own per run)
     mem_sizes: tuple[int, int] = (300, 2424)
     prefect_full: bool = True  # the orchestration pair on the full study too, not only the sample
     benches: tuple[str, ...] = field(default=ALL)
 
 
+SIZES_TOY_BENCHES = tuple(b for b in ALL if b != "block-size")  # the toy's 2 layers: prefill too cheap to tell
 SIZES = {
-    "toy": Sizes(exp1_n=128, exp1_max_tokens=None, sweep=(32,), seq_n=8, exp2_n=96),
+    "toy": Sizes(exp1_n=128, exp1_max_tokens=None, sweep=(32,), seq_n=8, exp2_n=96, benches=SIZES_TOY_BENCHES),
     "smollm2": Sizes(exp1_n=16, exp1_max_tokens=16, sweep=(), seq_n=4, exp2_n=6, exp2_studies=("study1",),
-                     exp2_batches=(16,), benches=("exp1", "exp2")),
+                     exp2_batches=(16,), benches=("exp1", "exp2", "block-size")),
 }
 QUICK = {
     "toy": Sizes(exp1_n=16, exp1_max_tokens=8, sweep=(4,), seq_n=4, exp2_n=4, mem_sizes=(30, 240),
-                 prefect_full=False, rotations_n=4, concurrency_n=4),
+                 prefect_full=False, rotations_n=4, concurrency_n=4, benches=SIZES_TOY_BENCHES),
     "smollm2": Sizes(exp1_n=4, exp1_max_tokens=8, sweep=(), seq_n=2, exp2_n=2, exp2_studies=("study1",),
-                     benches=("exp1", "exp2")),
+                     benches=("exp1", "exp2"), block_n=2),
 }
 
 
@@ -59,6 +61,13 @@ def bench_model(cfg: Config, model: str, sz: Sizes, only: set[str], offline: boo
             limit = exp1.offline_limit(cfg, setup)
         except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
             rows.append(Row("exp1", model, "limit: vllm.LLM offline", note=f"failed: {str(e)[:120]}"))
+    if "block-size" in todo:  # servers of its own, one per run, before the shared one starts
+        log(f"block size {model}: Exp 2 with KV blocks of 128 and 32 tokens, {sz.block_n} trials per study")
+        try:
+            rows += block_size.run(cfg, model, n=sz.block_n)
+        except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
+            rows.append(Row(block_size.BENCH, model, "FAILED", note=f"{type(e).__name__}: {str(e)[:150]}"))
+        todo.remove("block-size")
     if not todo:
         return rows
     with local_server(cfg, model, run_id=f"bench-{model}") as srv:
@@ -117,6 +126,12 @@ def targets(rows: list[Row], models: list[str]) -> list[Target]:
             out.append(Target(f"prefect overhead share of wall time, {what}", m, r.ratio,
                               "<= 0.05" if full else "reported",
                               None if r.ratio is None or not full else r.ratio <= 0.05, f"{r.value:+.1f} s"))
+        for r in _find(rows, block_size.BENCH, m, f"block {block_size.CPU_BLOCK_SIZE}"):
+            same = r.value is not None and r.value <= block_size.SAME_NATS
+            out.append(Target(f"exp2 KV blocks of {block_size.CPU_BLOCK_SIZE} / of {block_size.VLLM_CPU_DEFAULT} "
+                              f"({r.note.split(';')[0]})", m, r.ratio, ">= 1.0, the same log-probabilities",
+                              None if r.ratio is None else r.ratio >= 1.0 and same,
+                              f"largest log-probability difference {r.value}"))
         for r in [x for x in rows if x.bench == "memory" and x.model == m and "growth" in x.contender]:
             out.append(Target(f"client peak RSS {r.contender.split(' ')[0]}", m, r.ratio, "<= 1.10 (flat)",
                               None if r.ratio is None else r.ratio <= 1.10, f"{r.value:+.1f} MiB"))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import inspect
 import re
 
+import pandas as pd
 import pytest
 
-from benchmarks import orchestration
+from benchmarks import block_size, orchestration
 from benchmarks.common import COLUMNS, Report, Row, percentile, render
 from benchmarks.direct_run import parser as direct_parser
 from benchmarks.exp1 import _median
@@ -116,3 +117,14 @@ def test_exp2_concurrency_ratios_are_against_the_shipped_setting(cfg: Config) ->
 
     assert LEVELS[0] == cfg.experiment("study2", "exp2").concurrency  # the row every ratio is taken against
     assert None in LEVELS and label(None, 128) == "c=null (batch slots, 128)" and label(64, 128) == "c=64"
+
+
+def test_block_size_difference_pairs_the_same_reads() -> None:
+    rows = {"trial_id": ["t1", "t1", "t2"], "prompt_variant": ["main"] * 3, "question": ["q"] * 3,
+            "option": ["a", "b", "a"], "logprob": [-1.0, -2.0, -0.5]}
+    a = pd.DataFrame(rows)
+    assert block_size.largest_difference(a, a.copy()) == 0.0
+    shifted = a.assign(logprob=[-1.0, -2.25, -0.5])
+    assert block_size.largest_difference(a, shifted) == 0.25
+    assert block_size.largest_difference(a, a.iloc[:2]) == float("inf"), "a read missing on one side"
+    assert block_size.largest_difference(a, pd.DataFrame()) is None

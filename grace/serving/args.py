@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from grace.config import NO_NVLINK, ModelConfig, Profile
 
+CPU_BLOCK_SIZE = 32  # tokens per KV-cache block on vLLM's CPU build (the prefix cache's unit): see vllm_args
+
 
 def server_env(model: ModelConfig, profile: Profile) -> dict[str, str]:
     """The vLLM server's own environment from the config: the profile's `env`, plus the harmony date.
@@ -40,8 +42,13 @@ def vllm_args(model: ModelConfig, profile: Profile, *, weights: str, port: int, 
     if download_dir:
         args += ["--download-dir", download_dir]
     if cpu:
-        # Verified on vLLM's CPU build: eager mode and the in-process executor.
-        args += ["--enforce-eager", "--distributed-executor-backend", "uni"]
+        # Verified on vLLM's CPU build: eager mode and the in-process executor. KV blocks of 32 tokens, not the
+        # CPU default of 128: the prefix cache shares whole blocks only, so at 128 every Exp 2 read (the prompt
+        # plus an option prefix, each option order its own prompt) recomputed the last 100-odd tokens of its
+        # prompt. At 32, Exp 2 on SmolLM2 ran 2.4x (study 2) and 2.1x (study 1) faster, the log-probabilities the
+        # same up to float32 rounding (2.4e-6 nats at most; benchmarks/block_size.py); 16 fails the CPU engine's
+        # start. A profile's extra_args come last, so `--block-size N` there wins.
+        args += ["--enforce-eager", "--distributed-executor-backend", "uni", "--block-size", str(CPU_BLOCK_SIZE)]
     else:
         args += [
             "--tensor-parallel-size", str(profile.tensor_parallel_size),
