@@ -19,10 +19,12 @@ Both lanes run on pytest-xdist workers (`scripts/test.sh`). Each worker is a ses
 guard and session fixtures); a worker's guard hands its counts to the controller (`workeroutput`), whose summary
 adds them up. Under `--dist loadgroup` the tests that start something are in two groups (`group_of`), each on one
 worker:
-- `STARTS`: every test with Prefect, Chromium or one of the larger shared servers (SmolLM2, the gpt-oss toy), so
-  one worker holds those, the Prefect worker and the flow runs' own servers, as one process would;
+- `STARTS`: every test with the Prefect worker (or the CLI, a deployment, the README's run), Chromium or one of the
+  larger shared servers (SmolLM2, the gpt-oss toy), so one worker holds those and the flow runs' own servers, as
+  one process would;
 - `TOY`: the tests that start only servers of the two smallest random-weight models (the shared `toy_server` and
-  `gemma2_server`, or servers of their own): the other worker starts its own toy server (about 1 GiB) and runs
+  `gemma2_server`, or servers of their own), and the flows run in-process that serve such models themselves (the
+  worker's own Prefect server as their API): the other worker starts its own toy server (about 1 GiB) and runs
   them beside the tests that start nothing. The Gemma-2 toy's tests (no Prefect; the CLI two-model run among
   them) were on `STARTS` until that lane ran 1,115 s of the 1,124 s suite and this one 768 s (measured).
 Two workers each starting every server ran this 24 GiB machine out of memory (measured: 0 MiB available, the
@@ -70,13 +72,28 @@ TOY = "starts-toy"  # ... of those that start only servers of the toy Llama and 
 LARGER_SERVERS = frozenset({"smollm2_server", "gptoss_server"})
 
 
+# The fixtures only `STARTS`'s worker holds: the shared larger servers, the Prefect worker and what needs it (the
+# CLI's environment, the deployment, the README's run), and Chromium on the Prefect UI.
+STARTS_FIXTURES = LARGER_SERVERS | {"prefect_env", "prefect_worker", "full_study_deployment", "readme_run", "ui"}
+# The fixtures any worker holds: its own toy servers and, for a flow run in-process, its own Prefect server.
+SHARED_FIXTURES = frozenset({"toy_server", "gemma2_server"})
+
+
 def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | None:
     """The xdist group of a test from its markers and fixtures: none for a test that starts nothing; `TOY` for one
-    that starts only vLLM servers, none of them a larger shared one; `STARTS` for the rest."""
+    that starts only vLLM servers of the small models, none of them a larger shared one, or runs a flow in-process
+    that serves its small models itself (Prefect only as that flow's API, no shared server); `STARTS` for the rest.
+
+    The in-process flows that serve their own models went to `TOY` (that worker then starts a Prefect server of its
+    own, about 15 s) because `STARTS` still ended last: 1,118 s of a fresh clone's suite, the other lane's tests
+    summing to about 930 s."""
     marks = set(markers)
     if not marks & set(WHAT):
         return None
-    if marks & {PREFECT, BROWSER} or LARGER_SERVERS & set(fixturenames):
+    fixtures = set(fixturenames)
+    if BROWSER in marks or STARTS_FIXTURES & fixtures:
+        return STARTS
+    if PREFECT in marks and ("prefect_server" not in fixtures or SHARED_FIXTURES & fixtures):
         return STARTS
     return TOY
 
