@@ -306,10 +306,6 @@ def test_every_test_that_starts_something_is_in_one_of_two_xdist_groups(tmp_path
     assert group_of(["parametrize", "timeout"]) is None and group_of(["timeout"], ["smollm2_server"]) is None
     assert group_of([SERVER]) == group_of([SERVER], ["toy_server", "gemma2_server", "tmp_path"]) == TOY
     assert group_of([PREFECT, SERVER]) == group_of([BROWSER]) == group_of([SERVER], ["smollm2_server"]) == STARTS
-    # a flow in-process that serves its own small models: the Prefect server is only its API
-    assert group_of([PREFECT, SERVER], ["prefect_server", "tmp_path"]) == TOY
-    for more in ("toy_server", "prefect_env", "prefect_worker", "readme_run", "smollm2_server"):
-        assert group_of([PREFECT, SERVER], ["prefect_server", more]) == STARTS, more
     dump = tmp_path / "groups.json"
     out = subprocess.run([sys.executable, "-c", COLLECT, str(dump)], capture_output=True, text=True, timeout=300,
                          cwd=ROOT)
@@ -320,14 +316,10 @@ def test_every_test_that_starts_something_is_in_one_of_two_xdist_groups(tmp_path
         starts = bool({SERVER, PREFECT, BROWSER} & set(it["marks"]))
         pinned = nodeid.startswith("tests/test_utilization.py")  # measures a server's load: the lane that ends last
         assert it["group"] == (STARTS if pinned and starts else group_of(it["marks"], it["fixtures"])), nodeid
-        if starts and {"readme_run", "prefect_env", "prefect_worker", "smollm2_server", "gptoss_server"} & set(
-                it["fixtures"]):
+        if starts and {"readme_run", "prefect_server", "smollm2_server", "gptoss_server"} & set(it["fixtures"]):
             assert it["group"] == STARTS, nodeid
         if it["group"] == TOY:
-            assert BROWSER not in it["marks"] and not LARGER_SERVERS & set(it["fixtures"]), nodeid
-            if PREFECT in it["marks"]:  # an in-process flow serving its own models
-                assert "prefect_server" in it["fixtures"] and not {"toy_server", "gemma2_server"} & set(
-                    it["fixtures"]), nodeid
+            assert not {PREFECT, BROWSER} & set(it["marks"]) and not LARGER_SERVERS & set(it["fixtures"]), nodeid
     late = [LATE_FIXTURES & set(it["fixtures"]) != set() for it in items.values()]
     assert late.index(True) == len(late) - sum(late) > 600, "the README run's readers last (run_late)"
     groups = Counter(it["group"] for it in items.values())

@@ -19,12 +19,10 @@ Both lanes run on pytest-xdist workers (`scripts/test.sh`). Each worker is a ses
 guard and session fixtures); a worker's guard hands its counts to the controller (`workeroutput`), whose summary
 adds them up. Under `--dist loadgroup` the tests that start something are in two groups (`group_of`), each on one
 worker:
-- `STARTS`: every test with the Prefect worker (or the CLI, a deployment, the README's run), Chromium or one of the
-  larger shared servers (SmolLM2, the gpt-oss toy), so one worker holds those and the flow runs' own servers, as
-  one process would;
+- `STARTS`: every test with Prefect, Chromium or one of the larger shared servers (SmolLM2, the gpt-oss toy), so
+  one worker holds those, the Prefect worker and the flow runs' own servers, as one process would;
 - `TOY`: the tests that start only servers of the two smallest random-weight models (the shared `toy_server` and
-  `gemma2_server`, or servers of their own), and the flows run in-process that serve such models themselves (the
-  worker's own Prefect server as their API): the other worker starts its own toy server (about 1 GiB) and runs
+  `gemma2_server`, or servers of their own): the other worker starts its own toy server (about 1 GiB) and runs
   them beside the tests that start nothing. The Gemma-2 toy's tests (no Prefect; the CLI two-model run among
   them) were on `STARTS` until that lane ran 1,115 s of the 1,124 s suite and this one 768 s (measured).
 Two workers each starting every server ran this 24 GiB machine out of memory (measured: 0 MiB available, the
@@ -72,28 +70,13 @@ TOY = "starts-toy"  # ... of those that start only servers of the toy Llama and 
 LARGER_SERVERS = frozenset({"smollm2_server", "gptoss_server"})
 
 
-# The fixtures only `STARTS`'s worker holds: the shared larger servers, the Prefect worker and what needs it (the
-# CLI's environment, the deployment, the README's run), and Chromium on the Prefect UI.
-STARTS_FIXTURES = LARGER_SERVERS | {"prefect_env", "prefect_worker", "full_study_deployment", "readme_run", "ui"}
-# The fixtures any worker holds: its own toy servers and, for a flow run in-process, its own Prefect server.
-SHARED_FIXTURES = frozenset({"toy_server", "gemma2_server"})
-
-
 def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | None:
     """The xdist group of a test from its markers and fixtures: none for a test that starts nothing; `TOY` for one
-    that starts only vLLM servers of the small models, none of them a larger shared one, or runs a flow in-process
-    that serves its small models itself (Prefect only as that flow's API, no shared server); `STARTS` for the rest.
-
-    The in-process flows that serve their own models went to `TOY` (that worker then starts a Prefect server of its
-    own, about 15 s) because `STARTS` still ended last: 1,118 s of a fresh clone's suite, the other lane's tests
-    summing to about 930 s."""
+    that starts only vLLM servers, none of them a larger shared one; `STARTS` for the rest."""
     marks = set(markers)
     if not marks & set(WHAT):
         return None
-    fixtures = set(fixturenames)
-    if BROWSER in marks or STARTS_FIXTURES & fixtures:
-        return STARTS
-    if PREFECT in marks and ("prefect_server" not in fixtures or SHARED_FIXTURES & fixtures):
+    if marks & {PREFECT, BROWSER} or LARGER_SERVERS & set(fixturenames):
         return STARTS
     return TOY
 
@@ -101,6 +84,9 @@ def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | 
 # Tests that read the README's run (SmolLM2 through the worker, the longest single piece of the suite) run last in
 # their lane, when the other worker has finished and the two cores are free: its setup took 143 s there, 307 s
 # when it ran first, beside the toy lane's own servers (measured on this 2-core machine).
+# Keep the toy lane shorter than this one without the README's run: moving the in-process flows that serve their
+# own models (about 170 s) to the toy lane made the run start beside it, its setup 230 -> 481 s, three of its
+# SmolLM2 replies timing out (60 s in the tests' config), a fresh clone's suite 1,118 -> 1,188 s (measured).
 LATE_FIXTURES = frozenset({"readme_run"})
 
 
