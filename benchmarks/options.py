@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-ALL = ("exp1", "exp2", "rotations", "exp2-concurrency", "prefect", "memory", "block-size")
+ALL = ("exp1", "exp2", "rotations", "exp2-concurrency", "prefect", "memory", "block-size", "side-by-side")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

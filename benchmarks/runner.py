@@ -1,8 +1,8 @@
 """Run the benchmarks back to back per model, print the table and the targets, write the JSON.
 
-`python -m benchmarks [--models toy smollm2] [--only exp1 exp2 rotations exp2-concurrency prefect memory block-size]
-[--quick]`. Per model: the offline vLLM limit first (nothing else of ours running), then one vLLM server for
-every client benchmark. Targets are judged on `toy`; `smollm2` figures stand beside them.
+`python -m benchmarks [--models toy smollm2] [--only exp1 exp2 rotations exp2-concurrency prefect memory block-size
+side-by-side] [--quick]`. Per model: the offline vLLM limit first (nothing else of ours running), then one vLLM
+server for every client benchmark. Targets are judged on `toy`; `smollm2` figures stand beside them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks import block_size, exp1, exp2, exp2_concurrency, memory, orchestration, rotations
+from benchmarks import block_size, exp1, exp2, exp2_concurrency, memory, orchestration, rotations, side_by_side
 from benchmarks.common import Report, Row, Target, local_server, log, render, write_json
 from benchmarks.options import ALL, add_arguments
 from grace.config import Config, load_config
@@ -31,12 +31,14 @@ class Sizes:
     rotations_n: int = 48  # trials per study of the rotations benchmark
     concurrency_n: int = 64  # study 2 trials per run of the exp2-concurrency benchmark (fresh trials every run)
     block_n: int = 10  # trials per study and run of the block-size benchmark (a server of its own per run)
+    side_n: int = 800  # study 2 trials per server and run of the side-by-side benchmark (servers of its own)
     mem_sizes: tuple[int, int] = (300, 2424)
     prefect_full: bool = True  # the orchestration pair on the full study too, not only the sample
     benches: tuple[str, ...] = field(default=ALL)
 
 
 SIZES_TOY_BENCHES = tuple(b for b in ALL if b != "block-size")  # the toy's 2 layers: prefill too cheap to tell
+# side-by-side on the toy only: it asks how the test suite's servers should share two cores, and they are toys
 SIZES = {
     "toy": Sizes(exp1_n=128, exp1_max_tokens=None, sweep=(32,), seq_n=8, exp2_n=96, benches=SIZES_TOY_BENCHES),
     "smollm2": Sizes(exp1_n=16, exp1_max_tokens=16, sweep=(), seq_n=4, exp2_n=6, exp2_studies=("study1",),
@@ -44,7 +46,7 @@ SIZES = {
 }
 QUICK = {
     "toy": Sizes(exp1_n=16, exp1_max_tokens=8, sweep=(4,), seq_n=4, exp2_n=4, mem_sizes=(30, 240),
-                 prefect_full=False, rotations_n=4, concurrency_n=4, benches=SIZES_TOY_BENCHES),
+                 prefect_full=False, rotations_n=4, concurrency_n=4, side_n=32, benches=SIZES_TOY_BENCHES),
     "smollm2": Sizes(exp1_n=4, exp1_max_tokens=8, sweep=(), seq_n=2, exp2_n=2, exp2_studies=("study1",),
                      benches=("exp1", "exp2"), block_n=2),
 }
@@ -68,6 +70,13 @@ def bench_model(cfg: Config, model: str, sz: Sizes, only: set[str], offline: boo
         except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
             rows.append(Row(block_size.BENCH, model, "FAILED", note=f"{type(e).__name__}: {str(e)[:150]}"))
         todo.remove("block-size")
+    if "side-by-side" in todo:  # servers of its own, alone and two at once, before the shared one starts
+        log(f"side by side {model}: servers alone and two at once, cores-many OpenMP threads and one")
+        try:
+            rows += side_by_side.run(cfg, model, n=sz.side_n)
+        except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
+            rows.append(Row(side_by_side.BENCH, model, "FAILED", note=f"{type(e).__name__}: {str(e)[:150]}"))
+        todo.remove("side-by-side")
     if not todo:
         return rows
     with local_server(cfg, model, run_id=f"bench-{model}") as srv:
@@ -132,6 +141,9 @@ def targets(rows: list[Row], models: list[str]) -> list[Target]:
                               f"({r.note.split(';')[0]})", m, r.ratio, ">= 1.0, the same log-probabilities",
                               None if r.ratio is None else r.ratio >= 1.0 and same,
                               f"largest log-probability difference {r.value}"))
+        for r in _find(rows, side_by_side.BENCH, m, "2 at once, 1 thread"):
+            out.append(Target("two servers at once: one OpenMP thread / cores-many (trials/s)", m, r.ratio, ">= 1.0",
+                              None if r.ratio is None else r.ratio >= 1.0, "why the test suite sets one"))
         for r in [x for x in rows if x.bench == "memory" and x.model == m and "growth" in x.contender]:
             out.append(Target(f"client peak RSS {r.contender.split(' ')[0]}", m, r.ratio, "<= 1.10 (flat)",
                               None if r.ratio is None else r.ratio <= 1.10, f"{r.value:+.1f} MiB"))

@@ -36,6 +36,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SESSION_MARK = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 os.environ["GRACE_TEST_SESSION"] = SESSION_MARK
 
+# The servers the suite starts (itself or through Prefect) get one lane's share of the cores as OpenMP threads: on
+# two cores, one each (a value set outside wins). The two lanes run servers at the same time, and two CPU engines
+# of two threads each on two cores mostly spin waiting for a worker the other one has descheduled: two toy servers
+# at once answered 800 trials each in 26.8 s and 48.5 CPU-s with two threads, 12.9 s and 18.9 CPU-s with one; alone
+# 5.1 s with two, 5.6 s with one (`python -m benchmarks --models toy --only side-by-side`). The suite, warm, on
+# this 2-core machine: 1,145 s -> 911 s. The product keeps vLLM's default: a server alone needs its threads
+# (SmolLM2: 61 s with two, 92 s with one, for `grace score` of the study 2 sample).
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ProcessGuard(SESSION_MARK), "grace-process-guard")

@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from benchmarks import block_size, orchestration
+from benchmarks import block_size, orchestration, side_by_side
 from benchmarks.common import COLUMNS, Report, Row, percentile, render
 from benchmarks.direct_run import parser as direct_parser
 from benchmarks.exp1 import _median
@@ -128,3 +128,12 @@ def test_block_size_difference_pairs_the_same_reads() -> None:
     assert block_size.largest_difference(a, shifted) == 0.25
     assert block_size.largest_difference(a, a.iloc[:2]) == float("inf"), "a read missing on one side"
     assert block_size.largest_difference(a, pd.DataFrame()) is None
+
+
+def test_side_by_side_judges_two_servers_at_once_not_one_alone() -> None:
+    rows = [Row(side_by_side.BENCH, "toy", "alone, 1 thread", ratio=0.8),
+            Row(side_by_side.BENCH, "toy", "2 at once, 1 thread", ratio=2.4)]
+    got = [t for t in targets(rows, ["toy"]) if "two servers at once" in t.name]
+    assert [(t.measured, t.met) for t in got] == [(2.4, True)], "alone is reported, only two at once is judged"
+    rows[1].ratio = 0.9
+    assert [t.met for t in targets(rows, ["toy"]) if "two servers at once" in t.name] == [False]

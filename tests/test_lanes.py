@@ -13,7 +13,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import ROOT
+from grace.serving import Endpoint
+from tests.conftest import ROOT, vllm_processes
 from tests.support.lanes import (
     BROWSER,
     FAST,
@@ -324,3 +325,16 @@ def test_every_test_that_starts_something_is_in_one_of_two_xdist_groups(tmp_path
     assert late.index(True) == len(late) - sum(late) > 600, "the README run's readers last (run_late)"
     groups = Counter(it["group"] for it in items.values())
     assert groups[STARTS] > 30 and groups[TOY] > 30 and groups[None] > 500, groups
+
+
+def test_the_suites_servers_run_one_lanes_share_of_the_cores(toy_server: Endpoint) -> None:
+    """The two lanes' servers run at once: each engine gets the cores over the two lanes as OpenMP threads (one on
+    this 2-core machine; tests/conftest.py), so two engines do not spin waiting on each other's workers."""
+    want = os.environ.get("OMP_NUM_THREADS")
+    assert want is not None, "tests/conftest.py sets OMP_NUM_THREADS for the servers the suite starts"
+    port = toy_server.base_url.rstrip("/").rsplit(":", 1)[1]
+    servers = [p for p in vllm_processes() if f"--port {port}" in " ".join(p.cmdline())]
+    assert servers, f"the toy server on port {port} not found among this session's vLLM processes"
+    # the engine inherits the API server's environment (it is spawned from it; its own /proc environ is unreadable
+    # once it renames itself VLLM::EngineCore)
+    assert servers[0].environ().get("OMP_NUM_THREADS") == want
