@@ -309,11 +309,11 @@ def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer:
     from prefect.deployments import run_deployment
 
     out = tmp_path_factory.mktemp("readme-run")
-    # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
-    # an event loop in the browser tests' thread, where Prefect's run_deployment would hand back a coroutine
     # It goes last in its lane, when the other lane has finished (tests/support/lanes.py, LATE_FIXTURES), so its
     # server gets every core as OpenMP threads, as on a user's machine, not one lane's share (above)
     every_core = {"env": {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}}
+    # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
+    # an event loop in the browser tests' thread, where Prefect's run_deployment would hand back a coroutine
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(copy_context().run, run_deployment, full_study_deployment,
                               parameters={"out": str(out)}, job_variables=every_core, timeout=0).result()
