@@ -63,20 +63,22 @@ def bench_model(cfg: Config, model: str, sz: Sizes, only: set[str], offline: boo
             limit = exp1.offline_limit(cfg, setup)
         except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
             rows.append(Row("exp1", model, "limit: vllm.LLM offline", note=f"failed: {str(e)[:120]}"))
-    if "block-size" in todo:  # servers of its own, one per run, before the shared one starts
-        log(f"block size {model}: Exp 2 with KV blocks of 128 and 32 tokens, {sz.block_n} trials per study")
+    # benchmarks with servers of their own (one per run, or two at once), before the shared one starts
+    own: list[tuple[str, str, Callable[[], list[Row]]]] = [
+        (block_size.BENCH, f"Exp 2 with KV blocks of 128 and 32 tokens, {sz.block_n} trials per study",
+         lambda: block_size.run(cfg, model, n=sz.block_n)),
+        (side_by_side.BENCH, "servers alone and two at once, cores-many OpenMP threads and one",
+         lambda: side_by_side.run(cfg, model, n=sz.side_n)),
+    ]
+    for bench, what, run in own:
+        if bench not in todo:
+            continue
+        log(f"{bench} {model}: {what}")
         try:
-            rows += block_size.run(cfg, model, n=sz.block_n)
+            rows += run()
         except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
-            rows.append(Row(block_size.BENCH, model, "FAILED", note=f"{type(e).__name__}: {str(e)[:150]}"))
-        todo.remove("block-size")
-    if "side-by-side" in todo:  # servers of its own, alone and two at once, before the shared one starts
-        log(f"side by side {model}: servers alone and two at once, cores-many OpenMP threads and one")
-        try:
-            rows += side_by_side.run(cfg, model, n=sz.side_n)
-        except Exception as e:  # noqa: BLE001 - reported in the table, the other benchmarks still run
-            rows.append(Row(side_by_side.BENCH, model, "FAILED", note=f"{type(e).__name__}: {str(e)[:150]}"))
-        todo.remove("side-by-side")
+            rows.append(Row(bench, model, "FAILED", note=f"{type(e).__name__}: {str(e)[:150]}"))
+        todo.remove(bench)
     if not todo:
         return rows
     with local_server(cfg, model, run_id=f"bench-{model}") as srv:
