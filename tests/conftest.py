@@ -309,8 +309,8 @@ def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer:
     from prefect.deployments import run_deployment
 
     out = tmp_path_factory.mktemp("readme-run")
-    # It goes last in its lane, when the other lane has finished (tests/support/lanes.py, LATE_FIXTURES), so its
-    # server gets every core as OpenMP threads, as on a user's machine, not one lane's share (above)
+    # It goes last in its lane, as the other lane ends (tests/support/lanes.py, LATE_FIXTURES), so its server gets
+    # every core as OpenMP threads, as on a user's machine, not one lane's share (above): 210 -> 184 s alone
     every_core = {"env": {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}}
     # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
     # an event loop in the browser tests' thread, where Prefect's run_deployment would hand back a coroutine

@@ -317,7 +317,7 @@ def test_every_test_that_starts_something_is_in_one_of_two_xdist_groups(tmp_path
         starts = bool({SERVER, PREFECT, BROWSER} & set(it["marks"]))
         pinned = nodeid.startswith("tests/test_utilization.py")  # measures a server's load: the lane that ends last
         assert it["group"] == (STARTS if pinned and starts else group_of(it["marks"], it["fixtures"])), nodeid
-        if starts and {"readme_run", "prefect_server", "smollm2_server", "gptoss_server"} & set(it["fixtures"]):
+        if starts and {"readme_run", "prefect_server", "smollm2_server"} & set(it["fixtures"]):
             assert it["group"] == STARTS, nodeid
         if it["group"] == TOY:
             assert not {PREFECT, BROWSER} & set(it["marks"]) and not LARGER_SERVERS & set(it["fixtures"]), nodeid

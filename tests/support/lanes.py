@@ -19,12 +19,15 @@ Both lanes run on pytest-xdist workers (`scripts/test.sh`). Each worker is a ses
 guard and session fixtures); a worker's guard hands its counts to the controller (`workeroutput`), whose summary
 adds them up. Under `--dist loadgroup` the tests that start something are in two groups (`group_of`), each on one
 worker:
-- `STARTS`: every test with Prefect, Chromium or one of the larger shared servers (SmolLM2, the gpt-oss toy), so
-  one worker holds those, the Prefect worker and the flow runs' own servers, as one process would;
-- `TOY`: the tests that start only servers of the two smallest random-weight models (the shared `toy_server` and
-  `gemma2_server`, or servers of their own): the other worker starts its own toy server (about 1 GiB) and runs
-  them beside the tests that start nothing. The Gemma-2 toy's tests (no Prefect; the CLI two-model run among
-  them) were on `STARTS` until that lane ran 1,115 s of the 1,124 s suite and this one 768 s (measured).
+- `STARTS`: every test with Prefect, Chromium or the larger shared server (SmolLM2, which also serves the
+  README's run), so one worker holds those, the Prefect worker and the flow runs' own servers, as one process
+  would;
+- `TOY`: the tests that start only servers of the small random-weight models (the shared `toy_server` and
+  `gemma2_server`, the gpt-oss toy's module server, or servers of their own): the other worker starts its own
+  toy server (about 1 GiB) and runs them beside the tests that start nothing. The Gemma-2 toy's tests (no
+  Prefect; the CLI two-model run among them) were on `STARTS` until that lane ran 1,115 s of the 1,124 s suite
+  and this one 768 s (measured); the gpt-oss toy's (3.3 GiB, about 50 s) until STARTS ran 852 s of test time
+  and this lane ended about 200 s before it.
 Two workers each starting every server ran this 24 GiB machine out of memory (measured: 0 MiB available, the
 suite thrashing); one holding everything left the other idle for 15 of 18 minutes.
 """
@@ -64,15 +67,15 @@ def derived_markers(fixturenames: Iterable[str]) -> set[str]:
     return {m for name in fixturenames for m in FIXTURE_MARKERS.get(name, ())}
 
 
-STARTS = "starts"  # the xdist group of the tests that start Prefect, Chromium or a larger server
-TOY = "starts-toy"  # ... of those that start only servers of the toy Llama and the Gemma-2 toy
+STARTS = "starts"  # the xdist group of the tests that start Prefect, Chromium or the larger server
+TOY = "starts-toy"  # ... of those that start only servers of the small toys (Llama, Gemma-2, gpt-oss)
 # The shared servers only `STARTS`'s worker holds for the whole session (SmolLM2 also serves the README's run there).
-LARGER_SERVERS = frozenset({"smollm2_server", "gptoss_server"})
+LARGER_SERVERS = frozenset({"smollm2_server"})
 
 
 def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | None:
     """The xdist group of a test from its markers and fixtures: none for a test that starts nothing; `TOY` for one
-    that starts only vLLM servers, none of them a larger shared one; `STARTS` for the rest."""
+    that starts only vLLM servers, none of them the larger shared one; `STARTS` for the rest."""
     marks = set(markers)
     if not marks & set(WHAT):
         return None
@@ -82,11 +85,13 @@ def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | 
 
 
 # Tests that read the README's run (SmolLM2 through the worker, the longest single piece of the suite) run last in
-# their lane, when the other worker has finished and the two cores are free: its setup took 143 s there, 307 s
-# when it ran first, beside the toy lane's own servers (measured on this 2-core machine).
-# Keep the toy lane shorter than this one without the README's run: moving the in-process flows that serve their
-# own models (about 170 s) to the toy lane made the run start beside it, its setup 230 -> 481 s, three of its
-# SmolLM2 replies timing out (60 s in the tests' config), a fresh clone's suite 1,118 -> 1,188 s (measured).
+# their lane, when the other worker has finished or nearly: its setup took 143 s there, 307 s when it ran first,
+# beside the toy lane's own servers (measured on this 2-core machine, servers of two OpenMP threads each).
+# Keep the toy lane short of this one's end: moving the in-process flows that serve their own models (about 170 s)
+# to the toy lane made the run start beside it, its setup 230 -> 481 s, three of its SmolLM2 replies timing out
+# (60 s in the tests' config), a fresh clone's suite 1,118 -> 1,188 s. With one thread per lane's server
+# (tests/conftest.py), the gpt-oss toy's module (about 50 s) moved there: the run then shared its 220 s with the
+# other lane's last 220 s (its setup 188 -> 220 s), and a fresh clone's suite took 818 s (875-924 s before).
 LATE_FIXTURES = frozenset({"readme_run"})
 
 
