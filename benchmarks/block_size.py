@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import Row, log, median_row, ratio
+from benchmarks.common import Row, alternate
 from grace.config import Config
 from grace.scoring import run_exp2
 from grace.serving.args import CPU_BLOCK_SIZE
@@ -72,16 +72,14 @@ def run(cfg: Config, model: str, *, n: int, studies: tuple[str, ...] = ("study2"
         rounds: int = 2) -> list[Row]:
     rows: list[Row] = []
     for study in studies:
-        runs: dict[int, list[Row]] = {VLLM_CPU_DEFAULT: [], CPU_BLOCK_SIZE: []}
         tables: dict[int, pd.DataFrame] = {}
-        for _ in range(rounds):
-            for block in runs:
-                row, table = _one(cfg, model, study, block, n)
-                log(f"block size {model} {study} {block}: {row.rps or 0:.2f} trials/s ({row.wall_s:.1f} s)")
-                runs[block].append(row)
-                tables.setdefault(block, table)
-        base, ours = (median_row(runs[b], "rps", "trials/s", digits=2) for b in runs)
-        ours.ratio, ours.vs = ratio(ours.rps, base.rps), base.contender
+
+        def one(block: int, study: str = study, tables: dict[int, pd.DataFrame] = tables) -> Row:
+            row, table = _one(cfg, model, study, block, n)
+            tables.setdefault(block, table)  # the first run's table of each: the log-probabilities compared
+            return row
+
+        base, ours = alternate(VLLM_CPU_DEFAULT, CPU_BLOCK_SIZE, one, rounds)
         ours.value = largest_difference(tables[VLLM_CPU_DEFAULT], tables[CPU_BLOCK_SIZE])
         rows += [base, ours]
     return rows

@@ -6,16 +6,18 @@ import json
 import math
 import resource
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grace.config import Config
 from grace.paths import project_root
 from grace.serving import LocalVLLMServer, ManagedServer
+
+K = TypeVar("K", bound=Hashable)  # what tells two contenders apart (a block size, a thread count)
 
 RESULTS_DIR = project_root() / "benchmarks" / "results"
 
@@ -81,6 +83,20 @@ def median_row(rows: list[Row], attr: str, unit: str, digits: int = 0, label: st
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
+
+
+def alternate(base: K, ours: K, one: Callable[[K], Row], rounds: int = 2) -> tuple[Row, Row]:
+    """Run the two contenders `rounds` times each, alternating (drift on a shared machine hits both alike); their
+    median rows by trials/s, the second's with its ratio over the first."""
+    runs: dict[K, list[Row]] = {base: [], ours: []}
+    for _ in range(rounds):
+        for contender, rows in runs.items():
+            row = one(contender)
+            log(f"{row.bench} {row.model}: {row.contender}: {row.rps or 0:.2f} trials/s ({row.wall_s:.1f} s)")
+            rows.append(row)
+    b, o = (median_row(runs[c], "rps", "trials/s", digits=2) for c in (base, ours))
+    o.ratio, o.vs = ratio(o.rps, b.rps), b.contender
+    return b, o
 
 
 def _fmt(v: Any, digits: int = 2) -> str:

@@ -20,11 +20,12 @@ import os
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import psutil
 
-from benchmarks.common import Row, log, median_row, ratio
+from benchmarks.common import Row, alternate
 from grace.config import Config
 from grace.query import run_exp1
 from grace.serving.local import LocalVLLMServer
@@ -86,13 +87,5 @@ def run(cfg: Config, model: str, *, n: int, rounds: int = 2) -> list[Row]:
         return [Row(BENCH, model, "not run", note="one core: one thread is what vLLM takes anyway")]
     rows: list[Row] = []
     for servers in (1, 2):
-        runs: dict[int, list[Row]] = {CORES: [], 1: []}
-        for _ in range(rounds):  # the contenders alternate
-            for threads in runs:
-                row = _one(cfg, model, servers, threads, n)
-                log(f"side by side {model}: {row.contender}: {row.wall_s:.1f} s, {row.value:.1f} CPU-s")
-                runs[threads].append(row)
-        base, ours = (median_row(runs[t], "rps", "trials/s", digits=2) for t in runs)
-        ours.ratio, ours.vs = ratio(ours.rps, base.rps), base.contender
-        rows += [base, ours]
+        rows += alternate(CORES, 1, partial(_one, cfg, model, servers, n=n), rounds)  # one(threads)
     return rows
