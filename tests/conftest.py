@@ -309,13 +309,14 @@ def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer:
     from prefect.deployments import run_deployment
 
     out = tmp_path_factory.mktemp("readme-run")
-    # It goes last in its lane, as the other lane ends (tests/support/lanes.py, LATE_FIXTURES), so its server gets
-    # every core as OpenMP threads, as on a user's machine, not one lane's share (above): 210 -> 184 s alone
-    every_core = {"env": {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}}
+    # Its server gets one lane's share of the cores, as every server the suite starts (above). It goes last in its
+    # lane (tests/support/lanes.py, LATE_FIXTURES), but the other lane's last tests run beside it: with every core
+    # as OpenMP threads its fixture took 249 and 266 s, with one 210 s, and the suite 929 and 912 -> 864 s (warm,
+    # 2 cores; 184 s alone with every core, when the other lane used to end first)
     # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
     # an event loop in the browser tests' thread, where Prefect's run_deployment would hand back a coroutine
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(copy_context().run, run_deployment, full_study_deployment,
-                              parameters={"out": str(out)}, job_variables=every_core, timeout=0).result()
+                              parameters={"out": str(out)}, timeout=0).result()
     run = wait_final_flow_run(started.id, timeout=3600)
     return SampleRun(flow_run=run, out=out, run_dir=out / f"{run.name}-{str(run.id)[:8]}")

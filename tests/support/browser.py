@@ -52,6 +52,7 @@ TABLES_JS = """(root) => [...document.querySelectorAll(root + ' table')].map(t =
 STRUCK_JS = "(root) => [...document.querySelectorAll(root + ' del, ' + root + ' s')].map(e => e.textContent)"
 TALLEST_JS = "() => Math.max(...[...document.querySelectorAll('body *')].map(e => e.scrollHeight))"
 MAX_SHOT_HEIGHT = 12_000
+NEXT_FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 IMAGES_SETTLED_JS = "(root) => [...document.querySelectorAll(root + ' img')].every(i => i.complete)"
 
 
@@ -141,7 +142,7 @@ class UI:
         tall = min(int(page.evaluate(TALLEST_JS)), MAX_SHOT_HEIGHT)
         if tall > VIEWPORT["height"]:
             page.set_viewport_size({"width": VIEWPORT["width"], "height": tall})
-            page.wait_for_timeout(300)  # let the layout follow
+            page.evaluate(NEXT_FRAMES_JS)  # let the layout follow: two frames drawn at the new size
         try:
             page.screenshot(path=str(path), full_page=True)
         finally:

@@ -70,6 +70,10 @@ def derived_markers(fixturenames: Iterable[str]) -> set[str]:
 STARTS = "starts"  # the xdist group of the tests that start Prefect, Chromium or the larger server
 TOY = "starts-toy"  # ... of those that start only servers of the small toys (Llama, Gemma-2, gpt-oss)
 # The shared servers only `STARTS`'s worker holds for the whole session (SmolLM2 also serves the README's run there).
+# Their tests (about 90 s) were moved to the toy lane once, to shorten this one (warm, 2 cores): the README's run then
+# began while that lane still ran its servers, took 450 s (250 s before), three of its replies passed the 60 s
+# request timeout and were asked again (its test failed on 13 rows for 10 trials), and the suite took 963 s (912
+# and 929 s before).
 LARGER_SERVERS = frozenset({"smollm2_server"})
 
 
@@ -93,6 +97,8 @@ def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | 
 # (tests/conftest.py), the gpt-oss toy's module (about 50 s) moved there: the run then shares its time with the
 # other lane's last tests (its setup 188 -> 220-265 s), the two lanes end closer together, and fresh clones took
 # 818, 916 and 959 s (875, 900 and 924 s before: no measurable difference; the cores are 85-88% busy throughout).
+# Since the other lane's last tests run beside it, the run's server gets one lane's share of the cores too
+# (tests/conftest.py, readme_run): its setup 249-266 -> 210 s.
 LATE_FIXTURES = frozenset({"readme_run"})
 
 
