@@ -312,8 +312,9 @@ def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer:
     # Its server gets one lane's share of the cores, as every server the suite starts (above). It goes last in its
     # lane (tests/support/lanes.py, LATE_FIXTURES), but the other lane's last tests run beside it: with every core
     # as OpenMP threads its fixture took 249 and 266 s, with one 210 s, and the suite 929 and 912 -> 864 s (warm,
-    # 2 cores; 184 s alone with every core, when the other lane used to end first). Two fresh clones then took 910
-    # and 921 s (the fixture 240 and 211 s): within the spread of the earlier code's fresh clones (818-959 s).
+    # 2 cores; 184 s alone with every core, when the other lane used to end first). Three fresh clones then took
+    # 910, 921 and 847 s (the fixture 240, 211 and 208 s): within the spread of the earlier code's fresh clones
+    # (818-959 s).
     # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
     # an event loop in the browser tests' thread, where Prefect's run_deployment would hand back a coroutine
     with ThreadPoolExecutor(1) as pool:
