@@ -3,14 +3,17 @@ real Prefect server after the README's run (grace/full-study with the deployment
 the 10-row samples), and the trial viewer one click away from it.
 
 Each test opens pages, asserts on what the browser shows and saves full-page screenshots in its output
-folder (tmp_path/screenshots), copied to results/ui-screenshots/ (git-ignored) for people to look at.
+folder (tmp_path/screenshots), copied to results/ui-screenshots/ (git-ignored) for people to look at. The
+artifacts' own pages are opened once each per UI, by the module's `artifact_visits`, and three tests assert on
+what those visits found.
 The default UI of Prefect 3.9 is the V2 one (under /v2); the plots are checked in the V1 UI as well, one
 click away ("Switch to V1 UI"). The tests of issue 26 (last in the file) check what a researcher looks for
 first: the verdict on the badges (run page, model subflow, stages, runs list), the trial viewer one click from
 `grace-run` filtered to the replies cut by max_tokens, a not-fit reason leading to its trials, and every artifact
 table measured against its pane in both UIs. The trial viewer is the session's `grace view --root` (the
 `trial_viewer` fixture), as scripts/prefect-up.sh serves it beside the Prefect UI.
-To add a check: a test taking `ui`, `readme_run`, `run_artifacts`, `shots` (and `trial_viewer`).
+To add a check: a test taking `ui`, `readme_run`, `run_artifacts`, `shots` (and `trial_viewer`), or a finding
+recorded in `Visit` for the artifacts' pages.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +34,7 @@ from grace.report.limits import stage_breaches
 from grace.studies.registry import get_study
 from grace.view.page import read_payload
 from tests.conftest import ROOT, SampleRun
-from tests.support.browser import UI, chromium, origin_of
+from tests.support.browser import IMAGES_SETTLED_JS, UI, chromium, origin_of
 from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
 
 STABLE_SHOTS = ROOT / "results" / "ui-screenshots"
@@ -150,28 +154,74 @@ def test_flow_run_page_lists_its_artifacts_and_named_task_runs(ui: UI, readme_ru
         _shot(ui, page, shots, "03-flow-run-artifacts")
 
 
-def test_every_artifact_shows_its_plots_rounded_numbers_and_no_dead_links(
-    ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact], shots: Path,
-) -> None:
-    problems: list[str] = []
-    order = ["grace-run", "grace-report", "grace-compare", "grace-compare-details"]
+TABLE_WIDTHS = """(root) => { const pane = document.querySelector(root);
+  return [...pane.querySelectorAll('table')].map(t => ({
+    table: Math.ceil(t.getBoundingClientRect().width), scroll: t.scrollWidth, pane: pane.clientWidth,
+    header: [...t.querySelectorAll('th')].map(x => x.textContent.trim()).join(' | ')}))}"""
+IMAGE_SIZES = """(root) => [...document.querySelectorAll(root + ' img')].map(i =>
+    ({alt: i.alt, width: i.clientWidth, height: i.clientHeight}))"""
+PANE = {V2: {"markdown": MARKDOWN[V2], "table": TABLE[V2]}, V1: {"markdown": MARKDOWN[V1]}}
+MIN_PLOT_HEIGHT = 240  # px: below it a plot's labels do not read (the issue saw one squeezed to 160 px)
+ORDER = ["grace-run", "grace-report", "grace-compare", "grace-compare-details"]  # the V2 screenshots' order
+WITH_PLOTS = ("grace-compare-details", "grace-report")  # the artifacts whose plots are checked in V1 too
+
+
+@dataclass
+class Visit:
+    """What the browser showed on one artifact's page in one UI (V2 or V1): check_artifact_page's findings, and
+    the tables and images of its pane as laid out (None where that UI has no pane for the artifact's type)."""
+
+    artifact: Artifact
+    base: str
+    problems: list[str]
+    tables: list[dict[str, Any]] | None
+    images: list[dict[str, Any]] | None
+
+
+@pytest.fixture(scope="module")
+def artifact_visits(ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact],
+                    tmp_path_factory: pytest.TempPathFactory) -> list[Visit]:
+    """Every artifact's page opened once in the V2 UI, and once in V1 where V1 has a pane for its type: checked,
+    measured and photographed in that one visit. The three tests below assert on what the visits found; each
+    used to open its pages itself, loading most of them two or three times."""
+    shots = tmp_path_factory.mktemp("artifact-screenshots")
+    ranked = sorted(run_artifacts, key=lambda a: (ORDER.index(a.key) if a.key in ORDER else len(ORDER),
+                                                  a.key or "", str(a.created)))
+    visits: list[Visit] = []
     with ui.tab() as page:
-        ranked = sorted(run_artifacts, key=lambda a: (order.index(a.key) if a.key in order else len(order),
-                                                      a.key or "", str(a.created)))
         for i, artifact in enumerate(ranked):
-            problems += check_artifact_page(ui, page, artifact, readme_run.run_dir, V2)
+            visits.append(_visit(ui, page, artifact, readme_run.run_dir, V2))
             _shot(ui, page, shots, f"1{i:02d}-artifact-{artifact.key or artifact.type}")
+        for artifact in sorted(ranked, key=lambda a: a.key or ""):
+            if artifact.type in PANE[V1]:
+                visits.append(_visit(ui, page, artifact, readme_run.run_dir, V1))
+                if artifact.key in WITH_PLOTS:
+                    _shot(ui, page, shots, f"2{WITH_PLOTS.index(artifact.key):02d}-v1-artifact-{artifact.key}")
+    return visits
+
+
+def _visit(ui: UI, page: Any, artifact: Artifact, run_dir: Path, base: str) -> Visit:
+    problems = check_artifact_page(ui, page, artifact, run_dir, base)
+    pane = PANE[base].get(artifact.type or "")
+    if pane is None:
+        return Visit(artifact, base, problems, None, None)
+    page.wait_for_function(IMAGES_SETTLED_JS, arg=pane)  # a table pane's images too (none, at present)
+    return Visit(artifact, base, problems, page.evaluate(TABLE_WIDTHS, pane), page.evaluate(IMAGE_SIZES, pane))
+
+
+def test_every_artifact_shows_its_plots_rounded_numbers_and_no_dead_links(
+    run_artifacts: list[Artifact], artifact_visits: list[Visit],
+) -> None:
+    seen = [v for v in artifact_visits if v.base == V2]
+    assert len(seen) == len(run_artifacts)
+    problems = [p for v in seen for p in v.problems]
     assert not problems, "\n".join(problems)
 
 
-def test_plots_show_in_the_v1_ui_too(ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact],
-                                     shots: Path) -> None:
-    problems: list[str] = []
-    with ui.tab() as page:
-        with_plots = [a for a in run_artifacts if a.key in {"grace-report", "grace-compare-details"}]
-        for i, artifact in enumerate(sorted(with_plots, key=lambda a: a.key or "")):
-            problems += check_artifact_page(ui, page, artifact, readme_run.run_dir, V1)
-            _shot(ui, page, shots, f"2{i:02d}-v1-artifact-{artifact.key}")
+def test_plots_show_in_the_v1_ui_too(artifact_visits: list[Visit]) -> None:
+    seen = [v for v in artifact_visits if v.base == V1 and v.artifact.key in WITH_PLOTS]
+    assert sorted(v.artifact.key or "" for v in seen) == sorted(WITH_PLOTS)
+    problems = [p for v in seen for p in v.problems]
     assert not problems, "\n".join(problems)
 
 
@@ -337,34 +387,18 @@ def test_a_not_fit_reason_links_to_the_trials_behind_it(ui: UI, readme_run: Samp
         _shot(ui, page, shots, "404-trial-viewer-from-a-not-fit-reason")
 
 
-TABLE_WIDTHS = """(root) => { const pane = document.querySelector(root);
-  return [...pane.querySelectorAll('table')].map(t => ({
-    table: Math.ceil(t.getBoundingClientRect().width), scroll: t.scrollWidth, pane: pane.clientWidth,
-    header: [...t.querySelectorAll('th')].map(x => x.textContent.trim()).join(' | ')}))}"""
-IMAGE_SIZES = """(root) => [...document.querySelectorAll(root + ' img')].map(i =>
-    ({alt: i.alt, width: i.clientWidth, height: i.clientHeight}))"""
-PANE = {V2: {"markdown": MARKDOWN[V2], "table": TABLE[V2]}, V1: {"markdown": MARKDOWN[V1]}}
-MIN_PLOT_HEIGHT = 240  # px: below it a plot's labels do not read (the issue saw one squeezed to 160 px)
-
-
-def test_no_artifact_table_is_wider_than_its_pane(ui: UI, readme_run: SampleRun, run_artifacts: list[Artifact],
-                                                  shots: Path) -> None:
+def test_no_artifact_table_is_wider_than_its_pane(artifact_visits: list[Visit]) -> None:
     problems, measured = [], 0
-    with ui.tab() as page:
-        for base in (V2, V1):
-            for artifact in sorted(run_artifacts, key=lambda a: a.key or ""):
-                pane = PANE[base].get(artifact.type or "")
-                if pane is None:
-                    continue
-                ui.open(page, f"{base}/artifacts/artifact/{artifact.id}", ready=pane, settle_images=pane)
-                for t in page.evaluate(TABLE_WIDTHS, pane):
-                    measured += 1
-                    if max(t["table"], t["scroll"]) > t["pane"] + 1:
-                        problems.append(f"{base or 'V1'} {artifact.key}: table {max(t['table'], t['scroll'])} px "
-                                        f"wide in a {t['pane']} px pane: {t['header'][:80]}")
-                problems += [f"{base or 'V1'} {artifact.key}: plot {i['alt']} {i['width']}x{i['height']} px"
-                             for i in page.evaluate(IMAGE_SIZES, pane) if i["height"] < MIN_PLOT_HEIGHT]
-                if base == V2:
-                    _shot(ui, page, shots, f"41{len(problems):01d}-fits-{artifact.key}")
+    for v in artifact_visits:
+        if v.tables is None or v.images is None:
+            continue
+        where = f"{v.base or 'V1'} {v.artifact.key}"
+        for t in v.tables:
+            measured += 1
+            if max(t["table"], t["scroll"]) > t["pane"] + 1:
+                problems.append(f"{where}: table {max(t['table'], t['scroll'])} px wide in a {t['pane']} px pane: "
+                                f"{t['header'][:80]}")
+        problems += [f"{where}: plot {i['alt']} {i['width']}x{i['height']} px" for i in v.images
+                     if i["height"] < MIN_PLOT_HEIGHT]
     assert measured >= 8, measured
     assert not problems, "\n".join(problems)
