@@ -184,6 +184,8 @@ class ProcessGuard:
     # -- hooks ---------------------------------------------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if session.config.pluginmanager.hasplugin("dsession"):
+            return  # an xdist controller runs no test: its workers guard theirs (a scan costs 4-8 ms of CPU)
         self.scan()  # what was there before the first test is nobody's
         self._thread.start()
 
