@@ -309,16 +309,17 @@ def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer:
     from prefect.deployments import run_deployment
 
     out = tmp_path_factory.mktemp("readme-run")
-    # Its server gets one lane's share of the cores, as every server the suite starts (above). It goes last in its
-    # lane (tests/support/lanes.py, LATE_FIXTURES), but the other lane's last tests run beside it: with every core
-    # as OpenMP threads its fixture took 249 and 266 s, with one 210 s, and the suite 929 and 912 -> 864 s (warm,
-    # 2 cores; 184 s alone with every core, when the other lane used to end first). Three fresh clones then took
-    # 910, 921 and 847 s (the fixture 240, 211 and 208 s): within the spread of the earlier code's fresh clones
-    # (818-959 s).
+    # Its server gets every core as OpenMP threads that sleep while they wait (OMP_WAIT_POLICY=PASSIVE), not one
+    # lane's share: it goes last in its lane (tests/support/lanes.py, LATE_FIXTURES), beside the other lane's last
+    # tests (one busy core) for the first two thirds of its time and alone for the rest. `grace score --model smollm2
+    # --study study2 --sample`, measured on this 2-core machine: beside a busy core 96 s with one thread, 102 s with
+    # two passive, 106 s with two spinning (OpenMP's default, which made its fixture 249-266 s in the suite); alone
+    # 93 s with one thread, 62 s with two passive.
+    cores = {"env": {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "OMP_WAIT_POLICY": "PASSIVE"}}
     # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
     # an event loop in the browser tests' thread, where Prefect's run_deployment would hand back a coroutine
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(copy_context().run, run_deployment, full_study_deployment,
-                              parameters={"out": str(out)}, timeout=0).result()
+                              parameters={"out": str(out)}, job_variables=cores, timeout=0).result()
     run = wait_final_flow_run(started.id, timeout=3600)
     return SampleRun(flow_run=run, out=out, run_dir=out / f"{run.name}-{str(run.id)[:8]}")

@@ -97,8 +97,9 @@ def group_of(markers: Iterable[str], fixturenames: Iterable[str] = ()) -> str | 
 # (tests/conftest.py), the gpt-oss toy's module (about 50 s) moved there: the run then shares its time with the
 # other lane's last tests (its setup 188 -> 220-265 s), the two lanes end closer together, and fresh clones took
 # 818, 916 and 959 s (875, 900 and 924 s before: no measurable difference; the cores are 85-88% busy throughout).
-# Since the other lane's last tests run beside it, the run's server gets one lane's share of the cores too
-# (tests/conftest.py, readme_run): its setup 249-266 -> 210 s.
+# Since the other lane's last tests run beside it, the run's server got one lane's share of the cores (its setup
+# 249-266 -> 210 s); it now gets every core as OpenMP threads that sleep while they wait, which lose little beside
+# a busy core and gain a third alone (tests/conftest.py, readme_run).
 LATE_FIXTURES = frozenset({"readme_run"})
 
 
