@@ -314,7 +314,8 @@ def readme_run(full_study_deployment: str, prefect_worker: object, trial_viewer:
     # tests (one busy core) for the first two thirds of its time and alone for the rest. `grace score --model smollm2
     # --study study2 --sample`, measured on this 2-core machine: beside a busy core 96 s with one thread, 102 s with
     # two passive, 106 s with two spinning (OpenMP's default, which made its fixture 249-266 s in the suite); alone
-    # 93 s with one thread, 62 s with two passive.
+    # 93 s with one thread, 62 s with two passive. Its fixture on three fresh clones: 183, 196 and 202 s (217 s with one
+    # thread, the same hour).
     cores = {"env": {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "OMP_WAIT_POLICY": "PASSIVE"}}
     # in a thread of its own (with this one's context: the session's Prefect settings): Playwright's sync API runs
     # an event loop in the browser tests' thread, where Prefect's run_deployment would hand back a coroutine
