@@ -34,7 +34,7 @@ from grace.report.limits import stage_breaches
 from grace.studies.registry import get_study
 from grace.view.page import read_payload
 from tests.conftest import ROOT, SampleRun
-from tests.support.browser import IMAGES_SETTLED_JS, UI, chromium, origin_of
+from tests.support.browser import UI, chromium, origin_of
 from tests.support.prefect_runs import artifacts_of, run_tree, task_runs_of
 
 STABLE_SHOTS = ROOT / "results" / "ui-screenshots"
@@ -98,8 +98,8 @@ def check_artifact_page(ui: UI, page: Any, artifact: Artifact, run_dir: Path, ba
     if "file:" in raw:
         problems.append(f"{key}: its data holds a file: link")
     ready = {"markdown": MARKDOWN, "table": TABLE, "progress": PROGRESS}.get(artifact.type or "", {}).get(base, "body")
-    shown = ui.open(page, f"{base}/artifacts/artifact/{artifact.id}", ready=ready,
-                    settle_images=MARKDOWN[base] if artifact.type == "markdown" else None)
+    pane = PANE[base].get(artifact.type or "")  # where its images are (a progress artifact has none)
+    shown = ui.open(page, f"{base}/artifacts/artifact/{artifact.id}", ready=ready, settle_images=pane)
     problems += [f"{key}: UI code not served locally: {p}" for p in shown.own_code_problems()]
     problems += [f"{key}: link to {a['href']}" for a in shown.links() if a["resolved"].startswith("file:")]
     if artifact.type == "markdown":
@@ -205,7 +205,6 @@ def _visit(ui: UI, page: Any, artifact: Artifact, run_dir: Path, base: str) -> V
     pane = PANE[base].get(artifact.type or "")
     if pane is None:
         return Visit(artifact, base, problems, None, None)
-    page.wait_for_function(IMAGES_SETTLED_JS, arg=pane)  # a table pane's images too (none, at present)
     return Visit(artifact, base, problems, page.evaluate(TABLE_WIDTHS, pane), page.evaluate(IMAGE_SIZES, pane))
 
 
